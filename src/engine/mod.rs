@@ -1,0 +1,64 @@
+//! Speech recognition: the `Transcriber` trait, the whisper.cpp implementation,
+//! and the bounded queue of worker threads that runs it off the async runtime.
+
+mod pool;
+mod whisper;
+
+use serde::{Deserialize, Serialize};
+
+pub use pool::{Engine, EngineSettings, JobError, JobOutput, StageTimings, SubmitError};
+pub use whisper::WhisperTranscriber;
+
+/// How to transcribe one clip.
+#[derive(Debug, Clone, Default)]
+pub struct TranscribeOptions {
+    /// A Whisper language code (`en`, `ko`, ...); `None` detects it.
+    pub language: Option<String>,
+}
+
+/// A timed piece of the transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Start, seconds from the beginning of the audio.
+    pub start: f64,
+    /// End, seconds from the beginning of the audio.
+    pub end: f64,
+    /// The words, without leading or trailing spaces.
+    pub text: String,
+}
+
+/// What the model heard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// The whole text.
+    pub text: String,
+    /// Timed segments, in order.
+    pub segments: Vec<Segment>,
+    /// The language used (detected or given), as a Whisper code.
+    pub language: String,
+}
+
+/// A failure inside the recognizer itself (not the caller's input).
+#[derive(Debug, thiserror::Error)]
+#[error("transcription failed: {0}")]
+pub struct EngineError(pub String);
+
+/// A speech recognizer. HTTP tests of routing and errors can use a stand-in;
+/// transcription itself is tested with [`WhisperTranscriber`] and a real model.
+pub trait Transcriber: Send + Sync + 'static {
+    /// The model's name as shown to users (`base`, `tiny.en`).
+    fn model_name(&self) -> &str;
+    /// Whether the model knows languages other than English.
+    fn is_multilingual(&self) -> bool;
+    /// Transcribes 16 kHz mono samples on the calling thread.
+    fn transcribe(
+        &self,
+        samples: &[f32],
+        options: &TranscribeOptions,
+    ) -> Result<Transcript, EngineError>;
+}
+
+/// Whether `code` is a language Whisper knows (`auto` included).
+pub fn is_known_language(code: &str) -> bool {
+    code == "auto" || whisper_rs::get_lang_id(code).is_some()
+}

@@ -1,0 +1,243 @@
+//! The bounded queue and the worker threads. The async side only enqueues and
+//! awaits a reply; decoding, resampling and inference all run on a worker,
+//! inside one PerformanceMonitor session.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::{EngineError, TranscribeOptions, Transcriber, Transcript};
+use crate::audio::{self, AudioError, PreparedAudio};
+use crate::monitor::{PerformanceMonitor, PerformanceReport};
+
+/// Sizes of the worker pool.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// Worker threads, each running one job at a time.
+    pub workers: usize,
+    /// Jobs that may wait for a worker.
+    pub queue_capacity: usize,
+    /// Longest audio accepted, seconds.
+    pub max_audio_sec: f64,
+}
+
+/// How long each stage of a job took, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageTimings {
+    /// Waiting in the queue (not part of the measured processing).
+    pub queue_wait_sec: f64,
+    /// Decoding, downmixing and resampling.
+    pub decode_sec: f64,
+    /// The model's work.
+    pub inference_sec: f64,
+}
+
+/// A finished job.
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    pub transcript: Transcript,
+    /// Length of the original audio, seconds.
+    pub audio_duration_sec: f64,
+    pub performance: PerformanceReport,
+    pub timings: StageTimings,
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Why a job was not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Every queue slot is taken.
+    #[error("the transcription queue is full")]
+    QueueFull,
+    /// The job ran and failed.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// No worker answered (the pool is shutting down, or a worker crashed).
+    #[error("the worker stopped before answering")]
+    WorkerGone,
+}
+
+struct Job {
+    audio: Bytes,
+    options: TranscribeOptions,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<JobOutput, JobError>>,
+}
+
+/// Counters shared by the queue and the workers.
+#[derive(Default)]
+struct Gauges {
+    queued: AtomicUsize,
+    busy: AtomicUsize,
+    alive: AtomicUsize,
+}
+
+/// The handle the HTTP side holds: submit jobs, read the queue's state.
+pub struct Engine {
+    sender: SyncSender<Job>,
+    gauges: Arc<Gauges>,
+    settings: EngineSettings,
+    transcriber: Arc<dyn Transcriber>,
+}
+
+impl Engine {
+    /// Starts `settings.workers` threads serving a queue of `settings.queue_capacity`.
+    pub fn start(
+        transcriber: Arc<dyn Transcriber>,
+        monitor: PerformanceMonitor,
+        settings: EngineSettings,
+    ) -> Self {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(settings.queue_capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let gauges = Arc::new(Gauges::default());
+        for i in 0..settings.workers {
+            let worker = Worker {
+                receiver: receiver.clone(),
+                gauges: gauges.clone(),
+                transcriber: transcriber.clone(),
+                monitor: monitor.clone(),
+                max_audio_sec: settings.max_audio_sec,
+            };
+            gauges.alive.fetch_add(1, Ordering::SeqCst);
+            thread::Builder::new()
+                .name(format!("sori-worker-{i}"))
+                .spawn(move || worker.run())
+                .expect("spawn a worker thread");
+        }
+        Self {
+            sender,
+            gauges,
+            settings,
+            transcriber,
+        }
+    }
+
+    /// Queues a job and waits for its result. A full queue fails at once.
+    pub async fn submit(
+        &self,
+        audio: Bytes,
+        options: TranscribeOptions,
+    ) -> Result<JobOutput, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            audio,
+            options,
+            enqueued: Instant::now(),
+            reply,
+        };
+        self.gauges.queued.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = self.sender.try_send(job) {
+            self.gauges.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(match e {
+                TrySendError::Full(_) => SubmitError::QueueFull,
+                TrySendError::Disconnected(_) => SubmitError::WorkerGone,
+            });
+        }
+        answer
+            .await
+            .map_err(|_| SubmitError::WorkerGone)?
+            .map_err(SubmitError::Job)
+    }
+
+    /// The recognizer behind the pool.
+    pub fn transcriber(&self) -> &dyn Transcriber {
+        self.transcriber.as_ref()
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.gauges.queued.load(Ordering::SeqCst)
+    }
+
+    /// Jobs that may wait.
+    pub fn queue_capacity(&self) -> usize {
+        self.settings.queue_capacity
+    }
+
+    /// Workers running a job now.
+    pub fn workers_busy(&self) -> usize {
+        self.gauges.busy.load(Ordering::SeqCst)
+    }
+
+    /// Workers alive, and how many were started.
+    pub fn workers_alive(&self) -> (usize, usize) {
+        (
+            self.gauges.alive.load(Ordering::SeqCst),
+            self.settings.workers,
+        )
+    }
+}
+
+struct Worker {
+    receiver: Arc<Mutex<Receiver<Job>>>,
+    gauges: Arc<Gauges>,
+    transcriber: Arc<dyn Transcriber>,
+    monitor: PerformanceMonitor,
+    max_audio_sec: f64,
+}
+
+impl Worker {
+    fn run(self) {
+        loop {
+            let next = self.receiver.lock().map(|r| r.recv());
+            let Ok(Ok(job)) = next else { break };
+            self.gauges.queued.fetch_sub(1, Ordering::SeqCst);
+            if job.reply.is_closed() {
+                continue; // the client went away while the job waited
+            }
+            self.gauges.busy.fetch_add(1, Ordering::SeqCst);
+            let queue_wait_sec = job.enqueued.elapsed().as_secs_f64();
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                self.process(job.audio, &job.options, queue_wait_sec)
+            }))
+            .unwrap_or_else(|_| Err(EngineError("the recognizer panicked".into()).into()));
+            self.gauges.busy.fetch_sub(1, Ordering::SeqCst);
+            let _ = job.reply.send(result);
+        }
+        self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn process(
+        &self,
+        audio: Bytes,
+        options: &TranscribeOptions,
+        queue_wait_sec: f64,
+    ) -> Result<JobOutput, JobError> {
+        let session = self.monitor.start();
+        let started = Instant::now();
+        let PreparedAudio {
+            samples,
+            duration_sec,
+            ..
+        } = audio::prepare(audio, self.max_audio_sec)?;
+        let decoded = Instant::now();
+        let transcript = self.transcriber.transcribe(&samples, options)?;
+        let inference_sec = decoded.elapsed().as_secs_f64();
+        let performance = session.finish();
+        Ok(JobOutput {
+            transcript,
+            audio_duration_sec: duration_sec,
+            performance,
+            timings: StageTimings {
+                queue_wait_sec,
+                decode_sec: decoded.duration_since(started).as_secs_f64(),
+                inference_sec,
+            },
+        })
+    }
+}

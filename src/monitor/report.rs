@@ -1,0 +1,176 @@
+//! The eight figures (and extras) computed from a request's samples.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::gpu::GpuSample;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// One reading of the process.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub at: Instant,
+    pub cpu_time_sec: f64,
+    pub rss_bytes: u64,
+    pub gpu: Option<GpuSample>,
+}
+
+/// What one request cost the machine. The first eight fields are the
+/// contract (see DESIGN.md); the rest are extras.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceReport {
+    /// This process's CPU use while the request ran, time-weighted mean; 100 = one core.
+    pub cpu_percent_avg: f64,
+    /// The highest CPU use over one sampling interval.
+    pub cpu_percent_max: f64,
+    /// Mean resident memory of the samples, MiB.
+    pub ram_mb_avg: f64,
+    /// Highest resident memory, MiB (the kernel's high-water mark where it can be reset).
+    pub ram_mb_peak: f64,
+    /// GPU memory this process held at the end, MiB.
+    pub gpu_vram_mb_current: f64,
+    /// Highest GPU memory this process held, MiB.
+    pub gpu_vram_mb_peak: f64,
+    /// Mean GPU utilization, %.
+    pub gpu_percent: f64,
+    /// Wall time of the measured work, seconds.
+    pub processing_time_sec: f64,
+    /// CPU seconds the process used during the work.
+    pub cpu_time_sec: f64,
+    /// Readings taken (start and end included).
+    pub sample_count: usize,
+    /// Whether an NVIDIA GPU was seen.
+    pub gpu_available: bool,
+}
+
+/// Computes the report. `points` holds at least the start and end readings,
+/// in time order; `interval_sec` is the sampler's interval; `peak_rss` is a
+/// high-water mark valid for exactly this span, where one is known.
+pub fn compute(
+    points: &[Point],
+    interval_sec: f64,
+    peak_rss: Option<u64>,
+    gpu_available: bool,
+) -> PerformanceReport {
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let wall = last.at.duration_since(first.at).as_secs_f64();
+    let cpu_time = (last.cpu_time_sec - first.cpu_time_sec).max(0.0);
+    let cpu_avg = if wall > 0.0 {
+        cpu_time / wall * 100.0
+    } else {
+        0.0
+    };
+    let cpu_max = interval_percentages(points, interval_sec / 2.0).fold(cpu_avg, f64::max);
+
+    let rss_sum: f64 = points.iter().map(|p| p.rss_bytes as f64).sum();
+    let rss_max = points.iter().map(|p| p.rss_bytes).max().unwrap_or(0);
+    let rss_peak = peak_rss.map_or(rss_max, |hwm| hwm.max(rss_max));
+
+    let gpu: Vec<GpuSample> = points.iter().filter_map(|p| p.gpu).collect();
+    let gpu_peak = gpu
+        .iter()
+        .map(|g| g.process_memory_bytes)
+        .max()
+        .unwrap_or(0);
+    let gpu_util = if gpu.is_empty() {
+        0.0
+    } else {
+        gpu.iter().map(|g| g.utilization_percent).sum::<f64>() / gpu.len() as f64
+    };
+
+    PerformanceReport {
+        cpu_percent_avg: round2(cpu_avg),
+        cpu_percent_max: round2(cpu_max),
+        ram_mb_avg: round2(rss_sum / points.len() as f64 / MIB),
+        ram_mb_peak: round2(rss_peak as f64 / MIB),
+        gpu_vram_mb_current: round2(last.gpu.map_or(0, |g| g.process_memory_bytes) as f64 / MIB),
+        gpu_vram_mb_peak: round2(gpu_peak as f64 / MIB),
+        gpu_percent: round2(gpu_util),
+        processing_time_sec: round4(wall),
+        cpu_time_sec: round4(cpu_time),
+        sample_count: points.len(),
+        gpu_available,
+    }
+}
+
+/// CPU % over consecutive spans of at least `min_span_sec` (a short tail is
+/// merged into the span before it), so a 1 ms gap cannot give a wild reading.
+fn interval_percentages(points: &[Point], min_span_sec: f64) -> impl Iterator<Item = f64> {
+    let mut bounds = vec![0];
+    for (i, p) in points.iter().enumerate().skip(1) {
+        let start = points[*bounds.last().expect("non-empty")];
+        if p.at.duration_since(start.at).as_secs_f64() >= min_span_sec {
+            bounds.push(i);
+        }
+    }
+    let last = points.len() - 1;
+    if *bounds.last().expect("non-empty") != last {
+        if bounds.len() > 1 {
+            bounds.pop();
+        }
+        bounds.push(last);
+    }
+    let spans: Vec<f64> = bounds
+        .windows(2)
+        .filter_map(|w| {
+            let (a, b) = (points[w[0]], points[w[1]]);
+            let wall = b.at.duration_since(a.at).as_secs_f64();
+            (wall > 0.0).then(|| (b.cpu_time_sec - a.cpu_time_sec).max(0.0) / wall * 100.0)
+        })
+        .collect();
+    spans.into_iter()
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn point(start: Instant, t: f64, cpu: f64, rss_mib: u64) -> Point {
+        Point {
+            at: start + Duration::from_secs_f64(t),
+            cpu_time_sec: cpu,
+            rss_bytes: rss_mib << 20,
+            gpu: None,
+        }
+    }
+
+    #[test]
+    fn averages_are_time_weighted_and_max_ignores_tiny_tails() {
+        let s = Instant::now();
+        // 0.5 s at 100 %, 0.5 s at 50 %, then a 1 ms tail with a 10 ms CPU tick.
+        let points = [
+            point(s, 0.0, 0.0, 100),
+            point(s, 0.5, 0.5, 300),
+            point(s, 1.0, 0.75, 200),
+            point(s, 1.001, 0.76, 200),
+        ];
+        let r = compute(&points, 0.5, None, false);
+        assert!((r.cpu_percent_avg - 75.92).abs() < 0.01, "{r:?}");
+        assert!((r.cpu_percent_max - 100.0).abs() < 0.01, "{r:?}");
+        assert_eq!(r.ram_mb_peak, 300.0);
+        assert_eq!(r.ram_mb_avg, 200.0);
+        assert_eq!(r.sample_count, 4);
+        assert_eq!((r.gpu_vram_mb_peak, r.gpu_percent), (0.0, 0.0));
+    }
+
+    #[test]
+    fn high_water_mark_raises_the_peak_only() {
+        let s = Instant::now();
+        let points = [point(s, 0.0, 0.0, 100), point(s, 0.1, 0.1, 100)];
+        let r = compute(&points, 0.5, Some(400 << 20), false);
+        assert_eq!((r.ram_mb_avg, r.ram_mb_peak), (100.0, 400.0));
+        assert!(r.cpu_percent_max >= r.cpu_percent_avg);
+    }
+}

@@ -1,0 +1,118 @@
+//! Shared helpers for the integration tests: the real models, the real audio.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sori::engine::WhisperTranscriber;
+use sori::model::{self, WeightFormat};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared real-speech folder beside the checkout.
+pub fn shared_audio(name: &str) -> PathBuf {
+    let path = repo_root().join("../shared/audio").join(name);
+    assert!(path.exists(), "missing test audio {}", path.display());
+    path
+}
+
+/// Models fetched once per machine (the same folder `make run` uses).
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("SORI_MODEL_DIR").map_or_else(|| repo_root().join("models"), PathBuf::from)
+}
+
+/// Fetches (once) and checks a known model; returns its path.
+pub fn model_path(name: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    model::resolve(name, &model_dir(), WeightFormat::F16)
+        .expect("fetch the model")
+        .0
+}
+
+/// A loaded model shared by the tests of one binary.
+pub fn transcriber(name: &str) -> Arc<WhisperTranscriber> {
+    static TINY: OnceLock<Arc<WhisperTranscriber>> = OnceLock::new();
+    static BASE: OnceLock<Arc<WhisperTranscriber>> = OnceLock::new();
+    let cell = match name {
+        "tiny.en" => &TINY,
+        "base" => &BASE,
+        other => panic!("no cached transcriber for {other}"),
+    };
+    cell.get_or_init(|| {
+        Arc::new(WhisperTranscriber::load(&model_path(name), name, 2).expect("load the model"))
+    })
+    .clone()
+}
+
+/// Writes `bytes` to a new temporary file with the given suffix.
+pub fn temp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Runs sox; panics with its message if it fails.
+pub fn sox(args: &[&str]) {
+    let out = std::process::Command::new("sox")
+        .args(args)
+        .output()
+        .expect("sox is installed (make deps)");
+    assert!(
+        out.status.success(),
+        "sox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Lower-cased words without punctuation.
+pub fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Levenshtein distance between two sequences.
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Word error rate of `hypothesis` against `reference`.
+pub fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (words(reference), words(hypothesis));
+    edit_distance(&r, &h) as f64 / r.len() as f64
+}
+
+/// Character error rate, ignoring spaces and punctuation (for Korean).
+pub fn cer(reference: &str, hypothesis: &str) -> f64 {
+    let chars = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect::<Vec<_>>()
+    };
+    let (r, h) = (chars(reference), chars(hypothesis));
+    edit_distance(&r, &h) as f64 / r.len() as f64
+}
+
+pub const JFK_REFERENCE: &str =
+    "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+pub const KO_REFERENCE: &str = "그는 이리저리 피하면서 길 한 옆으로 걸어갔다.";
