@@ -3,5 +3,10 @@
 pub mod audio;
 pub mod config;
 pub mod engine;
+pub mod error;
+pub mod http;
 pub mod model;
 pub mod monitor;
+pub mod store;
+
+pub use http::{app, AppState};

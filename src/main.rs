@@ -1,13 +1,29 @@
 //! The `sori` binary: parses the command line and runs the chosen command.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Parser;
-use sori::config::{Cli, Command, ModelCommand};
+use sori::config::{Cli, Command, ModelCommand, ServeConfig};
+use sori::engine::{Engine, EngineSettings, WhisperTranscriber};
 use sori::model;
+use sori::monitor::{GpuProbe, PerformanceMonitor};
+use sori::store::FileStore;
+use sori::{app, AppState};
+use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,whisper_rs=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
-        Command::Serve(_config) => todo!(),
+        Command::Serve(config) => serve(config),
         Command::Model(cmd) => run_model_command(cmd),
     }
 }
@@ -39,4 +55,81 @@ fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Loads the model, starts the workers and serves until Ctrl-C or SIGTERM.
+fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    config.validate()?;
+    let addr = config.addr()?;
+    let (model_path, info) = model::resolve(&config.model, &config.model_dir, config.model_format)?;
+    let model_name = model_display_name(&config.model);
+    let threads = config.threads();
+    tracing::info!(path = %model_path.display(), hparams = ?info.hparams, threads, workers = config.workers, "loading model");
+    let transcriber = Arc::new(WhisperTranscriber::load(&model_path, &model_name, threads)?);
+    let store = FileStore::open(&config.data_dir)
+        .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
+    let monitor = PerformanceMonitor::new(
+        Duration::from_secs_f64(config.sample_interval_sec),
+        GpuProbe::new(),
+    );
+    let engine = Engine::start(
+        transcriber,
+        monitor,
+        EngineSettings {
+            workers: config.workers as usize,
+            queue_capacity: config.queue_capacity as usize,
+            max_audio_sec: config.max_audio_sec,
+        },
+    );
+    let state = AppState {
+        engine: Arc::new(engine),
+        store,
+        max_upload_bytes: config.max_upload_mb << 20,
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!("sori listening on http://{addr}");
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("sori stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// The name shown for a model: a known name as given, a file by its stem.
+fn model_display_name(model: &str) -> String {
+    if model::fetch::known_model(model).is_some() {
+        return model.to_string();
+    }
+    let stem = std::path::Path::new(model)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(model);
+    stem.strip_prefix("ggml-").unwrap_or(stem).to_string()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -35,7 +35,12 @@ fn open(bytes: bytes::Bytes) -> Result<Box<dyn FormatReader>, AudioError> {
             &FormatOptions::default(),
             &MetadataOptions::default(),
         )
-        .map_err(|e| AudioError::NotAudio(describe(&e)))?;
+        .map_err(|e| match e {
+            SymphoniaError::IoError(_) | SymphoniaError::Unsupported(_) => {
+                AudioError::NotAudio("no known audio format was recognised in its bytes".into())
+            }
+            other => AudioError::NotAudio(describe(&other)),
+        })?;
     Ok(probed.format)
 }
 

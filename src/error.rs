@@ -1,0 +1,114 @@
+//! One error type for the HTTP layer, mapped in one place to a status and the
+//! JSON body `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::audio::AudioError;
+use crate::engine::{JobError, SubmitError};
+
+/// Seconds a client is asked to wait after a 503 for a full queue.
+const RETRY_AFTER_SEC: u32 = 5;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed; `code` names the problem for programs.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// The body is larger than the configured limit.
+    #[error("the upload is larger than the {limit_mb} MiB this server accepts")]
+    PayloadTooLarge { limit_mb: u64 },
+    /// The bytes are not audio Sori reads.
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// Audio that decodes but cannot be transcribed (empty, too long).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// No such file id.
+    #[error("{0}")]
+    NotFound(String),
+    /// The queue is full: try again later.
+    #[error("the server is busy: every transcription slot is taken; retry in {RETRY_AFTER_SEC} s")]
+    QueueFull,
+    /// A fault of the server; the details go to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    /// A 400 with a code and a message.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media"),
+            Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Self::Internal(details) => {
+                tracing::error!(%details, "request failed");
+                "the server failed to process this request; the details are in its log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response();
+        if matches!(self, Self::QueueFull) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SEC));
+        }
+        response
+    }
+}
+
+impl From<AudioError> for AppError {
+    fn from(e: AudioError) -> Self {
+        match e {
+            AudioError::NotAudio(_) | AudioError::Corrupt(_) => {
+                Self::UnsupportedMedia(e.to_string())
+            }
+            AudioError::Empty => Self::Unprocessable {
+                code: "empty_audio",
+                message: e.to_string(),
+            },
+            AudioError::TooLong { .. } => Self::Unprocessable {
+                code: "audio_too_long",
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<SubmitError> for AppError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::QueueFull => Self::QueueFull,
+            SubmitError::Job(JobError::Audio(audio)) => audio.into(),
+            SubmitError::Job(JobError::Engine(engine)) => Self::Internal(engine.to_string()),
+            SubmitError::WorkerGone => Self::Internal(e.to_string()),
+        }
+    }
+}

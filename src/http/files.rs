@@ -1,0 +1,47 @@
+//! `GET /files/{file_id}` and `GET /files/{file_id}/text`.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::AppState;
+use crate::error::AppError;
+use crate::store::{FileId, TranscriptionRecord};
+
+fn parse_id(raw: &str) -> Result<FileId, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound(format!("no transcription with id {raw:?}")))
+}
+
+/// The performance record of one transcription.
+pub async fn record(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<TranscriptionRecord>, AppError> {
+    let id = parse_id(&raw)?;
+    let store = state.store.clone();
+    let record = tokio::task::spawn_blocking(move || store.load_record(&id))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(format!("reading record {id}: {e}")))?;
+    record
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))
+}
+
+/// The transcript of one transcription, as plain text.
+pub async fn text(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let id = parse_id(&raw)?;
+    let store = state.store.clone();
+    let text = tokio::task::spawn_blocking(move || store.load_text(&id))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(format!("reading transcript {id}: {e}")))?;
+    let text =
+        text.ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}

@@ -1,0 +1,40 @@
+//! The HTTP API: `app(state)` builds the router the server runs and the tests drive.
+
+mod files;
+mod health;
+mod transcribe;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::engine::Engine;
+use crate::error::AppError;
+use crate::store::FileStore;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub store: FileStore,
+    /// Largest accepted request body, bytes.
+    pub max_upload_bytes: u64,
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.max_upload_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/transcribe", post(transcribe::transcribe))
+        .route("/files/{file_id}", get(files::record))
+        .route("/files/{file_id}/text", get(files::text))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

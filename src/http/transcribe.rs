@@ -1,0 +1,222 @@
+//! `POST /transcribe`: one uploaded file in, its transcript and what it cost out.
+
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::AppState;
+use crate::engine::{is_known_language, Segment, StageTimings, TranscribeOptions};
+use crate::error::AppError;
+use crate::store::record::RequestPerformance;
+use crate::store::{FileId, TranscriptionRecord};
+
+/// Longest file name kept, in characters.
+const MAX_FILENAME_CHARS: usize = 255;
+
+/// The JSON answer.
+#[derive(Debug, Serialize)]
+pub struct TranscribeResponse {
+    pub file_id: FileId,
+    pub filename: String,
+    pub text: String,
+    pub language: String,
+    pub audio_duration_sec: f64,
+    pub word_count: usize,
+    pub model: String,
+    pub segments: Vec<Segment>,
+    pub performance: RequestPerformance,
+    pub timings: StageTimings,
+}
+
+/// What the multipart form carried.
+struct Upload {
+    filename: String,
+    audio: Bytes,
+    language: Option<String>,
+}
+
+/// Transcribes the multipart field `file` (optional field `language`).
+pub async fn transcribe(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<TranscribeResponse>, AppError> {
+    let multipart = multipart.map_err(|e| {
+        AppError::bad_request(
+            "invalid_request",
+            format!("send the audio as multipart/form-data with a field named file ({e})"),
+        )
+    })?;
+    let upload = read_upload(multipart, state.max_upload_bytes).await?;
+    let language = check_language(&state, upload.language)?;
+    if upload.audio.is_empty() {
+        return Err(AppError::Unprocessable {
+            code: "empty_audio",
+            message: "the uploaded file is empty (0 bytes)".into(),
+        });
+    }
+
+    // Cheap header sniffing first, so junk never waits in the queue.
+    let probe_bytes = upload.audio.clone();
+    tokio::task::spawn_blocking(move || crate::audio::probe(probe_bytes))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+
+    let engine = state.engine.clone();
+    let output = engine
+        .submit(upload.audio, TranscribeOptions { language })
+        .await?;
+
+    let file_id = FileId::new();
+    let word_count = output.transcript.text.split_whitespace().count();
+    let performance = RequestPerformance::new(output.performance, output.audio_duration_sec);
+    let record = TranscriptionRecord {
+        file_id,
+        filename: upload.filename.clone(),
+        created_at: chrono::Utc::now(),
+        model: engine.transcriber().model_name().to_string(),
+        language: output.transcript.language.clone(),
+        audio_duration_sec: round3(output.audio_duration_sec),
+        word_count,
+        performance: performance.clone(),
+        timings: output.timings,
+    };
+    let store = state.store.clone();
+    let (saved_record, text) = (record.clone(), output.transcript.text.clone());
+    tokio::task::spawn_blocking(move || store.save(&saved_record, &text))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(format!("writing the files of {file_id}: {e}")))?;
+    tracing::info!(
+        %file_id,
+        model = %record.model,
+        language = %record.language,
+        audio_sec = record.audio_duration_sec,
+        processing_sec = performance.report.processing_time_sec,
+        cpu_avg = performance.report.cpu_percent_avg,
+        ram_peak_mb = performance.report.ram_mb_peak,
+        "transcribed"
+    );
+
+    Ok(Json(TranscribeResponse {
+        file_id,
+        filename: record.filename,
+        text: output.transcript.text,
+        language: record.language,
+        audio_duration_sec: record.audio_duration_sec,
+        word_count,
+        model: record.model,
+        segments: output.transcript.segments,
+        performance,
+        timings: output.timings,
+    }))
+}
+
+async fn read_upload(mut multipart: Multipart, limit_bytes: u64) -> Result<Upload, AppError> {
+    let too_large = |e: MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge {
+                limit_mb: limit_bytes >> 20,
+            }
+        } else {
+            AppError::bad_request(
+                "invalid_multipart",
+                format!("the multipart body could not be read: {}", e.body_text()),
+            )
+        }
+    };
+    let mut file: Option<(String, Bytes)> = None;
+    let mut language = None;
+    while let Some(field) = multipart.next_field().await.map_err(too_large)? {
+        match field.name() {
+            Some("file") => {
+                if file.is_some() {
+                    return Err(AppError::bad_request(
+                        "too_many_files",
+                        "send one field named file per request",
+                    ));
+                }
+                let name = clean_filename(field.file_name().unwrap_or("upload"));
+                file = Some((name, field.bytes().await.map_err(too_large)?));
+            }
+            Some("language") => {
+                let value = field.text().await.map_err(too_large)?;
+                let value = value.trim().to_lowercase();
+                language = (!value.is_empty()).then_some(value);
+            }
+            _ => {
+                // Unknown fields are read and ignored.
+                field.bytes().await.map_err(too_large)?;
+            }
+        }
+    }
+    let (filename, audio) = file.ok_or_else(|| {
+        AppError::bad_request(
+            "missing_file",
+            "the form has no field named file; send the audio as -F file=@recording.wav",
+        )
+    })?;
+    Ok(Upload {
+        filename,
+        audio,
+        language,
+    })
+}
+
+/// The language to ask the model for: `None` detects it.
+fn check_language(state: &AppState, language: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(code) = language else {
+        return Ok(None);
+    };
+    if !is_known_language(&code) {
+        return Err(AppError::bad_request(
+            "unknown_language",
+            format!("{code:?} is not a Whisper language code; use e.g. en, ko, ja, or auto"),
+        ));
+    }
+    let transcriber = state.engine.transcriber();
+    if !transcriber.is_multilingual() && code != "en" && code != "auto" {
+        return Err(AppError::bad_request(
+            "unsupported_language",
+            format!("the model {} understands English only; send language=en or run a multilingual model", transcriber.model_name()),
+        ));
+    }
+    Ok((code != "auto").then_some(code))
+}
+
+/// The last path component of a client's file name, at most 255 characters,
+/// without control characters (browsers may send `C:\fakepath\x.wav`).
+fn clean_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILENAME_CHARS)
+        .collect();
+    if cleaned.trim().is_empty() {
+        "upload".into()
+    } else {
+        cleaned
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_filename;
+
+    #[test]
+    fn file_names_keep_only_their_last_component() {
+        assert_eq!(clean_filename("C:\\fakepath\\talk.wav"), "talk.wav");
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("a\u{0}b\nc.wav"), "abc.wav");
+        assert_eq!(clean_filename("/"), "upload");
+        assert_eq!(clean_filename(&"x".repeat(1000)).chars().count(), 255);
+        assert_eq!(clean_filename("회의 녹음.m4a"), "회의 녹음.m4a");
+    }
+}

@@ -1,0 +1,79 @@
+//! The data dir: each transcription leaves `{file_id}.txt` (the transcript)
+//! and `{file_id}.performance.json` (its record), both written atomically.
+
+pub mod record;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use record::{FileId, TranscriptionRecord};
+
+/// Paired transcript and record files in one folder.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the data dir and checks that it is writable.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        tempfile::NamedTempFile::new_in(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn transcript_path(&self, id: &FileId) -> PathBuf {
+        self.dir.join(format!("{id}.txt"))
+    }
+
+    fn record_path(&self, id: &FileId) -> PathBuf {
+        self.dir.join(format!("{id}.performance.json"))
+    }
+
+    /// Writes the transcript, then the record (so a record always has its text).
+    pub fn save(&self, record: &TranscriptionRecord, text: &str) -> io::Result<()> {
+        let mut json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        json.push(b'\n');
+        write_atomic(&self.transcript_path(&record.file_id), text.as_bytes())?;
+        write_atomic(&self.record_path(&record.file_id), &json)
+    }
+
+    /// The record of `id`, if it exists.
+    pub fn load_record(&self, id: &FileId) -> io::Result<Option<TranscriptionRecord>> {
+        match fs::read(self.record_path(id)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(io::Error::other),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The transcript of `id`, if it exists.
+    pub fn load_text(&self, id: &FileId) -> io::Result<Option<String>> {
+        match fs::read_to_string(self.transcript_path(id)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file in the same folder, syncs it and renames
+/// it over `path`: readers see the old file or the whole new one, never half.
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("data files live in a folder");
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
