@@ -1,0 +1,136 @@
+//! Building an app for tests and talking to it with tower's `oneshot`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use sori::engine::{Engine, EngineSettings, Transcriber};
+use sori::monitor::{GpuProbe, PerformanceMonitor};
+use sori::store::FileStore;
+use sori::AppState;
+
+/// Limits of a test app.
+pub struct TestLimits {
+    pub workers: usize,
+    pub queue_capacity: usize,
+    pub max_audio_sec: f64,
+    pub max_upload_bytes: u64,
+}
+
+impl Default for TestLimits {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            queue_capacity: 4,
+            max_audio_sec: 600.0,
+            max_upload_bytes: 64 << 20,
+        }
+    }
+}
+
+/// An app over `transcriber` writing into `data_dir`.
+pub fn test_app(
+    transcriber: Arc<dyn Transcriber>,
+    data_dir: &std::path::Path,
+    limits: TestLimits,
+) -> (Router, AppState) {
+    let monitor = PerformanceMonitor::new(Duration::from_millis(100), GpuProbe::new());
+    let engine = Engine::start(
+        transcriber,
+        monitor,
+        EngineSettings {
+            workers: limits.workers,
+            queue_capacity: limits.queue_capacity,
+            max_audio_sec: limits.max_audio_sec,
+        },
+    );
+    let state = AppState {
+        engine: Arc::new(engine),
+        store: FileStore::open(data_dir).unwrap(),
+        max_upload_bytes: limits.max_upload_bytes,
+    };
+    (sori::app(state.clone()), state)
+}
+
+/// One multipart part: (field name, file name, bytes).
+pub type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+/// A multipart/form-data POST.
+pub fn multipart_request(uri: &str, parts: &[Part]) -> Request<Body> {
+    let boundary = "sori-test-boundary-7d9f";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    .as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Request::post(uri)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// A transcription request for one file (and an optional language).
+pub fn transcribe_request(filename: &str, bytes: &[u8], language: Option<&str>) -> Request<Body> {
+    let mut parts: Vec<Part> = vec![("file", Some(filename), bytes)];
+    if let Some(lang) = language {
+        parts.push(("language", None, lang.as_bytes()));
+    }
+    multipart_request("/transcribe", &parts)
+}
+
+/// Sends a request; returns the status, the headers and the body as JSON (or a string).
+pub async fn send(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, headers, body)
+}
+
+/// A GET request.
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+/// Files in the data dir, sorted.
+pub fn data_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Asserts the JSON error body and returns its code.
+pub fn error_code(body: &Value) -> String {
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.len() > 10, "an actionable message: {body}");
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string()
+}

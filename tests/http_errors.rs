@@ -1,0 +1,357 @@
+//! Bad input gets a clear 4xx and leaves nothing behind; a full queue gets a
+//! 503 at once; the server keeps serving. The recognizer here is a stand-in
+//! (the routing and the errors are under test, not the model); audio decoding
+//! is real.
+
+mod common;
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::http::*;
+use common::*;
+use sori::engine::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
+
+/// Answers with a fixed sentence; optionally waits until released.
+#[derive(Default)]
+struct StandIn {
+    english_only: bool,
+    gate: Option<Arc<(Mutex<bool>, Condvar)>>,
+}
+
+impl Transcriber for StandIn {
+    fn model_name(&self) -> &str {
+        "stand-in"
+    }
+
+    fn is_multilingual(&self) -> bool {
+        !self.english_only
+    }
+
+    fn transcribe(
+        &self,
+        samples: &[f32],
+        _: &TranscribeOptions,
+    ) -> Result<Transcript, EngineError> {
+        if let Some(gate) = &self.gate {
+            let (open, cv) = &**gate;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = cv.wait(open).unwrap();
+            }
+        }
+        let end = samples.len() as f64 / 16_000.0;
+        let text = "stand in words".to_string();
+        Ok(Transcript {
+            segments: vec![Segment {
+                start: 0.0,
+                end,
+                text: text.clone(),
+            }],
+            text,
+            language: "en".into(),
+        })
+    }
+}
+
+fn jfk() -> Vec<u8> {
+    std::fs::read(shared_audio("jfk.wav")).unwrap()
+}
+
+async fn expect_error(
+    app: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+    status: StatusCode,
+    code: &str,
+) {
+    let (got, _, body) = send(app, request).await;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(error_code(&body), code, "{body}");
+}
+
+#[tokio::test]
+async fn malformed_uploads_get_clear_client_errors_and_leave_no_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(
+        Arc::new(StandIn::default()),
+        dir.path(),
+        TestLimits::default(),
+    );
+    let wav = jfk();
+    let mut random = vec![0u8; 200_000];
+    let mut x = 0x2545F4914F6CDD1Du64;
+    for b in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+
+    expect_error(
+        &app,
+        multipart_request("/transcribe", &[("language", None, b"en")]),
+        StatusCode::BAD_REQUEST,
+        "missing_file",
+    )
+    .await;
+    let no_multipart = axum::http::Request::post("/transcribe")
+        .body(axum::body::Body::from("hello"))
+        .unwrap();
+    expect_error(
+        &app,
+        no_multipart,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let two = multipart_request(
+        "/transcribe",
+        &[("file", Some("a.wav"), &wav), ("file", Some("b.wav"), &wav)],
+    );
+    expect_error(&app, two, StatusCode::BAD_REQUEST, "too_many_files").await;
+    expect_error(
+        &app,
+        transcribe_request("empty.wav", b"", None),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "empty_audio",
+    )
+    .await;
+    let text = b"This is a text file pretending to be a WAV.\n".repeat(20);
+    expect_error(
+        &app,
+        transcribe_request("notes.wav", &text, None),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media",
+    )
+    .await;
+    expect_error(
+        &app,
+        transcribe_request("noise.wav", &random, None),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media",
+    )
+    .await;
+    expect_error(
+        &app,
+        transcribe_request("cut.wav", &wav[..30], None),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media",
+    )
+    .await;
+    // A well-formed WAV with no samples at all.
+    expect_error(
+        &app,
+        transcribe_request("header-only.wav", &wav_bytes(&[], 16_000, 1), None),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "empty_audio",
+    )
+    .await;
+    expect_error(
+        &app,
+        transcribe_request("a.wav", &wav, Some("klingon")),
+        StatusCode::BAD_REQUEST,
+        "unknown_language",
+    )
+    .await;
+
+    assert!(
+        data_files(dir.path()).is_empty(),
+        "failed requests wrote {:?}",
+        data_files(dir.path())
+    );
+
+    // The server keeps serving, and a good request leaves exactly its two files.
+    let (status, _, body) = send(&app, transcribe_request("jfk.wav", &wav, None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["file_id"].as_str().unwrap();
+    assert_eq!(
+        data_files(dir.path()),
+        vec![format!("{id}.performance.json"), format!("{id}.txt")]
+    );
+}
+
+#[tokio::test]
+async fn a_wav_shorter_than_its_header_claims_is_transcribed_as_far_as_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(
+        Arc::new(StandIn::default()),
+        dir.path(),
+        TestLimits::default(),
+    );
+    let wav = jfk();
+    let (status, _, body) = send(
+        &app,
+        transcribe_request("partial.wav", &wav[..wav.len() / 2], None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let duration = body["audio_duration_sec"].as_f64().unwrap();
+    assert!((duration - 5.5).abs() < 0.1, "half of 11 s decoded: {body}");
+}
+
+#[tokio::test]
+async fn limits_on_size_and_duration_are_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = TestLimits {
+        max_audio_sec: 5.0,
+        max_upload_bytes: 256 << 10,
+        ..TestLimits::default()
+    };
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits);
+    let wav = jfk();
+    expect_error(
+        &app,
+        transcribe_request("big.wav", &wav, None),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    expect_error(
+        &app,
+        transcribe_request("long.wav", &wav[..200_000], None),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "audio_too_long",
+    )
+    .await;
+    let (status, _, _) = send(&app, transcribe_request("short.wav", &wav[..100_000], None)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn english_only_models_refuse_other_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(
+        Arc::new(StandIn {
+            english_only: true,
+            gate: None,
+        }),
+        dir.path(),
+        TestLimits::default(),
+    );
+    let wav = jfk();
+    expect_error(
+        &app,
+        transcribe_request("a.wav", &wav, Some("ko")),
+        StatusCode::BAD_REQUEST,
+        "unsupported_language",
+    )
+    .await;
+    let (status, _, _) = send(&app, transcribe_request("a.wav", &wav, Some("en"))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_with_retry_after_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let stand_in = StandIn {
+        english_only: false,
+        gate: Some(gate.clone()),
+    };
+    let limits = TestLimits {
+        workers: 1,
+        queue_capacity: 1,
+        ..TestLimits::default()
+    };
+    let (app, state) = test_app(Arc::new(stand_in), dir.path(), limits);
+    let wav = jfk();
+
+    let running = tokio::spawn({
+        let (app, wav) = (app.clone(), wav.clone());
+        async move { send(&app, transcribe_request("1.wav", &wav, None)).await }
+    });
+    wait_until(|| state.engine.workers_busy() == 1).await;
+    let queued = tokio::spawn({
+        let (app, wav) = (app.clone(), wav.clone());
+        async move { send(&app, transcribe_request("2.wav", &wav, None)).await }
+    });
+    wait_until(|| state.engine.queue_depth() == 1).await;
+
+    let refused = tokio::time::timeout(
+        Duration::from_secs(2),
+        send(&app, transcribe_request("3.wav", &wav, None)),
+    )
+    .await
+    .expect("a full queue answers at once");
+    assert_eq!(refused.0, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.2);
+    assert_eq!(error_code(&refused.2), "queue_full");
+    let retry: u64 = refused.1["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1);
+
+    let (_, ready_body) = {
+        let (s, _, b) = send(&app, get("/readyz")).await;
+        (s, b)
+    };
+    assert_eq!(ready_body["queue_depth"], 1);
+
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    assert_eq!(running.await.unwrap().0, StatusCode::OK);
+    assert_eq!(queued.await.unwrap().0, StatusCode::OK);
+    assert_eq!(
+        data_files(dir.path()).len(),
+        4,
+        "two transcriptions, two files each"
+    );
+}
+
+async fn wait_until(cond: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 2 s");
+}
+
+#[tokio::test]
+async fn file_ids_never_reach_outside_the_data_dir() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    std::fs::write(parent.path().join("secret.performance.json"), "{}").unwrap();
+    let (app, _) = test_app(Arc::new(StandIn::default()), &data, TestLimits::default());
+    for uri in [
+        "/files/..%2Fsecret",
+        "/files/..%2F..%2Fetc%2Fpasswd",
+        "/files/%2E%2E",
+        "/files/not-an-id",
+        "/files/00000000-0000-4000-8000-000000000000",
+        "/files/00000000-0000-4000-8000-000000000000/text",
+        "/files/ABCDEF00-0000-4000-8000-000000000000",
+    ] {
+        let (status, _, body) = send(&app, get(uri)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert_eq!(error_code(&body), "not_found");
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(
+        Arc::new(StandIn::default()),
+        dir.path(),
+        TestLimits {
+            workers: 2,
+            ..TestLimits::default()
+        },
+    );
+    let (status, _, body) = send(&app, get("/healthz")).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, _, body) = send(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["workers_alive"].as_u64(), body["model"].as_str()),
+        (Some(2), Some("stand-in"))
+    );
+    let (status, _, body) = send(&app, get("/nope")).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
