@@ -70,7 +70,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
     let monitor = PerformanceMonitor::new(
         Duration::from_secs_f64(config.sample_interval_sec),
-        GpuProbe::new(),
+        GpuProbe::detect(),
     );
     let engine = Engine::start(
         transcriber,

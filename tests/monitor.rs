@@ -12,7 +12,7 @@ use sori::monitor::{GpuProbe, PerformanceMonitor};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn monitor(interval_ms: u64) -> PerformanceMonitor {
-    PerformanceMonitor::new(Duration::from_millis(interval_ms), GpuProbe::new())
+    PerformanceMonitor::new(Duration::from_millis(interval_ms), GpuProbe::detect())
 }
 
 /// Keeps the calling thread busy for `d`.

@@ -137,11 +137,7 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
         "language",
         "audio_duration_sec",
     ] {
-        assert_eq!(
-            record[key].is_null(),
-            false,
-            "record.{key} missing: {record}"
-        );
+        assert!(!record[key].is_null(), "record.{key} missing: {record}");
     }
     assert_eq!(record["file_id"], id);
     assert_eq!(record["performance"], body["performance"]);

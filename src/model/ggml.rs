@@ -132,7 +132,9 @@ impl TensorType {
     /// Bytes that `elements` values take, if `row_len` fits the block size.
     fn byte_size(self, row_len: usize, elements: usize) -> Option<usize> {
         let (per_block, bytes) = self.block();
-        (row_len % per_block == 0).then(|| elements / per_block * bytes)
+        row_len
+            .is_multiple_of(per_block)
+            .then(|| elements / per_block * bytes)
     }
 }
 
@@ -429,8 +431,8 @@ mod tests {
     fn rejects_wrong_magic_and_all_f32() {
         assert!(check_model(&b"RIFF0000WAVEfmt "[..]).is_err());
         let mut file = MAGIC.to_le_bytes().to_vec();
-        for v in [51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 0] {
-            file.extend_from_slice(&(v as i32).to_le_bytes());
+        for v in [51864i32, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 0] {
+            file.extend_from_slice(&v.to_le_bytes());
         }
         let err = check_model(&file[..]).unwrap_err().to_string();
         assert!(err.contains("f32"), "{err}");

@@ -21,7 +21,7 @@ pub struct GpuProbe {
 
 impl GpuProbe {
     /// Loads NVML if it can; logs once why not otherwise.
-    pub fn new() -> Self {
+    pub fn detect() -> Self {
         match Nvml::init() {
             Ok(nvml) => {
                 let device_count = nvml.device_count().unwrap_or(0);

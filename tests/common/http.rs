@@ -40,7 +40,7 @@ pub fn test_app(
     data_dir: &std::path::Path,
     limits: TestLimits,
 ) -> (Router, AppState) {
-    let monitor = PerformanceMonitor::new(Duration::from_millis(100), GpuProbe::new());
+    let monitor = PerformanceMonitor::new(Duration::from_millis(100), GpuProbe::detect());
     let engine = Engine::start(
         transcriber,
         monitor,

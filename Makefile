@@ -1,0 +1,40 @@
+# Sori: the two commands are `make run` and `make test`.
+# Both install what is missing first (Debian packages, the model), so they work
+# on a fresh machine with only the Rust toolchain and Python's pip.
+
+SORI := ./target/release/sori
+# Debian packages: cmake + clang headers build whisper.cpp; sox makes test audio.
+DEBIAN_PACKAGES := cmake clang libclang-dev sox libsox-fmt-all
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test deps build models lint fmt
+
+## run: install what is missing, fetch the default model, build and serve on :8003
+run: build
+	$(SORI) serve
+
+## test: the whole suite (format, lint, unit, integration with the real models)
+test: build models lint
+	cargo test --release
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	cargo build --release
+
+## models: the models the tests use (cached in ./models)
+models: build
+	$(SORI) model fetch tiny.en
+	$(SORI) model fetch base
+
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
