@@ -85,6 +85,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         engine: Arc::new(engine),
         store,
         max_upload_bytes: config.max_upload_mb << 20,
+        upload_idle_timeout: Duration::from_secs(config.upload_idle_timeout_sec),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

