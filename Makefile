@@ -7,15 +7,21 @@ SORI := ./target/release/sori
 DEBIAN_PACKAGES := cmake clang libclang-dev sox libsox-fmt-all
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps build models lint fmt
+.PHONY: run test deps build models lint fmt test-tools
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
 	$(SORI) serve
 
 ## test: the whole suite (format, lint, unit, integration with the real models)
-test: build models lint
+test: build models test-tools lint
 	cargo test --release
+
+## test-tools: PyAV in a private venv, to write M4A/AAC test audio (no encoder in Debian's sox)
+test-tools: .venv-test/bin/python
+.venv-test/bin/python:
+	python3 -m venv .venv-test
+	.venv-test/bin/pip install -q --disable-pip-version-check av==18.1.0
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
