@@ -3,8 +3,9 @@
 # on a fresh machine with only the Rust toolchain and Python's pip.
 
 SORI := ./target/release/sori
-# Debian packages: cmake + clang headers build whisper.cpp; sox makes test audio.
-DEBIAN_PACKAGES := cmake clang libclang-dev sox libsox-fmt-all
+# Debian packages: cmake + clang headers build whisper.cpp; sox makes test audio;
+# prometheus (with promtool) is the real server the observability tests scrape with.
+DEBIAN_PACKAGES := cmake clang libclang-dev sox libsox-fmt-all prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps build models lint fmt test-tools

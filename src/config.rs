@@ -125,8 +125,7 @@ impl ServeConfig {
             "--max-audio-sec must be a positive number of seconds"
         );
         anyhow::ensure!(
-            self.sample_interval_sec.is_finite()
-                && (0.01..=60.0).contains(&self.sample_interval_sec),
+            self.sample_interval_sec.is_finite() && (0.01..=60.0).contains(&self.sample_interval_sec),
             "--sample-interval-sec must be between 0.01 and 60"
         );
         self.addr()?;

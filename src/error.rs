@@ -47,6 +47,11 @@ impl AppError {
         }
     }
 
+    /// The machine-readable error code (`missing_file`, `queue_full`, ...).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -63,6 +68,7 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        crate::telemetry::metrics::record_error(code);
         let message = match &self {
             Self::Internal(details) => {
                 tracing::error!(%details, "request failed");
@@ -70,11 +76,7 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        let mut response = (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response();
+        let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
         if matches!(self, Self::QueueFull) {
             response
                 .headers_mut()
@@ -87,9 +89,7 @@ impl IntoResponse for AppError {
 impl From<AudioError> for AppError {
     fn from(e: AudioError) -> Self {
         match e {
-            AudioError::NotAudio(_) | AudioError::Corrupt(_) => {
-                Self::UnsupportedMedia(e.to_string())
-            }
+            AudioError::NotAudio(_) | AudioError::Corrupt(_) => Self::UnsupportedMedia(e.to_string()),
             AudioError::Empty => Self::Unprocessable {
                 code: "empty_audio",
                 message: e.to_string(),

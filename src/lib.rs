@@ -8,5 +8,6 @@ pub mod http;
 pub mod model;
 pub mod monitor;
 pub mod store;
+pub mod telemetry;
 
 pub use http::{app, AppState};

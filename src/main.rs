@@ -10,18 +10,16 @@ use sori::engine::{Engine, EngineSettings, WhisperTranscriber};
 use sori::model;
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
+use sori::telemetry::{self, metrics};
 use sori::{app, AppState};
-use tracing_subscriber::EnvFilter;
+
+/// How often the metrics recorder drops stale data (its memory grows otherwise).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,whisper_rs=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Flushes traces when main returns, after the server has stopped.
+    let _telemetry = telemetry::init()?;
     match cli.command {
         Command::Serve(config) => serve(config),
         Command::Model(cmd) => run_model_command(cmd),
@@ -30,13 +28,8 @@ fn main() -> anyhow::Result<()> {
 
 fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
     match cmd {
-        ModelCommand::Fetch {
-            name,
-            dest,
-            quantize,
-        } => {
-            let known = model::fetch::known_model(&name)
-                .ok_or_else(|| model::ModelError::Unknown(name.clone()))?;
+        ModelCommand::Fetch { name, dest, quantize } => {
+            let known = model::fetch::known_model(&name).ok_or_else(|| model::ModelError::Unknown(name.clone()))?;
             let path = model::fetch::fetch(known, &dest, quantize)?;
             println!("{}", path.display());
         }
@@ -46,12 +39,7 @@ fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
         }
         ModelCommand::Check { path } => {
             let info = model::check_file(&path)?;
-            println!(
-                "{}: {:?}, {} tensors",
-                path.display(),
-                info.hparams,
-                info.tensor_count
-            );
+            println!("{}: {:?}, {} tensors", path.display(), info.hparams, info.tensor_count);
         }
     }
     Ok(())
@@ -68,10 +56,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let transcriber = Arc::new(WhisperTranscriber::load(&model_path, &model_name, threads)?);
     let store = FileStore::open(&config.data_dir)
         .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
-    let monitor = PerformanceMonitor::new(
-        Duration::from_secs_f64(config.sample_interval_sec),
-        GpuProbe::detect(),
-    );
+    let monitor = PerformanceMonitor::new(Duration::from_secs_f64(config.sample_interval_sec), GpuProbe::detect());
     let engine = Engine::start(
         transcriber,
         monitor,
@@ -86,16 +71,23 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         store,
         max_upload_bytes: config.max_upload_mb << 20,
         upload_idle_timeout: Duration::from_secs(config.upload_idle_timeout_sec),
+        metrics: metrics::install(),
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!("sori listening on http://{addr}");
+        let upkeep_handle = state.metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                tick.tick().await;
+                upkeep_handle.run_upkeep();
+            }
+        });
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

@@ -108,10 +108,7 @@ fn lossless_variants_match_sox_sample_for_sample() {
         // for the variant, by Sori back to 16 kHz): the two resamplers' filters
         // and a sub-sample offset (one 48 kHz input sample at most) remain.
         let floor = if *resampled { 0.98 } else { 0.999 };
-        assert!(
-            corr > floor && lag == 0,
-            "{name}: correlation {corr:.4} at lag {lag}"
-        );
+        assert!(corr > floor && lag == 0, "{name}: correlation {corr:.4} at lag {lag}");
     }
 }
 
@@ -139,10 +136,6 @@ fn lossy_formats_decode_to_the_same_speech() {
             ours.duration_sec
         );
         let (corr, lag) = best_correlation(&ours.samples, &reference, 2400);
-        assert!(
-            corr > 0.9,
-            "{}: correlation {corr:.4} at lag {lag}",
-            path.display()
-        );
+        assert!(corr > 0.9, "{}: correlation {corr:.4} at lag {lag}", path.display());
     }
 }

@@ -26,21 +26,11 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn fetch_prints_the_converted_file_and_check_accepts_it() {
     let _ = model_path("tiny.en"); // shares the download with the other tests
-    let out = sori(&[
-        "model",
-        "fetch",
-        "tiny.en",
-        "--dest",
-        model_dir().to_str().unwrap(),
-    ]);
+    let out = sori(&["model", "fetch", "tiny.en", "--dest", model_dir().to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = String::from_utf8(out.stdout).unwrap();
     let path = PathBuf::from(printed.trim());
-    assert_eq!(
-        printed.lines().count(),
-        1,
-        "stdout is just the path: {printed}"
-    );
+    assert_eq!(printed.lines().count(), 1, "stdout is just the path: {printed}");
     assert!(path.is_file(), "{printed}");
     let check = sori(&["model", "check", path.to_str().unwrap()]);
     assert!(check.status.success(), "{}", stderr(&check));
@@ -89,15 +79,11 @@ fn import_ct2_writes_a_q8_0_model_that_still_understands_speech() {
     assert!(run.status.success(), "{}", stderr(&run));
     let f16_size = std::fs::metadata(model_path("tiny.en")).unwrap().len();
     let q8_size = std::fs::metadata(&out).unwrap().len();
-    assert!(
-        q8_size < f16_size * 7 / 10,
-        "q8_0 is smaller: {q8_size} vs {f16_size}"
-    );
+    assert!(q8_size < f16_size * 7 / 10, "q8_0 is smaller: {q8_size} vs {f16_size}");
 
     use sori::engine::{TranscribeOptions, Transcriber};
     let engine = sori::engine::WhisperTranscriber::load(&out, "tiny.en-q8_0", 2).unwrap();
-    let audio =
-        sori::audio::prepare(std::fs::read(shared_audio("jfk.wav")).unwrap().into(), 60.0).unwrap();
+    let audio = sori::audio::prepare(std::fs::read(shared_audio("jfk.wav")).unwrap().into(), 60.0).unwrap();
     let t = engine
         .transcribe(&audio.samples, &TranscribeOptions::default())
         .unwrap();
@@ -110,11 +96,7 @@ fn damaged_models_are_refused_with_a_reason_not_a_crash() {
     let good = std::fs::read(model_path("tiny.en")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("text.bin", b"not a model at all".to_vec(), "wrong magic"),
-        (
-            "truncated.bin",
-            good[..good.len() / 2].to_vec(),
-            "ends too early",
-        ),
+        ("truncated.bin", good[..good.len() / 2].to_vec(), "ends too early"),
         (
             "f32.bin",
             {
@@ -124,22 +106,14 @@ fn damaged_models_are_refused_with_a_reason_not_a_crash() {
             },
             "f32",
         ),
-        (
-            "extra.bin",
-            [good.as_slice(), &[1, 0, 0, 0]].concat(),
-            "ends too early",
-        ),
+        ("extra.bin", [good.as_slice(), &[1, 0, 0, 0]].concat(), "ends too early"),
     ];
     for (name, bytes, reason) in cases {
         let path = tmp.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let check = sori(&["model", "check", path.to_str().unwrap()]);
         assert!(!check.status.success());
-        assert!(
-            stderr(&check).contains(reason),
-            "{name}: {}",
-            stderr(&check)
-        );
+        assert!(stderr(&check).contains(reason), "{name}: {}", stderr(&check));
         let serve = sori(&["serve", "--model", path.to_str().unwrap(), "--port", "0"]);
         assert_eq!(
             serve.status.code(),
@@ -147,11 +121,7 @@ fn damaged_models_are_refused_with_a_reason_not_a_crash() {
             "{name}: a clean exit, not an abort: {}",
             stderr(&serve)
         );
-        assert!(
-            stderr(&serve).contains(reason),
-            "{name}: {}",
-            stderr(&serve)
-        );
+        assert!(stderr(&serve).contains(reason), "{name}: {}", stderr(&serve));
     }
 }
 
@@ -183,18 +153,12 @@ fn help_documents_every_setting_and_its_variable() {
 /// A raw HTTP/1.1 exchange; returns (status, body).
 fn http(port: u16, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     stream.write_all(request).unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
@@ -216,13 +180,7 @@ fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .args([
-            "serve",
-            "--model",
-            model.to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-        ])
+        .args(["serve", "--model", model.to_str().unwrap(), "--port", &port.to_string()])
         .args(["--upload-idle-timeout-sec", "1"])
         .arg("--data-dir")
         .arg(data.path())
@@ -233,10 +191,7 @@ fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
     let started = Instant::now();
     loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            let (status, body) = http(
-                port,
-                b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            );
+            let (status, body) = http(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             if status == 200 {
                 assert!(
                     body.contains("\"model\":\"ggml-tiny.en\"") || body.contains("tiny.en"),
@@ -266,9 +221,7 @@ fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
     assert_eq!(status, 400, "{response}");
 
     let audio = std::fs::read(shared_audio("jfk.wav")).unwrap();
-    let mut body =
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jfk.wav\"\r\n\r\n"
-            .to_vec();
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jfk.wav\"\r\n\r\n".to_vec();
     body.extend_from_slice(&audio);
     body.extend_from_slice(b"\r\n--XyZ--\r\n");
     let mut request = format!(

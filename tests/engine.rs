@@ -7,18 +7,12 @@ use common::*;
 use sori::audio;
 use sori::engine::{TranscribeOptions, Transcriber};
 
-fn transcribe_file(
-    model: &str,
-    path: &std::path::Path,
-    language: Option<&str>,
-) -> sori::engine::Transcript {
+fn transcribe_file(model: &str, path: &std::path::Path, language: Option<&str>) -> sori::engine::Transcript {
     let audio = audio::prepare(Bytes::from(std::fs::read(path).unwrap()), 3600.0).unwrap();
     let options = TranscribeOptions {
         language: language.map(String::from),
     };
-    transcriber(model)
-        .transcribe(&audio.samples, &options)
-        .unwrap()
+    transcriber(model).transcribe(&audio.samples, &options).unwrap()
 }
 
 #[test]
@@ -34,9 +28,5 @@ fn tiny_en_transcribes_jfk_wav() {
     assert!(wer(JFK_REFERENCE, &t.text) <= 0.1, "{}", t.text);
     assert_eq!(t.language, "en");
     let last = t.segments.last().unwrap();
-    assert!(
-        last.end > 8.0 && last.end <= 11.5,
-        "segments {:?}",
-        t.segments
-    );
+    assert!(last.end > 8.0 && last.end <= 11.5, "segments {:?}", t.segments);
 }

@@ -29,11 +29,7 @@ impl Transcriber for StandIn {
         !self.english_only
     }
 
-    fn transcribe(
-        &self,
-        samples: &[f32],
-        _: &TranscribeOptions,
-    ) -> Result<Transcript, EngineError> {
+    fn transcribe(&self, samples: &[f32], _: &TranscribeOptions) -> Result<Transcript, EngineError> {
         if let Some(gate) = &self.gate {
             let (open, cv) = &**gate;
             let mut open = open.lock().unwrap();
@@ -73,11 +69,7 @@ async fn expect_error(
 #[tokio::test]
 async fn malformed_uploads_get_clear_client_errors_and_leave_no_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(
-        Arc::new(StandIn::default()),
-        dir.path(),
-        TestLimits::default(),
-    );
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
     let wav = jfk();
     let mut random = vec![0u8; 200_000];
     let mut x = 0x2545F4914F6CDD1Du64;
@@ -98,13 +90,7 @@ async fn malformed_uploads_get_clear_client_errors_and_leave_no_files() {
     let no_multipart = axum::http::Request::post("/transcribe")
         .body(axum::body::Body::from("hello"))
         .unwrap();
-    expect_error(
-        &app,
-        no_multipart,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    )
-    .await;
+    expect_error(&app, no_multipart, StatusCode::BAD_REQUEST, "invalid_request").await;
     let two = multipart_request(
         "/transcribe",
         &[("file", Some("a.wav"), &wav), ("file", Some("b.wav"), &wav)],
@@ -174,17 +160,9 @@ async fn malformed_uploads_get_clear_client_errors_and_leave_no_files() {
 #[tokio::test]
 async fn a_wav_shorter_than_its_header_claims_is_transcribed_as_far_as_it_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(
-        Arc::new(StandIn::default()),
-        dir.path(),
-        TestLimits::default(),
-    );
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
     let wav = jfk();
-    let (status, _, body) = send(
-        &app,
-        transcribe_request("partial.wav", &wav[..wav.len() / 2], None),
-    )
-    .await;
+    let (status, _, body) = send(&app, transcribe_request("partial.wav", &wav[..wav.len() / 2], None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let duration = body["audio_duration_sec"].as_f64().unwrap();
     assert!((duration - 5.5).abs() < 0.1, "half of 11 s decoded: {body}");
@@ -289,11 +267,7 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
     gate.1.notify_all();
     assert_eq!(running.await.unwrap().0, StatusCode::OK);
     assert_eq!(queued.await.unwrap().0, StatusCode::OK);
-    assert_eq!(
-        data_files(dir.path()).len(),
-        4,
-        "two transcriptions, two files each"
-    );
+    assert_eq!(data_files(dir.path()).len(), 4, "two transcriptions, two files each");
 }
 
 async fn wait_until(cond: impl Fn() -> bool) {
@@ -339,10 +313,7 @@ async fn health_and_readiness() {
         },
     );
     let (status, _, body) = send(&app, get("/healthz")).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (StatusCode::OK, Some("ok"))
-    );
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (status, _, body) = send(&app, get("/readyz")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(

@@ -24,11 +24,7 @@ const EIGHT: [&str; 8] = [
 
 /// Transcribes `path` with `model` through a fresh app; returns the body, the
 /// request's wall time and the data dir.
-async fn transcribe(
-    model: &str,
-    path: &Path,
-    language: Option<&str>,
-) -> (Value, f64, tempfile::TempDir) {
+async fn transcribe(model: &str, path: &Path, language: Option<&str>) -> (Value, f64, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = test_app(transcriber(model), dir.path(), TestLimits::default());
     let bytes = std::fs::read(path).unwrap();
@@ -43,10 +39,7 @@ async fn transcribe(
 fn assert_jfk(body: &Value) {
     let text = body["text"].as_str().unwrap();
     let plain = words(text).join(" ");
-    assert!(
-        plain.contains("ask not what your country can do for you"),
-        "{text}"
-    );
+    assert!(plain.contains("ask not what your country can do for you"), "{text}");
     assert!(wer(JFK_REFERENCE, text) <= 0.1, "WER too high: {text}");
     assert_eq!(body["language"], "en");
 }
@@ -66,10 +59,7 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
         "{body}"
     );
     let word_count = body["word_count"].as_u64().unwrap() as usize;
-    assert_eq!(
-        word_count,
-        body["text"].as_str().unwrap().split_whitespace().count()
-    );
+    assert_eq!(word_count, body["text"].as_str().unwrap().split_whitespace().count());
     assert!((20..=24).contains(&word_count), "{body}");
 
     let segments = body["segments"].as_array().unwrap();
@@ -77,10 +67,7 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
     let mut last_end = 0.0;
     for s in segments {
         let (start, end) = (s["start"].as_f64().unwrap(), s["end"].as_f64().unwrap());
-        assert!(
-            start >= last_end - 1e-9 && end > start && end <= 11.5,
-            "{segments:?}"
-        );
+        assert!(start >= last_end - 1e-9 && end > start && end <= 11.5, "{segments:?}");
         last_end = end;
     }
 
@@ -93,10 +80,7 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
         f("processing_time_sec") > 0.0 && f("processing_time_sec") <= wall,
         "{perf} within {wall} s"
     );
-    assert!(
-        f("ram_mb_peak") >= f("ram_mb_avg") && f("ram_mb_avg") > 0.0,
-        "{perf}"
-    );
+    assert!(f("ram_mb_peak") >= f("ram_mb_avg") && f("ram_mb_avg") > 0.0, "{perf}");
     assert!(
         f("cpu_percent_max") >= f("cpu_percent_avg") && f("cpu_percent_avg") > 0.0,
         "{perf}"
@@ -105,18 +89,11 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
     assert!(f("cpu_percent_max") <= cores * 100.0 * 1.15, "{perf}");
     assert!(perf["sample_count"].as_u64().unwrap() >= 2);
     let rtf = f("real_time_factor");
-    assert!(
-        (rtf - f("processing_time_sec") / 11.0).abs() < 0.01,
-        "{perf}"
-    );
+    assert!((rtf - f("processing_time_sec") / 11.0).abs() < 0.01, "{perf}");
     if !gpu_driver_present() {
         assert_eq!(perf["gpu_available"], false);
         assert_eq!(
-            (
-                f("gpu_vram_mb_current"),
-                f("gpu_vram_mb_peak"),
-                f("gpu_percent")
-            ),
+            (f("gpu_vram_mb_current"), f("gpu_vram_mb_peak"), f("gpu_percent")),
             (0.0, 0.0, 0.0)
         );
     }
@@ -125,10 +102,8 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
     let id = body["file_id"].as_str().unwrap();
     let text = std::fs::read_to_string(dir.path().join(format!("{id}.txt"))).unwrap();
     assert_eq!(text, body["text"].as_str().unwrap());
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join(format!("{id}.performance.json"))).unwrap(),
-    )
-    .unwrap();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(format!("{id}.performance.json"))).unwrap()).unwrap();
     for key in [
         "file_id",
         "filename",
@@ -141,8 +116,7 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
     }
     assert_eq!(record["file_id"], id);
     assert_eq!(record["performance"], body["performance"]);
-    let created =
-        chrono::DateTime::parse_from_rfc3339(record["created_at"].as_str().unwrap()).unwrap();
+    let created = chrono::DateTime::parse_from_rfc3339(record["created_at"].as_str().unwrap()).unwrap();
     assert!((chrono::Utc::now() - created.to_utc()).num_seconds().abs() < 120);
     assert_eq!(
         data_files(dir.path()).len(),
@@ -157,10 +131,7 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(served, record);
     let (status, _, served_text) = send(&app, get(&format!("/files/{id}/text"))).await;
-    assert_eq!(
-        (status, served_text.as_str()),
-        (StatusCode::OK, Some(text.as_str()))
-    );
+    assert_eq!((status, served_text.as_str()), (StatusCode::OK, Some(text.as_str())));
 }
 
 #[tokio::test]
@@ -175,23 +146,12 @@ async fn jfk_mp3_flac_ogg_and_stereo_44k_all_transcribe() {
     sox(&[wav, flac.to_str().unwrap()]);
     sox(&[wav, ogg.to_str().unwrap()]);
     sox(&[wav, "-r", "44100", "-c", "2", stereo.to_str().unwrap()]);
-    sox(&[
-        wav,
-        "-r",
-        "48000",
-        "-b",
-        "24",
-        stereo_24bit.to_str().unwrap(),
-    ]);
+    sox(&[wav, "-r", "48000", "-b", "24", stereo_24bit.to_str().unwrap()]);
     for path in [shared_audio("jfk.mp3"), flac, ogg, stereo, stereo_24bit] {
         let (body, _, _) = transcribe("tiny.en", &path, None).await;
         assert_jfk(&body);
         let duration = body["audio_duration_sec"].as_f64().unwrap();
-        assert!(
-            (duration - 11.0).abs() < 0.2,
-            "{}: {duration} s",
-            path.display()
-        );
+        assert!((duration - 11.0).abs() < 0.2, "{}: {duration} s", path.display());
     }
 }
 
@@ -209,11 +169,7 @@ async fn korean_is_detected_and_transcribed_by_base() {
         assert_eq!(body["model"], "base");
         let text = body["text"].as_str().unwrap();
         let error = cer(KO_REFERENCE, text);
-        assert!(
-            error <= 0.25,
-            "{}: CER {error:.2} for {text}",
-            path.display()
-        );
+        assert!(error <= 0.25, "{}: CER {error:.2} for {text}", path.display());
     }
 }
 

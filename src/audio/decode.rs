@@ -24,10 +24,7 @@ fn open(bytes: bytes::Bytes) -> Result<Box<dyn FormatReader>, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::NotAudio("the file is empty".into()));
     }
-    let stream = MediaSourceStream::new(
-        Box::new(Cursor::new(bytes)),
-        MediaSourceStreamOptions::default(),
-    );
+    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), MediaSourceStreamOptions::default());
     let probed = symphonia::default::get_probe()
         .format(
             &Hint::new(),
@@ -48,10 +45,7 @@ fn open(bytes: bytes::Bytes) -> Result<Box<dyn FormatReader>, AudioError> {
 /// with an audio track, so junk is refused before it waits in the queue.
 pub fn probe(bytes: bytes::Bytes) -> Result<(), AudioError> {
     let format = open(bytes)?;
-    let has_audio = format
-        .tracks()
-        .iter()
-        .any(|t| t.codec_params.codec != CODEC_TYPE_NULL);
+    let has_audio = format.tracks().iter().any(|t| t.codec_params.codec != CODEC_TYPE_NULL);
     if !has_audio {
         return Err(AudioError::NotAudio("no audio track".into()));
     }

@@ -12,9 +12,7 @@ pub const WHISPER_SAMPLE_RATE: u32 = 16_000;
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     /// The bytes are not a container/codec Sori reads.
-    #[error(
-        "the file is not audio Sori can read ({0}); send WAV, MP3, FLAC, Ogg Vorbis or M4A/AAC"
-    )]
+    #[error("the file is not audio Sori can read ({0}); send WAV, MP3, FLAC, Ogg Vorbis or M4A/AAC")]
     NotAudio(String),
     /// The container was recognised but the audio inside is damaged.
     #[error("the audio could not be decoded ({0}); the file may be damaged")]
@@ -43,9 +41,10 @@ pub struct PreparedAudio {
 /// Decodes any supported format from bytes (sniffed, not trusted by name),
 /// downmixes to mono and resamples to 16 kHz. Refuses audio over `max_duration_sec`.
 pub fn prepare(bytes: bytes::Bytes, max_duration_sec: f64) -> Result<PreparedAudio, AudioError> {
-    let decoded = decode::decode_mono(bytes, max_duration_sec)?;
+    let decoded = tracing::info_span!("decode").in_scope(|| decode::decode_mono(bytes, max_duration_sec))?;
     let duration_sec = decoded.samples.len() as f64 / decoded.sample_rate as f64;
-    let samples = resample::to_whisper_rate(&decoded.samples, decoded.sample_rate)
+    let samples = tracing::info_span!("resample", from_hz = decoded.sample_rate)
+        .in_scope(|| resample::to_whisper_rate(&decoded.samples, decoded.sample_rate))
         .map_err(|e| AudioError::Corrupt(format!("resampling failed: {e}")))?;
     Ok(PreparedAudio {
         samples,

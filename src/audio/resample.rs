@@ -14,8 +14,8 @@ pub fn to_whisper_rate(input: &[f32], rate: u32) -> Result<Vec<f32>, rubato::Res
     if rate as usize == target {
         return Ok(input.to_vec());
     }
-    let mut resampler = FftFixedIn::<f32>::new(rate as usize, target, CHUNK, 2, 1)
-        .expect("valid, non-zero sample rates");
+    let mut resampler =
+        FftFixedIn::<f32>::new(rate as usize, target, CHUNK, 2, 1).expect("valid, non-zero sample rates");
     let expected = (input.len() * target).div_ceil(rate as usize);
     let delay = resampler.output_delay();
     let mut output = Vec::with_capacity(expected + delay + CHUNK);
@@ -27,13 +27,11 @@ pub fn to_whisper_rate(input: &[f32], rate: u32) -> Result<Vec<f32>, rubato::Res
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let (_, written) =
-            resampler.process_partial_into_buffer(Some(&[rest]), &mut out_buf, None)?;
+        let (_, written) = resampler.process_partial_into_buffer(Some(&[rest]), &mut out_buf, None)?;
         output.extend_from_slice(&out_buf[0][..written]);
     }
     while output.len() < expected + delay {
-        let (_, written) =
-            resampler.process_partial_into_buffer(None::<&[&[f32]]>, &mut out_buf, None)?;
+        let (_, written) = resampler.process_partial_into_buffer(None::<&[&[f32]]>, &mut out_buf, None)?;
         output.extend_from_slice(&out_buf[0][..written]);
     }
     output.drain(..delay);
@@ -54,10 +52,7 @@ mod tests {
 
     /// Estimates a signal's frequency by counting rising zero crossings.
     fn frequency(samples: &[f32], rate: u32) -> f32 {
-        let crossings = samples
-            .windows(2)
-            .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
-            .count();
+        let crossings = samples.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
         crossings as f32 * rate as f32 / samples.len() as f32
     }
 
@@ -66,11 +61,7 @@ mod tests {
         for rate in [8_000, 22_050, 44_100, 48_000] {
             let input = sine(440.0, rate, 2.0);
             let out = to_whisper_rate(&input, rate).unwrap();
-            assert_eq!(
-                out.len(),
-                (input.len() * 16_000).div_ceil(rate as usize),
-                "rate {rate}"
-            );
+            assert_eq!(out.len(), (input.len() * 16_000).div_ceil(rate as usize), "rate {rate}");
             let f = frequency(&out, 16_000);
             assert!((f - 440.0).abs() < 2.0, "rate {rate}: {f} Hz");
             // No delay: the sine starts rising at t = 0, as the input does. A mean

@@ -51,11 +51,7 @@ pub trait Transcriber: Send + Sync + 'static {
     /// Whether the model knows languages other than English.
     fn is_multilingual(&self) -> bool;
     /// Transcribes 16 kHz mono samples on the calling thread.
-    fn transcribe(
-        &self,
-        samples: &[f32],
-        options: &TranscribeOptions,
-    ) -> Result<Transcript, EngineError>;
+    fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript, EngineError>;
 }
 
 /// Whether `code` is a language Whisper knows (`auto` included).

@@ -76,6 +76,10 @@ struct Job {
     audio: Bytes,
     options: TranscribeOptions,
     enqueued: Instant,
+    /// The request's span: the worker's spans are its children.
+    span: tracing::Span,
+    /// Open while the job waits; closed when a worker takes it.
+    waiting: tracing::Span,
     reply: oneshot::Sender<Result<JobOutput, JobError>>,
 }
 
@@ -90,6 +94,7 @@ struct Gauges {
 /// The handle the HTTP side holds: submit jobs, read the queue's state.
 pub struct Engine {
     sender: SyncSender<Job>,
+    monitor: PerformanceMonitor,
     gauges: Arc<Gauges>,
     settings: EngineSettings,
     transcriber: Arc<dyn Transcriber>,
@@ -97,11 +102,7 @@ pub struct Engine {
 
 impl Engine {
     /// Starts `settings.workers` threads serving a queue of `settings.queue_capacity`.
-    pub fn start(
-        transcriber: Arc<dyn Transcriber>,
-        monitor: PerformanceMonitor,
-        settings: EngineSettings,
-    ) -> Self {
+    pub fn start(transcriber: Arc<dyn Transcriber>, monitor: PerformanceMonitor, settings: EngineSettings) -> Self {
         let (sender, receiver) = mpsc::sync_channel::<Job>(settings.queue_capacity);
         let receiver = Arc::new(Mutex::new(receiver));
         let gauges = Arc::new(Gauges::default());
@@ -121,6 +122,7 @@ impl Engine {
         }
         Self {
             sender,
+            monitor,
             gauges,
             settings,
             transcriber,
@@ -128,16 +130,16 @@ impl Engine {
     }
 
     /// Queues a job and waits for its result. A full queue fails at once.
-    pub async fn submit(
-        &self,
-        audio: Bytes,
-        options: TranscribeOptions,
-    ) -> Result<JobOutput, SubmitError> {
+    pub async fn submit(&self, audio: Bytes, options: TranscribeOptions) -> Result<JobOutput, SubmitError> {
         let (reply, answer) = oneshot::channel();
+        let span = tracing::Span::current();
+        let waiting = tracing::info_span!("queue_wait");
         let job = Job {
             audio,
             options,
             enqueued: Instant::now(),
+            span,
+            waiting,
             reply,
         };
         self.gauges.queued.fetch_add(1, Ordering::SeqCst);
@@ -152,6 +154,11 @@ impl Engine {
             .await
             .map_err(|_| SubmitError::WorkerGone)?
             .map_err(SubmitError::Job)
+    }
+
+    /// The monitor that measures every job.
+    pub fn monitor(&self) -> &PerformanceMonitor {
+        &self.monitor
     }
 
     /// The recognizer behind the pool.
@@ -176,10 +183,7 @@ impl Engine {
 
     /// Workers alive, and how many were started.
     pub fn workers_alive(&self) -> (usize, usize) {
-        (
-            self.gauges.alive.load(Ordering::SeqCst),
-            self.settings.workers,
-        )
+        (self.gauges.alive.load(Ordering::SeqCst), self.settings.workers)
     }
 }
 
@@ -197,13 +201,15 @@ impl Worker {
             let next = self.receiver.lock().map(|r| r.recv());
             let Ok(Ok(job)) = next else { break };
             self.gauges.queued.fetch_sub(1, Ordering::SeqCst);
+            drop(job.waiting);
             if job.reply.is_closed() {
                 continue; // the client went away while the job waited
             }
             self.gauges.busy.fetch_add(1, Ordering::SeqCst);
             let queue_wait_sec = job.enqueued.elapsed().as_secs_f64();
+            let (span, audio, options) = (job.span, job.audio, job.options);
             let result = catch_unwind(AssertUnwindSafe(|| {
-                self.process(job.audio, &job.options, queue_wait_sec)
+                span.in_scope(|| self.process(audio, &options, queue_wait_sec))
             }))
             .unwrap_or_else(|_| Err(EngineError("the recognizer panicked".into()).into()));
             self.gauges.busy.fetch_sub(1, Ordering::SeqCst);
@@ -212,21 +218,15 @@ impl Worker {
         self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn process(
-        &self,
-        audio: Bytes,
-        options: &TranscribeOptions,
-        queue_wait_sec: f64,
-    ) -> Result<JobOutput, JobError> {
+    fn process(&self, audio: Bytes, options: &TranscribeOptions, queue_wait_sec: f64) -> Result<JobOutput, JobError> {
         let session = self.monitor.start();
         let started = Instant::now();
         let PreparedAudio {
-            samples,
-            duration_sec,
-            ..
+            samples, duration_sec, ..
         } = audio::prepare(audio, self.max_audio_sec)?;
         let decoded = Instant::now();
-        let transcript = self.transcriber.transcribe(&samples, options)?;
+        let transcript = tracing::info_span!("inference", model = self.transcriber.model_name())
+            .in_scope(|| self.transcriber.transcribe(&samples, options))?;
         let inference_sec = decoded.elapsed().as_secs_f64();
         let performance = session.finish();
         Ok(JobOutput {

@@ -26,14 +26,8 @@ impl WhisperTranscriber {
         let path_str = path
             .to_str()
             .ok_or_else(|| EngineError("the model path is not UTF-8".into()))?;
-        let context =
-            WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
-                .map_err(|e| {
-                    EngineError(format!(
-                        "whisper.cpp could not load {}: {e}",
-                        path.display()
-                    ))
-                })?;
+        let context = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+            .map_err(|e| EngineError(format!("whisper.cpp could not load {}: {e}", path.display())))?;
         let multilingual = context.is_multilingual();
         Ok(Self {
             context,
@@ -53,15 +47,8 @@ impl Transcriber for WhisperTranscriber {
         self.multilingual
     }
 
-    fn transcribe(
-        &self,
-        samples: &[f32],
-        options: &TranscribeOptions,
-    ) -> Result<Transcript, EngineError> {
-        let mut state = self
-            .context
-            .create_state()
-            .map_err(|e| EngineError(e.to_string()))?;
+    fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript, EngineError> {
+        let mut state = self.context.create_state().map_err(|e| EngineError(e.to_string()))?;
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);
         let language = match (&options.language, self.multilingual) {
@@ -83,15 +70,11 @@ impl Transcriber for WhisperTranscriber {
         } else {
             samples
         };
-        state
-            .full(params, input)
-            .map_err(|e| EngineError(e.to_string()))?;
+        state.full(params, input).map_err(|e| EngineError(e.to_string()))?;
 
         let mut segments = Vec::new();
         for segment in state.as_iter() {
-            let text = segment
-                .to_str_lossy()
-                .map_err(|e| EngineError(e.to_string()))?;
+            let text = segment.to_str_lossy().map_err(|e| EngineError(e.to_string()))?;
             let text = text.trim();
             if text.is_empty() {
                 continue;
@@ -102,13 +85,8 @@ impl Transcriber for WhisperTranscriber {
                 text: text.to_string(),
             });
         }
-        let text = segments
-            .iter()
-            .map(|s| s.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let detected =
-            whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or(language);
+        let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+        let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or(language);
         Ok(Transcript {
             text,
             segments,

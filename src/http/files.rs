@@ -31,17 +31,13 @@ pub async fn record(
 }
 
 /// The transcript of one transcription, as plain text.
-pub async fn text(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<impl IntoResponse, AppError> {
+pub async fn text(State(state): State<AppState>, Path(raw): Path<String>) -> Result<impl IntoResponse, AppError> {
     let id = parse_id(&raw)?;
     let store = state.store.clone();
     let text = tokio::task::spawn_blocking(move || store.load_text(&id))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|e| AppError::Internal(format!("reading transcript {id}: {e}")))?;
-    let text =
-        text.ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))?;
+    let text = text.ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }

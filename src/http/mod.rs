@@ -2,11 +2,13 @@
 
 mod files;
 mod health;
+mod metrics;
 mod transcribe;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use std::time::Duration;
@@ -24,6 +26,8 @@ pub struct AppState {
     pub store: FileStore,
     /// Largest accepted request body, bytes.
     pub max_upload_bytes: u64,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// An upload that sends nothing for this long is dropped, so a stalled
     /// or hostile client cannot hold a request open forever.
     pub upload_idle_timeout: Duration,
@@ -38,9 +42,11 @@ pub fn app(state: AppState) -> Router {
         .route("/files/{file_id}/text", get(files::text))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyTimeoutLayer::new(state.upload_idle_timeout))
+        .route_layer(middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -2,16 +2,19 @@
 
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use bytes::Bytes;
 use serde::Serialize;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::AppState;
 use crate::engine::{is_known_language, Segment, StageTimings, TranscribeOptions};
 use crate::error::AppError;
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, TranscriptionRecord};
+use crate::telemetry::{self, metrics};
 
 /// Longest file name kept, in characters.
 const MAX_FILENAME_CHARS: usize = 255;
@@ -29,6 +32,8 @@ pub struct TranscribeResponse {
     pub segments: Vec<Segment>,
     pub performance: RequestPerformance,
     pub timings: StageTimings,
+    /// The W3C trace id of this request (also in the record and the log line).
+    pub trace_id: Option<String>,
 }
 
 /// What the multipart form carried.
@@ -38,10 +43,31 @@ struct Upload {
     language: Option<String>,
 }
 
-/// Transcribes the multipart field `file` (optional field `language`).
+/// Transcribes the multipart field `file` (optional field `language`), in a
+/// span that continues the caller's W3C `traceparent` and carries the outcome
+/// and the eight figures as attributes.
 pub async fn transcribe(
     State(state): State<AppState>,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<TranscribeResponse>, AppError> {
+    let span = tracing::info_span!("transcribe", otel.name = "POST /transcribe", otel.kind = "server");
+    telemetry::with_remote_parent(&span, &headers);
+    let result = run(state, multipart, &span).instrument(span.clone()).await;
+    match &result {
+        Ok(_) => span.set_attribute("outcome", "success"),
+        Err(e) => {
+            span.set_attribute("outcome", e.code());
+            span.set_status(opentelemetry::trace::Status::error(e.to_string()));
+        }
+    }
+    result
+}
+
+async fn run(
+    state: AppState,
+    multipart: Result<Multipart, MultipartRejection>,
+    span: &tracing::Span,
 ) -> Result<Json<TranscribeResponse>, AppError> {
     let multipart = multipart.map_err(|e| {
         AppError::bad_request(
@@ -65,32 +91,42 @@ pub async fn transcribe(
         .map_err(|e| AppError::Internal(e.to_string()))??;
 
     let engine = state.engine.clone();
-    let output = engine
-        .submit(upload.audio, TranscribeOptions { language })
-        .await?;
+    let output = engine.submit(upload.audio, TranscribeOptions { language }).await?;
 
     let file_id = FileId::new();
+    let trace_id = telemetry::trace_id_of(span);
+    let model = engine.transcriber().model_name().to_string();
+    metrics::record_transcription(
+        &model,
+        &output.performance,
+        output.audio_duration_sec,
+        output.timings.queue_wait_sec,
+    );
     let word_count = output.transcript.text.split_whitespace().count();
     let performance = RequestPerformance::new(output.performance, output.audio_duration_sec);
     let record = TranscriptionRecord {
         file_id,
         filename: upload.filename.clone(),
         created_at: chrono::Utc::now(),
-        model: engine.transcriber().model_name().to_string(),
+        model,
         language: output.transcript.language.clone(),
         audio_duration_sec: round3(output.audio_duration_sec),
         word_count,
         performance: performance.clone(),
         timings: output.timings,
+        trace_id: trace_id.clone(),
     };
+    record_on_span(span, &record);
     let store = state.store.clone();
     let (saved_record, text) = (record.clone(), output.transcript.text.clone());
-    tokio::task::spawn_blocking(move || store.save(&saved_record, &text))
+    let write_span = tracing::info_span!("write_files");
+    tokio::task::spawn_blocking(move || write_span.in_scope(|| store.save(&saved_record, &text)))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|e| AppError::Internal(format!("writing the files of {file_id}: {e}")))?;
     tracing::info!(
         %file_id,
+        trace_id = trace_id.as_deref().unwrap_or("-"),
         model = %record.model,
         language = %record.language,
         audio_sec = record.audio_duration_sec,
@@ -111,7 +147,32 @@ pub async fn transcribe(
         segments: output.transcript.segments,
         performance,
         timings: output.timings,
+        trace_id,
     }))
+}
+
+/// Puts what the transcription was and cost onto the request's span.
+fn record_on_span(span: &tracing::Span, record: &TranscriptionRecord) {
+    let p = &record.performance.report;
+    span.set_attribute("file_id", record.file_id.to_string());
+    span.set_attribute("model", record.model.clone());
+    span.set_attribute("language", record.language.clone());
+    span.set_attribute("audio_duration_sec", record.audio_duration_sec);
+    span.set_attribute("word_count", record.word_count as i64);
+    let eight = [
+        ("cpu_percent_avg", p.cpu_percent_avg),
+        ("cpu_percent_max", p.cpu_percent_max),
+        ("ram_mb_avg", p.ram_mb_avg),
+        ("ram_mb_peak", p.ram_mb_peak),
+        ("gpu_vram_mb_current", p.gpu_vram_mb_current),
+        ("gpu_vram_mb_peak", p.gpu_vram_mb_peak),
+        ("gpu_percent", p.gpu_percent),
+        ("processing_time_sec", p.processing_time_sec),
+    ];
+    for (key, value) in eight {
+        span.set_attribute(key, value);
+    }
+    span.set_attribute("real_time_factor", record.performance.real_time_factor);
 }
 
 async fn read_upload(mut multipart: Multipart, limit_bytes: u64) -> Result<Upload, AppError> {
@@ -180,7 +241,10 @@ fn check_language(state: &AppState, language: Option<String>) -> Result<Option<S
     if !transcriber.is_multilingual() && code != "en" && code != "auto" {
         return Err(AppError::bad_request(
             "unsupported_language",
-            format!("the model {} understands English only; send language=en or run a multilingual model", transcriber.model_name()),
+            format!(
+                "the model {} understands English only; send language=en or run a multilingual model",
+                transcriber.model_name()
+            ),
         ));
     }
     Ok((code != "auto").then_some(code))

@@ -15,10 +15,7 @@ pub struct Converted {
 /// Maps every variable of a CTranslate2 Whisper model to whisper.cpp's tensors.
 pub fn convert(model: &Ct2Model, format: WeightFormat) -> Result<Converted, ModelError> {
     if model.spec != "WhisperSpec" {
-        return Err(ModelError::invalid(format!(
-            "{} is not a Whisper model",
-            model.spec
-        )));
+        return Err(ModelError::invalid(format!("{} is not a Whisper model", model.spec)));
     }
     let hparams = hparams(model, format)?;
     let state = hparams.n_audio_state as usize;
@@ -44,11 +41,7 @@ pub fn convert(model: &Ct2Model, format: WeightFormat) -> Result<Converted, Mode
     out.push_norm(model, "encoder.ln_post", "encoder/layer_norm")?;
 
     let text_state = hparams.n_text_state as usize;
-    out.push(
-        model,
-        "decoder.token_embedding.weight",
-        "decoder/embeddings/weight",
-    )?;
+    out.push(model, "decoder.token_embedding.weight", "decoder/embeddings/weight")?;
     out.push(
         model,
         "decoder.positional_embedding",
@@ -81,12 +74,9 @@ fn hparams(model: &Ct2Model, format: WeightFormat) -> Result<Hparams, ModelError
     let text_pos = dims("decoder/position_encodings/encodings")?;
     let conv1 = dims("encoder/conv1/weight")?;
     if embeddings.len() != 2 || audio_pos.len() != 2 || text_pos.len() != 2 || conv1.len() != 3 {
-        return Err(ModelError::invalid(
-            "unexpected tensor ranks for a Whisper model",
-        ));
+        return Err(ModelError::invalid("unexpected tensor ranks for a Whisper model"));
     }
-    let as_i32 =
-        |v: usize| i32::try_from(v).map_err(|_| ModelError::invalid("dimension too large"));
+    let as_i32 = |v: usize| i32::try_from(v).map_err(|_| ModelError::invalid("dimension too large"));
     Ok(Hparams {
         n_vocab: as_i32(embeddings[0])?,
         n_audio_ctx: as_i32(audio_pos[0])?,
@@ -129,12 +119,7 @@ impl TensorSink {
         } else {
             self.format.matrix_type()
         };
-        self.tensors.push(Tensor {
-            name,
-            dims,
-            data,
-            ty,
-        });
+        self.tensors.push(Tensor { name, dims, data, ty });
     }
 
     fn push(&mut self, model: &Ct2Model, pt: &str, ct: &str) -> Result<(), ModelError> {
@@ -167,13 +152,7 @@ impl TensorSink {
 
     /// Splits a row-stacked projection into `parts` equal matrices (and biases),
     /// storing those named in `names`; a `None` name is a key bias, which is dropped.
-    fn push_stacked(
-        &mut self,
-        model: &Ct2Model,
-        ct: &str,
-        names: &[&str],
-        state: usize,
-    ) -> Result<(), ModelError> {
+    fn push_stacked(&mut self, model: &Ct2Model, ct: &str, names: &[&str], state: usize) -> Result<(), ModelError> {
         let weight = model.get(&format!("{ct}/weight"))?;
         let bias = model.get(&format!("{ct}/bias"))?;
         let rows = names.len() * state;
@@ -198,13 +177,7 @@ impl TensorSink {
         Ok(())
     }
 
-    fn push_self_attention(
-        &mut self,
-        model: &Ct2Model,
-        pt: &str,
-        ct: &str,
-        state: usize,
-    ) -> Result<(), ModelError> {
+    fn push_self_attention(&mut self, model: &Ct2Model, pt: &str, ct: &str, state: usize) -> Result<(), ModelError> {
         self.push_norm(
             model,
             &format!("{pt}.attn_ln"),
@@ -216,12 +189,7 @@ impl TensorSink {
             format!("{pt}.attn.value"),
         ];
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.push_stacked(
-            model,
-            &format!("{ct}/self_attention/linear_0"),
-            &names,
-            state,
-        )?;
+        self.push_stacked(model, &format!("{ct}/self_attention/linear_0"), &names, state)?;
         self.push_linear(
             model,
             &format!("{pt}.attn.out"),
@@ -229,13 +197,7 @@ impl TensorSink {
         )
     }
 
-    fn push_cross_attention(
-        &mut self,
-        model: &Ct2Model,
-        pt: &str,
-        ct: &str,
-        state: usize,
-    ) -> Result<(), ModelError> {
+    fn push_cross_attention(&mut self, model: &Ct2Model, pt: &str, ct: &str, state: usize) -> Result<(), ModelError> {
         self.push_norm(
             model,
             &format!("{pt}.cross_attn_ln"),
@@ -246,10 +208,7 @@ impl TensorSink {
             &format!("{pt}.cross_attn.query"),
             &format!("{ct}/attention/linear_0"),
         )?;
-        let names = [
-            format!("{pt}.cross_attn.key"),
-            format!("{pt}.cross_attn.value"),
-        ];
+        let names = [format!("{pt}.cross_attn.key"), format!("{pt}.cross_attn.value")];
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         self.push_stacked(model, &format!("{ct}/attention/linear_1"), &names, state)?;
         self.push_linear(
@@ -260,11 +219,7 @@ impl TensorSink {
     }
 
     fn push_mlp(&mut self, model: &Ct2Model, pt: &str, ct: &str) -> Result<(), ModelError> {
-        self.push_norm(
-            model,
-            &format!("{pt}.mlp_ln"),
-            &format!("{ct}/ffn/layer_norm"),
-        )?;
+        self.push_norm(model, &format!("{pt}.mlp_ln"), &format!("{ct}/ffn/layer_norm"))?;
         self.push_linear(model, &format!("{pt}.mlp.0"), &format!("{ct}/ffn/linear_0"))?;
         self.push_linear(model, &format!("{pt}.mlp.2"), &format!("{ct}/ffn/linear_1"))
     }

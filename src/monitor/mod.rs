@@ -3,7 +3,7 @@
 //! start and at the end, so even very short work gets real values.
 
 mod gpu;
-mod process;
+pub mod process;
 mod report;
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use gpu::{GpuProbe, GpuSample};
+pub use gpu::{DeviceSummary, GpuProbe, GpuSample};
 pub use report::PerformanceReport;
 use report::Point;
 
@@ -79,9 +79,9 @@ impl PerformanceMonitor {
         }
     }
 
-    /// Whether a GPU is seen.
-    pub fn gpu_available(&self) -> bool {
-        self.shared.gpu.available()
+    /// The GPU probe the monitor reads.
+    pub fn gpu(&self) -> &GpuProbe {
+        &self.shared.gpu
     }
 
     /// Starts measuring; finish the session to get the report.
@@ -132,10 +132,7 @@ fn sample_loop(shared: &Shared) {
             state = shared.wake.wait(state).expect("monitor lock");
             continue;
         }
-        let (next, _) = shared
-            .wake
-            .wait_timeout(state, shared.interval)
-            .expect("monitor lock");
+        let (next, _) = shared.wake.wait_timeout(state, shared.interval).expect("monitor lock");
         state = next;
         if state.stopping || state.sessions.is_empty() {
             continue;

@@ -48,20 +48,11 @@ pub struct PerformanceReport {
 /// Computes the report. `points` holds at least the start and end readings,
 /// in time order; `interval_sec` is the sampler's interval; `peak_rss` is a
 /// high-water mark valid for exactly this span, where one is known.
-pub fn compute(
-    points: &[Point],
-    interval_sec: f64,
-    peak_rss: Option<u64>,
-    gpu_available: bool,
-) -> PerformanceReport {
+pub fn compute(points: &[Point], interval_sec: f64, peak_rss: Option<u64>, gpu_available: bool) -> PerformanceReport {
     let (first, last) = (points[0], points[points.len() - 1]);
     let wall = last.at.duration_since(first.at).as_secs_f64();
     let cpu_time = (last.cpu_time_sec - first.cpu_time_sec).max(0.0);
-    let cpu_avg = if wall > 0.0 {
-        cpu_time / wall * 100.0
-    } else {
-        0.0
-    };
+    let cpu_avg = if wall > 0.0 { cpu_time / wall * 100.0 } else { 0.0 };
     let cpu_max = interval_percentages(points, interval_sec / 2.0).fold(cpu_avg, f64::max);
 
     let rss_sum: f64 = points.iter().map(|p| p.rss_bytes as f64).sum();
@@ -69,11 +60,7 @@ pub fn compute(
     let rss_peak = peak_rss.map_or(rss_max, |hwm| hwm.max(rss_max));
 
     let gpu: Vec<GpuSample> = points.iter().filter_map(|p| p.gpu).collect();
-    let gpu_peak = gpu
-        .iter()
-        .map(|g| g.process_memory_bytes)
-        .max()
-        .unwrap_or(0);
+    let gpu_peak = gpu.iter().map(|g| g.process_memory_bytes).max().unwrap_or(0);
     let gpu_util = if gpu.is_empty() {
         0.0
     } else {

@@ -20,9 +20,7 @@ impl FileStore {
     pub fn open(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         tempfile::NamedTempFile::new_in(dir)?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
+        Ok(Self { dir: dir.to_path_buf() })
     }
 
     /// The folder.
@@ -49,9 +47,7 @@ impl FileStore {
     /// The record of `id`, if it exists.
     pub fn load_record(&self, id: &FileId) -> io::Result<Option<TranscriptionRecord>> {
         match fs::read(self.record_path(id)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(io::Error::other),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }

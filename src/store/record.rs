@@ -38,9 +38,7 @@ impl FromStr for FileId {
     fn from_str(s: &str) -> Result<Self, ()> {
         let id = uuid::Uuid::try_parse(s).map_err(|_| ())?;
         // Only the exact lower-case hyphenated spelling names a file.
-        (id.hyphenated().to_string() == s)
-            .then_some(Self(id))
-            .ok_or(())
+        (id.hyphenated().to_string() == s).then_some(Self(id)).ok_or(())
     }
 }
 
@@ -53,8 +51,7 @@ impl Serialize for FileId {
 impl<'de> Deserialize<'de> for FileId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse()
-            .map_err(|_| serde::de::Error::custom("not a file id"))
+        s.parse().map_err(|_| serde::de::Error::custom("not a file id"))
     }
 }
 
@@ -97,6 +94,9 @@ pub struct TranscriptionRecord {
     pub word_count: usize,
     pub performance: RequestPerformance,
     pub timings: StageTimings,
+    /// The W3C trace id of the request, to find its trace in Jaeger.
+    #[serde(default)]
+    pub trace_id: Option<String>,
 }
 
 #[cfg(test)]

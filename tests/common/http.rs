@@ -55,6 +55,7 @@ pub fn test_app(
         store: FileStore::open(data_dir).unwrap(),
         max_upload_bytes: limits.max_upload_bytes,
         upload_idle_timeout: Duration::from_secs(30),
+        metrics: sori::telemetry::metrics::install(),
     };
     (sori::app(state.clone()), state)
 }
@@ -80,10 +81,7 @@ pub fn multipart_request(uri: &str, parts: &[Part]) -> Request<Body> {
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     Request::post(uri)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
         .body(Body::from(body))
         .unwrap()
 }
@@ -98,16 +96,12 @@ pub fn transcribe_request(filename: &str, bytes: &[u8], language: Option<&str>) 
 }
 
 /// Sends a request; returns the status, the headers and the body as JSON (or a string).
-pub async fn send(
-    app: &Router,
-    request: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, Value) {
+pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, headers, body)
 }
 
@@ -130,8 +124,5 @@ pub fn data_files(dir: &std::path::Path) -> Vec<String> {
 pub fn error_code(body: &Value) -> String {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.len() > 10, "an actionable message: {body}");
-    body["error"]["code"]
-        .as_str()
-        .expect("error.code")
-        .to_string()
+    body["error"]["code"].as_str().expect("error.code").to_string()
 }

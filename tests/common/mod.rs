@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod http;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -44,10 +45,8 @@ pub fn transcriber(name: &str) -> Arc<WhisperTranscriber> {
         "base" => &BASE,
         other => panic!("no cached transcriber for {other}"),
     };
-    cell.get_or_init(|| {
-        Arc::new(WhisperTranscriber::load(&model_path(name), name, 2).expect("load the model"))
-    })
-    .clone()
+    cell.get_or_init(|| Arc::new(WhisperTranscriber::load(&model_path(name), name, 2).expect("load the model")))
+        .clone()
 }
 
 /// Writes `bytes` to a new temporary file with the given suffix.
@@ -89,9 +88,7 @@ pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     for (i, x) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -106,11 +103,7 @@ pub fn wer(reference: &str, hypothesis: &str) -> f64 {
 
 /// Character error rate, ignoring spaces and punctuation (for Korean).
 pub fn cer(reference: &str, hypothesis: &str) -> f64 {
-    let chars = |s: &str| {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .collect::<Vec<_>>()
-    };
+    let chars = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<Vec<_>>();
     let (r, h) = (chars(reference), chars(hypothesis));
     edit_distance(&r, &h) as f64 / r.len() as f64
 }

@@ -1,0 +1,33 @@
+//! `GET /metrics` (Prometheus text format) and the middleware that counts
+//! every HTTP request by endpoint and outcome.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::telemetry::metrics;
+
+/// Renders every metric, after refreshing the gauges of the present state.
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    metrics::refresh_state(&state.engine, state.engine.monitor().gpu());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// Counts the request and keeps it in the in-flight gauge while it runs.
+/// Installed as a route layer: the endpoint label is the route template
+/// (`/files/{file_id}`), so ids never become labels.
+pub async fn track(request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unknown".to_string(), |p| p.as_str().to_string());
+    let _in_flight = metrics::in_flight(&endpoint);
+    let response = next.run(request).await;
+    metrics::record_request(&endpoint, response.status().as_u16());
+    response
+}

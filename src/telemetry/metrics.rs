@@ -1,0 +1,336 @@
+//! Prometheus metrics: every name, help text and bucket in one place, and the
+//! helpers that record them. Names follow Prometheus conventions: a `sori_`
+//! prefix, base units, `_total` on counters; labels are low-cardinality only
+//! (model, endpoint, outcome, error code), never a file name or id.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::engine::Engine;
+use crate::monitor::{process, GpuProbe, PerformanceReport};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Buckets for durations of transcription work: 100 ms to an hour.
+const SECONDS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+/// Buckets for audio lengths: a second to three hours.
+const AUDIO_SECONDS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 10800.0,
+];
+/// Buckets for real-time factors (processing seconds per audio second).
+const RTF: &[f64] = &[0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0];
+/// Buckets for CPU use in cores (1.0 = one core busy).
+const CORES: &[f64] = &[
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0,
+];
+/// Buckets for memory: 64 MiB to 64 GiB.
+const BYTES: &[f64] = &[
+    64.0 * MIB,
+    128.0 * MIB,
+    256.0 * MIB,
+    512.0 * MIB,
+    1024.0 * MIB,
+    2048.0 * MIB,
+    4096.0 * MIB,
+    8192.0 * MIB,
+    16384.0 * MIB,
+    32768.0 * MIB,
+    65536.0 * MIB,
+];
+/// Buckets for a 0-1 utilization.
+const RATIO: &[f64] = &[0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0];
+
+/// Per-request histograms and their buckets.
+const HISTOGRAMS: &[(&str, &[f64], Unit, &str)] = &[
+    (
+        "sori_transcription_processing_seconds",
+        SECONDS,
+        Unit::Seconds,
+        "Wall time of decoding, resampling and inference per transcription.",
+    ),
+    (
+        "sori_transcription_audio_duration_seconds",
+        AUDIO_SECONDS,
+        Unit::Seconds,
+        "Length of the transcribed audio.",
+    ),
+    (
+        "sori_transcription_real_time_factor",
+        RTF,
+        Unit::Count,
+        "Processing seconds per second of audio (below 1 is faster than real time).",
+    ),
+    (
+        "sori_transcription_cpu_avg_ratio",
+        CORES,
+        Unit::Count,
+        "Mean CPU use of the process during a transcription, in cores (1.0 = one core).",
+    ),
+    (
+        "sori_transcription_cpu_max_ratio",
+        CORES,
+        Unit::Count,
+        "Highest CPU use over one sampling interval during a transcription, in cores.",
+    ),
+    (
+        "sori_transcription_memory_avg_bytes",
+        BYTES,
+        Unit::Bytes,
+        "Mean resident memory of the process during a transcription.",
+    ),
+    (
+        "sori_transcription_memory_peak_bytes",
+        BYTES,
+        Unit::Bytes,
+        "Peak resident memory of the process during a transcription.",
+    ),
+    (
+        "sori_transcription_gpu_memory_peak_bytes",
+        BYTES,
+        Unit::Bytes,
+        "Peak GPU memory held by the process during a transcription.",
+    ),
+    (
+        "sori_transcription_gpu_utilization_ratio",
+        RATIO,
+        Unit::Count,
+        "Mean GPU utilization during a transcription (0-1).",
+    ),
+    (
+        "sori_queue_wait_seconds",
+        SECONDS,
+        Unit::Seconds,
+        "Time a transcription waited in the queue for a worker.",
+    ),
+];
+
+/// The last request's eight figures, as gauges.
+const LAST_REQUEST: &[(&str, Unit, &str)] = &[
+    (
+        "sori_last_request_cpu_avg_ratio",
+        Unit::Count,
+        "Mean CPU use of the last transcription, in cores.",
+    ),
+    (
+        "sori_last_request_cpu_max_ratio",
+        Unit::Count,
+        "Highest CPU use of the last transcription, in cores.",
+    ),
+    (
+        "sori_last_request_memory_avg_bytes",
+        Unit::Bytes,
+        "Mean resident memory during the last transcription.",
+    ),
+    (
+        "sori_last_request_memory_peak_bytes",
+        Unit::Bytes,
+        "Peak resident memory during the last transcription.",
+    ),
+    (
+        "sori_last_request_gpu_memory_current_bytes",
+        Unit::Bytes,
+        "GPU memory held at the end of the last transcription.",
+    ),
+    (
+        "sori_last_request_gpu_memory_peak_bytes",
+        Unit::Bytes,
+        "Peak GPU memory during the last transcription.",
+    ),
+    (
+        "sori_last_request_gpu_utilization_ratio",
+        Unit::Count,
+        "Mean GPU utilization during the last transcription (0-1).",
+    ),
+    (
+        "sori_last_request_processing_seconds",
+        Unit::Seconds,
+        "Processing time of the last transcription.",
+    ),
+];
+
+/// Installs the global recorder once and returns the handle that renders
+/// `/metrics`. Later calls return the same handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let mut builder = PrometheusBuilder::new();
+            for (name, buckets, _, _) in HISTOGRAMS {
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full((*name).into()), buckets)
+                    .expect("non-empty buckets");
+            }
+            let handle = builder
+                .install_recorder()
+                .expect("the metrics recorder is installed once");
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    for (name, _, unit, help) in HISTOGRAMS {
+        describe_histogram!(*name, *unit, *help);
+    }
+    for (name, unit, help) in LAST_REQUEST {
+        describe_gauge!(*name, *unit, *help);
+    }
+    describe_counter!(
+        "sori_http_requests_total",
+        "HTTP requests by endpoint and outcome (success, client_error, server_error)."
+    );
+    describe_gauge!(
+        "sori_http_requests_in_flight",
+        "HTTP requests being handled now, by endpoint."
+    );
+    describe_counter!("sori_errors_total", Unit::Count, "Error answers by error code.");
+    describe_counter!(
+        "sori_audio_seconds_total",
+        Unit::Seconds,
+        "Seconds of audio transcribed."
+    );
+    describe_counter!("sori_transcriptions_total", "Finished transcriptions by model.");
+    describe_gauge!("sori_queue_depth", "Transcriptions waiting for a worker.");
+    describe_gauge!(
+        "sori_queue_capacity",
+        "Transcriptions that may wait before requests are refused with 503."
+    );
+    describe_gauge!("sori_workers", "Worker threads started.");
+    describe_gauge!("sori_workers_busy", "Worker threads running a transcription now.");
+    describe_gauge!(
+        "sori_process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the Sori process."
+    );
+    describe_counter!(
+        "sori_process_cpu_seconds_total",
+        Unit::Seconds,
+        "CPU time used by the Sori process."
+    );
+    describe_gauge!(
+        "sori_gpu_available",
+        "1 when an NVIDIA GPU is seen through NVML, else 0."
+    );
+    describe_gauge!(
+        "sori_gpu_memory_used_bytes",
+        Unit::Bytes,
+        "GPU memory in use on all devices (only when a GPU is seen)."
+    );
+    describe_gauge!(
+        "sori_gpu_memory_total_bytes",
+        Unit::Bytes,
+        "GPU memory on all devices (only when a GPU is seen)."
+    );
+    describe_gauge!(
+        "sori_gpu_utilization_ratio",
+        "Mean GPU utilization of the devices, 0-1 (only when a GPU is seen)."
+    );
+    describe_gauge!("sori_model_info", "The loaded model (always 1; the model is a label).");
+}
+
+/// Records a finished transcription's figures.
+pub fn record_transcription(model: &str, report: &PerformanceReport, audio_duration_sec: f64, queue_wait_sec: f64) {
+    let label = ("model", model.to_string());
+    let rtf = if audio_duration_sec > 0.0 {
+        report.processing_time_sec / audio_duration_sec
+    } else {
+        0.0
+    };
+    let values = [
+        report.processing_time_sec,
+        audio_duration_sec,
+        rtf,
+        report.cpu_percent_avg / 100.0,
+        report.cpu_percent_max / 100.0,
+        report.ram_mb_avg * MIB,
+        report.ram_mb_peak * MIB,
+        report.gpu_vram_mb_peak * MIB,
+        report.gpu_percent / 100.0,
+        queue_wait_sec,
+    ];
+    for ((name, ..), value) in HISTOGRAMS.iter().zip(values) {
+        histogram!(*name, label.0 => label.1.clone()).record(value);
+    }
+    let last = [
+        report.cpu_percent_avg / 100.0,
+        report.cpu_percent_max / 100.0,
+        report.ram_mb_avg * MIB,
+        report.ram_mb_peak * MIB,
+        report.gpu_vram_mb_current * MIB,
+        report.gpu_vram_mb_peak * MIB,
+        report.gpu_percent / 100.0,
+        report.processing_time_sec,
+    ];
+    for ((name, ..), value) in LAST_REQUEST.iter().zip(last) {
+        gauge!(*name).set(value);
+    }
+    add_audio_seconds(label.1.clone(), audio_duration_sec);
+    counter!("sori_transcriptions_total", label.0 => label.1).increment(1);
+}
+
+/// Prometheus counters here are whole numbers: the exact running total of
+/// audio seconds is kept per model, and the counter shows its whole seconds
+/// (the histogram's `_sum` has the exact figure).
+fn add_audio_seconds(model: String, seconds: f64) {
+    static TOTALS: Mutex<BTreeMap<String, f64>> = Mutex::new(BTreeMap::new());
+    let mut totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
+    let total = totals.entry(model.clone()).or_insert(0.0);
+    *total += seconds;
+    counter!("sori_audio_seconds_total", "model" => model).absolute(total.floor() as u64);
+}
+
+/// Counts an error answer by its code.
+pub fn record_error(code: &'static str) {
+    counter!("sori_errors_total", "code" => code).increment(1);
+}
+
+/// Counts a finished HTTP request.
+pub fn record_request(endpoint: &str, status: u16) {
+    let outcome = match status {
+        500.. => "server_error",
+        400..=499 => "client_error",
+        _ => "success",
+    };
+    counter!("sori_http_requests_total", "endpoint" => endpoint.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// Marks a request of `endpoint` in flight until the guard is dropped.
+pub fn in_flight(endpoint: &str) -> InFlight {
+    let gauge = gauge!("sori_http_requests_in_flight", "endpoint" => endpoint.to_string());
+    gauge.increment(1.0);
+    InFlight(gauge)
+}
+
+/// Decrements the in-flight gauge when dropped (also when the client goes away).
+pub struct InFlight(metrics::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// Sets the gauges that describe the present: queue, workers, process, GPU
+/// and model. Called at every scrape, so they are never stale.
+pub fn refresh_state(engine: &Engine, gpu: &GpuProbe) {
+    gauge!("sori_queue_depth").set(engine.queue_depth() as f64);
+    gauge!("sori_queue_capacity").set(engine.queue_capacity() as f64);
+    let (_, workers) = engine.workers_alive();
+    gauge!("sori_workers").set(workers as f64);
+    gauge!("sori_workers_busy").set(engine.workers_busy() as f64);
+    gauge!("sori_process_resident_memory_bytes").set(process::rss_bytes() as f64);
+    counter!("sori_process_cpu_seconds_total").absolute(process::cpu_time_sec() as u64);
+    gauge!("sori_model_info", "model" => engine.transcriber().model_name().to_string()).set(1.0);
+    gauge!("sori_gpu_available").set(if gpu.available() { 1.0 } else { 0.0 });
+    if let Some(devices) = gpu.devices() {
+        gauge!("sori_gpu_memory_used_bytes").set(devices.memory_used_bytes as f64);
+        gauge!("sori_gpu_memory_total_bytes").set(devices.memory_total_bytes as f64);
+        gauge!("sori_gpu_utilization_ratio").set(devices.utilization_percent / 100.0);
+    }
+}

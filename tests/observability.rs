@@ -1,0 +1,476 @@
+//! Observability against real parts: a real Prometheus server scrapes a real
+//! Sori and runs every dashboard query; a real OTLP exporter sends the
+//! request's spans to a receiver that decodes the protobuf.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::server::{free_port, Server};
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use serde_json::Value;
+
+/// A Prometheus server scraping one target every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target_port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sori\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Debian's prometheus package is installed (make deps)");
+        Self { child, port, _dir: dir }
+    }
+
+    /// Runs an instant query; returns the API's whole answer.
+    fn query(&self, promql: &str) -> Value {
+        reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+            .query(&[("query", promql)])
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The result vector of a query that must succeed.
+    fn results(&self, promql: &str) -> Vec<Value> {
+        let answer = self.query(promql);
+        assert_eq!(answer["status"], "success", "{promql}: {answer}");
+        answer["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn wait_for(&self, promql: &str, what: &str) {
+        let started = Instant::now();
+        while self.query(promql)["data"]["result"]
+            .as_array()
+            .is_none_or(|r| r.is_empty())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "Prometheus never saw {what}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every PromQL expression in the dashboards, with Grafana's variables filled in.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let expr = expr.replace("$__rate_interval", "1m").replace("$model", ".*");
+                queries.push((
+                    format!("{} / {}", path.file_name().unwrap().to_string_lossy(), panel["title"]),
+                    expr,
+                ));
+            }
+        }
+    }
+    assert!(
+        queries.len() >= 20,
+        "the dashboards hold their panels: {}",
+        queries.len()
+    );
+    queries
+}
+
+#[test]
+fn prometheus_scrapes_sori_and_every_dashboard_query_returns_data() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
+    let prometheus = Prometheus::start(server.port);
+    prometheus.wait_for("up{job=\"sori\"} == 1", "Sori up");
+
+    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    for _ in 0..2 {
+        assert_eq!(server.transcribe("jfk.wav", jfk.clone(), &[]).0, 200);
+    }
+    assert_eq!(server.transcribe("notes.wav", b"not audio at all".to_vec(), &[]).0, 415);
+    assert_eq!(
+        reqwest::blocking::get(server.url("/files/not-an-id")).unwrap().status(),
+        404
+    );
+    prometheus.wait_for("sori_transcriptions_total >= 2", "the transcriptions");
+    prometheus.wait_for("sori_errors_total{code=\"not_found\"} >= 1", "the errors");
+    std::thread::sleep(Duration::from_secs(2)); // a few more scrapes for rate()
+
+    for series in [
+        "sori_transcription_processing_seconds_bucket",
+        "sori_transcription_cpu_avg_ratio_bucket",
+        "sori_transcription_memory_peak_bytes_bucket",
+        "sori_last_request_processing_seconds",
+        "sori_queue_depth",
+        "sori_process_resident_memory_bytes",
+        "sori_audio_seconds_total",
+    ] {
+        assert!(!prometheus.results(series).is_empty(), "no {series} in Prometheus");
+    }
+    let audio = prometheus.results("sori_audio_seconds_total");
+    assert_eq!(audio[0]["value"][1], "22", "two 11 s clips: {audio:?}");
+    let count = prometheus.results("sum(sori_transcription_processing_seconds_count)");
+    assert_eq!(count[0]["value"][1], "2");
+    let errors = prometheus.results("sori_errors_total{code=\"unsupported_media\"}");
+    assert_eq!(errors[0]["value"][1], "1");
+
+    let mut empty = Vec::new();
+    for (panel, expr) in dashboard_queries() {
+        if prometheus.results(&expr).is_empty() {
+            empty.push(format!("{panel}: {expr}"));
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data:\n{}",
+        empty.join("\n")
+    );
+}
+
+#[test]
+fn metrics_pass_promtool_and_the_shipped_config_is_valid() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
+    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    assert_eq!(server.transcribe("jfk.wav", jfk, &[]).0, 200);
+    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        assert!(line.starts_with("sori_"), "every metric has the sori_ prefix: {line}");
+        assert!(
+            !line.contains("jfk") && !line.contains("file_id"),
+            "no file names or ids as labels: {line}"
+        );
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = repo_root().join("deploy/prometheus/prometheus.yml");
+    let out = Command::new("promtool")
+        .arg("check")
+        .arg("config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Spans received by a minimal OTLP/HTTP receiver.
+type Received = Arc<Mutex<Vec<Span>>>;
+
+/// Serves `POST /v1/traces` on a free port, decoding the OTLP protobuf.
+fn start_otlp_receiver() -> (u16, Received) {
+    let received: Received = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(move |body: axum::body::Bytes| async move {
+                    let request = ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf");
+                    let spans = request
+                        .resource_spans
+                        .into_iter()
+                        .flat_map(|r| r.scope_spans)
+                        .flat_map(|s| s.spans);
+                    sink.lock().unwrap().extend(spans);
+                    axum::http::StatusCode::OK
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (port, received)
+}
+
+fn attributes(span: &Span) -> HashMap<String, AnyValue> {
+    span.attributes
+        .iter()
+        .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?.value?)))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() {
+    let (otlp_port, received) = start_otlp_receiver();
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_port}")),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".to_string()),
+        ("OTEL_SERVICE_NAME", "sori-under-test".to_string()),
+    ];
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &env);
+    let (trace_id, parent_id) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let traceparent = format!("00-{trace_id}-{parent_id}-01");
+    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let (status, body) = server.transcribe("jfk.wav", jfk, &[("traceparent", &traceparent)]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["trace_id"], trace_id, "the response carries the caller's trace id");
+    let file_id = body["file_id"].as_str().unwrap();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(data.path().join(format!("{file_id}.performance.json"))).unwrap())
+            .unwrap();
+    assert_eq!(record["trace_id"], trace_id);
+
+    let started = Instant::now();
+    let spans = loop {
+        let spans: Vec<Span> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| hex(&s.trace_id) == trace_id)
+            .cloned()
+            .collect();
+        if spans.iter().any(|s| s.name == "POST /transcribe") && spans.len() >= 6 {
+            break spans;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "spans never arrived: {spans:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let request = spans.iter().find(|s| s.name == "POST /transcribe").unwrap();
+    assert_eq!(
+        hex(&request.parent_span_id),
+        parent_id,
+        "the span continues the caller's traceparent"
+    );
+    let attrs = attributes(request);
+    for key in [
+        "cpu_percent_avg",
+        "cpu_percent_max",
+        "ram_mb_avg",
+        "ram_mb_peak",
+        "gpu_vram_mb_current",
+        "gpu_vram_mb_peak",
+        "gpu_percent",
+        "processing_time_sec",
+        "audio_duration_sec",
+    ] {
+        let Some(AnyValue::DoubleValue(v)) = attrs.get(key) else {
+            panic!("{key} missing: {attrs:?}")
+        };
+        let expected = body["performance"][key].as_f64().or(body[key].as_f64()).unwrap();
+        assert!((v - expected).abs() < 1e-9, "{key}: span {v}, response {expected}");
+    }
+    assert_eq!(attrs.get("file_id"), Some(&AnyValue::StringValue(file_id.to_string())));
+    assert_eq!(attrs.get("model"), Some(&AnyValue::StringValue("tiny.en".into())));
+    assert_eq!(attrs.get("language"), Some(&AnyValue::StringValue("en".into())));
+    assert_eq!(attrs.get("outcome"), Some(&AnyValue::StringValue("success".into())));
+    for child in ["queue_wait", "decode", "resample", "inference", "write_files"] {
+        let span = spans
+            .iter()
+            .find(|s| s.name == child)
+            .unwrap_or_else(|| panic!("no {child} span"));
+        assert_eq!(
+            span.parent_span_id, request.span_id,
+            "{child} is a child of the request span"
+        );
+        assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+    }
+    let (took, clean) = server.terminate();
+    assert!(clean && took < Duration::from_secs(15), "flushed and stopped: {took:?}");
+}
+
+#[test]
+fn a_missing_collector_neither_fails_nor_slows_requests() {
+    let data = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{closed}"))];
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &env);
+    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let (status, body) = server.transcribe("jfk.wav", jfk, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["trace_id"].as_str().map(str::len),
+        Some(32),
+        "a fresh trace id: {body}"
+    );
+    let (took, clean) = server.terminate();
+    assert!(
+        clean && took < Duration::from_secs(15),
+        "shutdown does not hang on the missing collector: {took:?}"
+    );
+}
+
+#[test]
+fn dashboards_only_use_provisioned_datasources() {
+    let provisioned: serde_yaml_ng::Value = serde_yaml_ng::from_slice(
+        &std::fs::read(repo_root().join("deploy/grafana/provisioning/datasources/datasources.yml")).unwrap(),
+    )
+    .unwrap();
+    let uids: Vec<&str> = provisioned["datasources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|d| d["uid"].as_str().unwrap())
+        .collect();
+    assert!(uids.contains(&"prometheus") && uids.contains(&"jaeger"), "{uids:?}");
+    for entry in std::fs::read_dir(repo_root().join("dashboards")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !text.contains("${DS_"),
+            "import-style datasource inputs fail under file provisioning"
+        );
+        let dashboard: Value = serde_json::from_str(&text).unwrap();
+        let mut refs = Vec::new();
+        collect_datasource_uids(&dashboard, &mut refs);
+        assert!(!refs.is_empty());
+        for uid in refs {
+            assert!(uids.contains(&uid.as_str()), "datasource {uid} is not provisioned");
+        }
+    }
+}
+
+fn collect_datasource_uids(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(uid) = map.get("datasource").and_then(|d| d.get("uid")).and_then(Value::as_str) {
+                out.push(uid.to_string());
+            }
+            map.values().for_each(|v| collect_datasource_uids(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_datasource_uids(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_compose_stack_is_wired_together() {
+    let root = repo_root();
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_slice(&std::fs::read(root.join("docker-compose.yml")).unwrap()).unwrap();
+    let services = compose["services"].as_mapping().unwrap();
+    for name in ["sori", "prometheus", "grafana", "jaeger"] {
+        assert!(services.contains_key(name), "service {name} missing");
+    }
+    // Every file mounted from the repository exists.
+    for (_, service) in services {
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let source = volume.as_str().unwrap().split(':').next().unwrap();
+            if source.starts_with("./") {
+                assert!(root.join(source).exists(), "mounted {source} does not exist");
+            }
+        }
+    }
+    let dockerfile = compose["services"]["sori"]["build"]["dockerfile"].as_str().unwrap();
+    let dockerfile = std::fs::read_to_string(root.join(dockerfile)).unwrap();
+    assert!(dockerfile.contains("GGML_NATIVE=OFF"), "the image is a portable build");
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        for source in line
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .split_last()
+            .unwrap()
+            .1
+        {
+            assert!(root.join(source).exists(), "Dockerfile copies missing {source}");
+        }
+    }
+    // Prometheus scrapes the sori service on the port Sori listens on in the image.
+    let prometheus: serde_yaml_ng::Value =
+        serde_yaml_ng::from_slice(&std::fs::read(root.join("deploy/prometheus/prometheus.yml")).unwrap()).unwrap();
+    let target = prometheus["scrape_configs"][0]["static_configs"][0]["targets"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(target, "sori:8003");
+    assert!(dockerfile.contains("SORI_PORT=8003") && dockerfile.contains("SORI_HOST=0.0.0.0"));
+    // Sori sends traces to Jaeger's OTLP/HTTP port, which Jaeger opens.
+    let endpoint = compose["services"]["sori"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        .as_str()
+        .unwrap();
+    assert_eq!(endpoint, "http://jaeger:4318");
+    assert_eq!(
+        compose["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"],
+        "true"
+    );
+    // Grafana loads the dashboards from where the provider looks.
+    let provider: serde_yaml_ng::Value = serde_yaml_ng::from_slice(
+        &std::fs::read(root.join("deploy/grafana/provisioning/dashboards/dashboards.yml")).unwrap(),
+    )
+    .unwrap();
+    let path = provider["providers"][0]["options"]["path"].as_str().unwrap();
+    let grafana_volumes: Vec<&str> = compose["services"]["grafana"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        grafana_volumes
+            .iter()
+            .any(|v| v.starts_with("./dashboards:") && v.contains(path)),
+        "{grafana_volumes:?}"
+    );
+    assert!(Path::new(&root.join("dashboards")).read_dir().unwrap().count() >= 2);
+}
