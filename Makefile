@@ -4,19 +4,26 @@
 
 SORI := ./target/release/sori
 # Debian packages: cmake + clang headers build whisper.cpp; sox makes test audio;
-# prometheus (with promtool) is the real server the observability tests scrape with.
-DEBIAN_PACKAGES := cmake clang libclang-dev sox libsox-fmt-all prometheus
+# prometheus (with promtool) is the real server the observability tests scrape with;
+# chromium runs the web UI tests, fonts-nanum lets its screenshots show Korean.
+DEBIAN_PACKAGES := cmake clang libclang-dev sox libsox-fmt-all prometheus chromium fonts-nanum
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps build models lint fmt test-tools
+.PHONY: run test deps build models lint fmt test-tools test-e2e
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
 	$(SORI) serve
 
-## test: the whole suite (format, lint, unit, integration with the real models)
+## test: the whole suite (format, lint, unit, integration with the real models, the browser)
 test: build models test-tools lint
 	cargo test --release
+	$(MAKE) test-e2e
+
+## test-e2e: the web UI in Debian's chromium, driven by playwright-core (screenshots in test-output/)
+test-e2e: build models
+	npm --prefix tests/e2e ci --no-audit --no-fund
+	npm --prefix tests/e2e test
 
 ## test-tools: PyAV in a private venv, to write M4A/AAC test audio (no encoder in Debian's sox)
 test-tools: .venv-test/bin/python

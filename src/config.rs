@@ -89,6 +89,9 @@ pub struct ServeConfig {
     /// Largest accepted upload, in MiB.
     #[arg(long, env = "SORI_MAX_UPLOAD_MB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_upload_mb: u64,
+    /// Largest accepted batch upload (all its files together), in MiB.
+    #[arg(long, env = "SORI_MAX_BATCH_UPLOAD_MB", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_batch_upload_mb: u64,
     /// Seconds an upload may send nothing before it is dropped.
     #[arg(long, env = "SORI_UPLOAD_IDLE_TIMEOUT_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub upload_idle_timeout_sec: u64,

@@ -18,9 +18,9 @@ pub enum AppError {
     /// The request is malformed; `code` names the problem for programs.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
-    /// The body is larger than the configured limit.
-    #[error("the upload is larger than the {limit_mb} MiB this server accepts")]
-    PayloadTooLarge { limit_mb: u64 },
+    /// The body (or one file of it, `what`) is larger than the configured limit.
+    #[error("{what} is larger than the {limit_mb} MiB this server accepts")]
+    PayloadTooLarge { what: String, limit_mb: u64 },
     /// The bytes are not audio Sori reads.
     #[error("{0}")]
     UnsupportedMedia(String),

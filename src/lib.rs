@@ -1,6 +1,7 @@
 //! Sori: a speech-to-text service that measures what every transcription costs.
 
 pub mod audio;
+pub mod batch;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use sori::batch::Batches;
 use sori::config::{Cli, Command, ModelCommand, ServeConfig};
 use sori::engine::{Engine, EngineSettings, WhisperTranscriber};
 use sori::model;
@@ -66,10 +67,15 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             max_audio_sec: config.max_audio_sec,
         },
     );
+    let engine = Arc::new(engine);
+    let batches = Batches::open(&config.data_dir, engine.clone(), store.clone())
+        .with_context(|| format!("opening the batch database in {}", config.data_dir.display()))?;
     let state = AppState {
-        engine: Arc::new(engine),
+        engine,
         store,
+        batches: Arc::new(batches),
         max_upload_bytes: config.max_upload_mb << 20,
+        max_batch_upload_bytes: config.max_batch_upload_mb << 20,
         upload_idle_timeout: Duration::from_secs(config.upload_idle_timeout_sec),
         metrics: metrics::install(),
     };
@@ -80,6 +86,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!("sori listening on http://{addr}");
+        state.batches.start();
         let upkeep_handle = state.metrics.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(METRICS_UPKEEP);

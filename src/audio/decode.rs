@@ -7,7 +7,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -24,7 +24,11 @@ fn open(bytes: bytes::Bytes) -> Result<Box<dyn FormatReader>, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::NotAudio("the file is empty".into()));
     }
-    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), MediaSourceStreamOptions::default());
+    open_source(Box::new(Cursor::new(bytes)))
+}
+
+fn open_source(source: Box<dyn MediaSource>) -> Result<Box<dyn FormatReader>, AudioError> {
+    let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     let probed = symphonia::default::get_probe()
         .format(
             &Hint::new(),
@@ -44,7 +48,19 @@ fn open(bytes: bytes::Bytes) -> Result<Box<dyn FormatReader>, AudioError> {
 /// Checks cheaply (headers only) that the bytes are a container Sori reads
 /// with an audio track, so junk is refused before it waits in the queue.
 pub fn probe(bytes: bytes::Bytes) -> Result<(), AudioError> {
-    let format = open(bytes)?;
+    check_has_audio(open(bytes)?)
+}
+
+/// [`probe`] for a file on disk: only its headers are read.
+pub fn probe_file(path: &std::path::Path) -> Result<(), AudioError> {
+    let file = std::fs::File::open(path).map_err(|e| AudioError::NotAudio(format!("cannot read the upload: {e}")))?;
+    if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+        return Err(AudioError::Empty);
+    }
+    check_has_audio(open_source(Box::new(file))?)
+}
+
+fn check_has_audio(format: Box<dyn FormatReader>) -> Result<(), AudioError> {
     let has_audio = format.tracks().iter().any(|t| t.codec_params.codec != CODEC_TYPE_NULL);
     if !has_audio {
         return Err(AudioError::NotAudio("no audio track".into()));

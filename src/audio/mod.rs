@@ -3,7 +3,7 @@
 mod decode;
 mod resample;
 
-pub use decode::probe;
+pub use decode::{probe, probe_file};
 
 /// Whisper's sample rate.
 pub const WHISPER_SAMPLE_RATE: u32 = 16_000;

@@ -1,9 +1,11 @@
 //! The HTTP API: `app(state)` builds the router the server runs and the tests drive.
 
+mod batch;
 mod files;
 mod health;
 mod metrics;
 mod transcribe;
+mod ui;
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use std::time::Duration;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::batch::Batches;
 use crate::engine::Engine;
 use crate::error::AppError;
 use crate::store::FileStore;
@@ -24,8 +27,12 @@ use crate::store::FileStore;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub store: FileStore,
-    /// Largest accepted request body, bytes.
+    /// Batches: their database, dispatcher and events.
+    pub batches: Arc<Batches>,
+    /// Largest accepted upload of one file, bytes.
     pub max_upload_bytes: u64,
+    /// Largest accepted `POST /batch` body, bytes.
+    pub max_batch_upload_bytes: u64,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// An upload that sends nothing for this long is dropped, so a stalled
@@ -36,8 +43,17 @@ pub struct AppState {
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let body_limit = usize::try_from(state.max_upload_bytes).unwrap_or(usize::MAX);
+    let batch_limit = usize::try_from(state.max_batch_upload_bytes).unwrap_or(usize::MAX);
     Router::new()
+        .route("/", get(ui::index))
+        .route("/static/app.js", get(ui::script))
+        .route("/static/style.css", get(ui::style))
         .route("/transcribe", post(transcribe::transcribe))
+        .route("/batch", post(batch::create).layer(DefaultBodyLimit::max(batch_limit)))
+        .route("/batch/{batch_id}", get(batch::get))
+        .route("/batch/{batch_id}/summary", get(batch::summary))
+        .route("/batch/{batch_id}/events", get(batch::events))
+        .route("/batches", get(batch::list))
         .route("/files/{file_id}", get(files::record))
         .route("/files/{file_id}/text", get(files::text))
         .route("/healthz", get(health::healthz))

@@ -102,20 +102,7 @@ async fn run(
         output.audio_duration_sec,
         output.timings.queue_wait_sec,
     );
-    let word_count = output.transcript.text.split_whitespace().count();
-    let performance = RequestPerformance::new(output.performance, output.audio_duration_sec);
-    let record = TranscriptionRecord {
-        file_id,
-        filename: upload.filename.clone(),
-        created_at: chrono::Utc::now(),
-        model,
-        language: output.transcript.language.clone(),
-        audio_duration_sec: round3(output.audio_duration_sec),
-        word_count,
-        performance: performance.clone(),
-        timings: output.timings,
-        trace_id: trace_id.clone(),
-    };
+    let record = TranscriptionRecord::from_output(file_id, upload.filename, model, &output, trace_id.clone());
     record_on_span(span, &record);
     let store = state.store.clone();
     let (saved_record, text) = (record.clone(), output.transcript.text.clone());
@@ -130,9 +117,9 @@ async fn run(
         model = %record.model,
         language = %record.language,
         audio_sec = record.audio_duration_sec,
-        processing_sec = performance.report.processing_time_sec,
-        cpu_avg = performance.report.cpu_percent_avg,
-        ram_peak_mb = performance.report.ram_mb_peak,
+        processing_sec = record.performance.report.processing_time_sec,
+        cpu_avg = record.performance.report.cpu_percent_avg,
+        ram_peak_mb = record.performance.report.ram_mb_peak,
         "transcribed"
     );
 
@@ -142,10 +129,10 @@ async fn run(
         text: output.transcript.text,
         language: record.language,
         audio_duration_sec: record.audio_duration_sec,
-        word_count,
+        word_count: record.word_count,
         model: record.model,
         segments: output.transcript.segments,
-        performance,
+        performance: record.performance,
         timings: output.timings,
         trace_id,
     }))
@@ -179,6 +166,7 @@ async fn read_upload(mut multipart: Multipart, limit_bytes: u64) -> Result<Uploa
     let too_large = |e: MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge {
+                what: "the upload".into(),
                 limit_mb: limit_bytes >> 20,
             }
         } else {
@@ -227,7 +215,7 @@ async fn read_upload(mut multipart: Multipart, limit_bytes: u64) -> Result<Uploa
 }
 
 /// The language to ask the model for: `None` detects it.
-fn check_language(state: &AppState, language: Option<String>) -> Result<Option<String>, AppError> {
+pub(super) fn check_language(state: &AppState, language: Option<String>) -> Result<Option<String>, AppError> {
     let Some(code) = language else {
         return Ok(None);
     };
@@ -252,7 +240,7 @@ fn check_language(state: &AppState, language: Option<String>) -> Result<Option<S
 
 /// The last path component of a client's file name, at most 255 characters,
 /// without control characters (browsers may send `C:\fakepath\x.wav`).
-fn clean_filename(raw: &str) -> String {
+pub(super) fn clean_filename(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
     let cleaned: String = base
         .chars()
@@ -264,10 +252,6 @@ fn clean_filename(raw: &str) -> String {
     } else {
         cleaned
     }
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use gpu::{DeviceSummary, GpuProbe, GpuSample};
-pub use report::PerformanceReport;
 use report::Point;
+pub use report::{PerformanceReport, SeriesPoint, MAX_SERIES_POINTS};
 
 /// Samples this process while sessions are open. Cheap to clone; the sampler
 /// thread stops when the last clone is dropped.

@@ -43,6 +43,23 @@ pub struct PerformanceReport {
     pub sample_count: usize,
     /// Whether an NVIDIA GPU was seen.
     pub gpu_available: bool,
+    /// CPU and RAM over the request's duration (at most [`MAX_SERIES_POINTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<SeriesPoint>,
+}
+
+/// Most points kept in [`PerformanceReport::samples`]; longer series are thinned.
+pub const MAX_SERIES_POINTS: usize = 120;
+
+/// One point of the CPU/RAM series: the span since the previous point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Seconds since the start of the request, at the end of the span.
+    pub t_sec: f64,
+    /// CPU use over the span; 100 = one core.
+    pub cpu_percent: f64,
+    /// Resident memory at the end of the span, MiB.
+    pub ram_mb: f64,
 }
 
 /// Computes the report. `points` holds at least the start and end readings,
@@ -79,12 +96,14 @@ pub fn compute(points: &[Point], interval_sec: f64, peak_rss: Option<u64>, gpu_a
         cpu_time_sec: round4(cpu_time),
         sample_count: points.len(),
         gpu_available,
+        samples: series(points, interval_sec / 2.0),
     }
 }
 
-/// CPU % over consecutive spans of at least `min_span_sec` (a short tail is
-/// merged into the span before it), so a 1 ms gap cannot give a wild reading.
-fn interval_percentages(points: &[Point], min_span_sec: f64) -> impl Iterator<Item = f64> {
+/// Indices of `points` that bound consecutive spans of at least
+/// `min_span_sec` (a short tail is merged into the span before it), so a
+/// 1 ms gap cannot give a wild CPU reading.
+fn span_bounds(points: &[Point], min_span_sec: f64) -> Vec<usize> {
     let mut bounds = vec![0];
     for (i, p) in points.iter().enumerate().skip(1) {
         let start = points[*bounds.last().expect("non-empty")];
@@ -99,15 +118,43 @@ fn interval_percentages(points: &[Point], min_span_sec: f64) -> impl Iterator<It
         }
         bounds.push(last);
     }
-    let spans: Vec<f64> = bounds
+    bounds
+}
+
+/// CPU % over the span from `a` to `b`, if it has a length.
+fn cpu_percent(a: &Point, b: &Point) -> Option<f64> {
+    let wall = b.at.duration_since(a.at).as_secs_f64();
+    (wall > 0.0).then(|| (b.cpu_time_sec - a.cpu_time_sec).max(0.0) / wall * 100.0)
+}
+
+fn interval_percentages(points: &[Point], min_span_sec: f64) -> impl Iterator<Item = f64> + '_ {
+    span_bounds(points, min_span_sec)
         .windows(2)
+        .filter_map(|w| cpu_percent(&points[w[0]], &points[w[1]]))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// The CPU/RAM series over the same spans as `cpu_percent_max`, thinned to at
+/// most [`MAX_SERIES_POINTS`] by merging neighbouring spans.
+fn series(points: &[Point], min_span_sec: f64) -> Vec<SeriesPoint> {
+    let bounds = span_bounds(points, min_span_sec);
+    let step = (bounds.len() - 1).div_ceil(MAX_SERIES_POINTS).max(1);
+    let mut kept: Vec<usize> = bounds.iter().copied().step_by(step).collect();
+    if kept.last() != bounds.last() {
+        kept.push(*bounds.last().expect("non-empty"));
+    }
+    let start = points[0].at;
+    kept.windows(2)
         .filter_map(|w| {
-            let (a, b) = (points[w[0]], points[w[1]]);
-            let wall = b.at.duration_since(a.at).as_secs_f64();
-            (wall > 0.0).then(|| (b.cpu_time_sec - a.cpu_time_sec).max(0.0) / wall * 100.0)
+            let (a, b) = (&points[w[0]], &points[w[1]]);
+            Some(SeriesPoint {
+                t_sec: round4(b.at.duration_since(start).as_secs_f64()),
+                cpu_percent: round2(cpu_percent(a, b)?),
+                ram_mb: round2(b.rss_bytes as f64 / MIB),
+            })
         })
-        .collect();
-    spans.into_iter()
+        .collect()
 }
 
 fn round2(v: f64) -> f64 {
@@ -149,7 +196,29 @@ mod tests {
         assert_eq!(r.ram_mb_peak, 300.0);
         assert_eq!(r.ram_mb_avg, 200.0);
         assert_eq!(r.sample_count, 4);
+        // The series uses the same spans: the 1 ms tail joins the last one.
+        assert_eq!(r.samples.len(), 2);
+        assert_eq!(
+            (r.samples[0].t_sec, r.samples[0].cpu_percent, r.samples[0].ram_mb),
+            (0.5, 100.0, 300.0)
+        );
+        assert_eq!(
+            (r.samples[1].t_sec, r.samples[1].cpu_percent, r.samples[1].ram_mb),
+            (1.001, 51.9, 200.0)
+        );
         assert_eq!((r.gpu_vram_mb_peak, r.gpu_percent), (0.0, 0.0));
+    }
+
+    #[test]
+    fn long_series_are_thinned_and_keep_their_end() {
+        let s = Instant::now();
+        let points: Vec<Point> = (0..=1000)
+            .map(|i| point(s, i as f64 * 0.5, i as f64 * 0.25, 100))
+            .collect();
+        let r = compute(&points, 0.5, None, false);
+        assert!(r.samples.len() <= MAX_SERIES_POINTS, "{}", r.samples.len());
+        assert_eq!(r.samples.last().unwrap().t_sec, 500.0);
+        assert!(r.samples.iter().all(|p| (p.cpu_percent - 50.0).abs() < 1e-6));
     }
 
     #[test]

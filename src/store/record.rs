@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::StageTimings;
+use crate::engine::{JobOutput, StageTimings};
 use crate::monitor::PerformanceReport;
 
 /// A transcription's id: a UUID in its canonical hyphenated form. Parsing
@@ -97,6 +97,30 @@ pub struct TranscriptionRecord {
     /// The W3C trace id of the request, to find its trace in Jaeger.
     #[serde(default)]
     pub trace_id: Option<String>,
+}
+
+impl TranscriptionRecord {
+    /// The record of a finished job.
+    pub fn from_output(
+        file_id: FileId,
+        filename: String,
+        model: String,
+        output: &JobOutput,
+        trace_id: Option<String>,
+    ) -> Self {
+        Self {
+            file_id,
+            filename,
+            created_at: chrono::Utc::now(),
+            model,
+            language: output.transcript.language.clone(),
+            audio_duration_sec: (output.audio_duration_sec * 1000.0).round() / 1000.0,
+            word_count: output.transcript.text.split_whitespace().count(),
+            performance: RequestPerformance::new(output.performance.clone(), output.audio_duration_sec),
+            timings: output.timings,
+            trace_id,
+        }
+    }
 }
 
 #[cfg(test)]

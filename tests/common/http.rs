@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use sori::batch::Batches;
 use sori::engine::{Engine, EngineSettings, Transcriber};
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
@@ -50,10 +51,16 @@ pub fn test_app(
             max_audio_sec: limits.max_audio_sec,
         },
     );
+    let engine = Arc::new(engine);
+    let store = FileStore::open(data_dir).unwrap();
+    let batches = Batches::open(data_dir, engine.clone(), store.clone()).unwrap();
+    batches.start();
     let state = AppState {
-        engine: Arc::new(engine),
-        store: FileStore::open(data_dir).unwrap(),
+        engine,
+        store,
+        batches: Arc::new(batches),
         max_upload_bytes: limits.max_upload_bytes,
+        max_batch_upload_bytes: limits.max_upload_bytes * 4,
         upload_idle_timeout: Duration::from_secs(30),
         metrics: sori::telemetry::metrics::install(),
     };

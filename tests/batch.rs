@@ -1,0 +1,312 @@
+//! Batches with the real model: the lifecycle, the summary maths against the
+//! files' own figures, Server-Sent Events, sharing the workers with single
+//! requests, and resuming after `kill -9`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::http::*;
+use common::server::Server;
+use common::*;
+use serde_json::Value;
+
+async fn wait_complete(app: &axum::Router, batch_id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, _, body) = send(app, get(&format!("/batch/{batch_id}"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["status"] == "complete" {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "batch never completed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default());
+    let wav = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let mp3 = std::fs::read(shared_audio("jfk.mp3")).unwrap();
+    let request = multipart_request(
+        "/batch",
+        &[
+            ("file", Some("jfk.wav"), &wav),
+            ("file", Some("speech.mp3"), &mp3),
+            ("file", Some("notes.wav"), b"plain text, not audio"),
+            ("language", None, b"en"),
+        ],
+    );
+    let (status, _, created) = send(&app, request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    assert_eq!(created["progress"]["total"], 3);
+    assert_eq!(created["language"], "en");
+    let batch_id = created["batch_id"].as_str().unwrap().to_string();
+
+    let batch = wait_complete(&app, &batch_id).await;
+    let files = batch["files"].as_array().unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f["filename"].as_str().unwrap()).collect();
+    assert_eq!(names, ["jfk.wav", "speech.mp3", "notes.wav"], "files keep their order");
+    for done in &files[..2] {
+        assert_eq!(done["status"], "done", "{done}");
+        assert_eq!(done["language"], "en");
+        assert!((done["audio_duration_sec"].as_f64().unwrap() - 11.0).abs() < 0.2);
+        assert!((20..=24).contains(&done["word_count"].as_u64().unwrap()));
+        assert_eq!(done["processing_time_sec"], done["performance"]["processing_time_sec"]);
+        // Each done file left its paired files, under its own id.
+        let id = done["file_id"].as_str().unwrap();
+        let text = std::fs::read_to_string(dir.path().join(format!("{id}.txt"))).unwrap();
+        assert!(
+            words(&text)
+                .join(" ")
+                .contains("ask not what your country can do for you"),
+            "{text}"
+        );
+        assert!(dir.path().join(format!("{id}.performance.json")).exists());
+    }
+    assert_eq!(files[2]["status"], "failed");
+    assert!(
+        files[2]["error"].as_str().unwrap().contains("not audio"),
+        "{}",
+        files[2]
+    );
+    assert_eq!(batch["progress"]["done"], 2);
+    assert_eq!(batch["progress"]["failed"], 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("uploads")).unwrap().count(),
+        0,
+        "uploads are removed once finished"
+    );
+
+    // The summary, checked against the files' own figures.
+    let (status, _, summary) = send(&app, get(&format!("/batch/{batch_id}/summary"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (summary["count_done"].as_u64(), summary["count_failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let audio: f64 = files[..2]
+        .iter()
+        .map(|f| f["audio_duration_sec"].as_f64().unwrap())
+        .sum();
+    let processing: f64 = files[..2]
+        .iter()
+        .map(|f| f["processing_time_sec"].as_f64().unwrap())
+        .sum();
+    assert!((summary["total_audio_sec"].as_f64().unwrap() - audio).abs() < 1e-3);
+    assert!((summary["total_processing_sec"].as_f64().unwrap() - processing).abs() < 1e-3);
+    assert!((summary["throughput_audio_sec_per_sec"].as_f64().unwrap() - audio / processing).abs() < 1e-3);
+    for key in [
+        "cpu_percent_avg",
+        "cpu_percent_max",
+        "ram_mb_avg",
+        "ram_mb_peak",
+        "gpu_vram_mb_current",
+        "gpu_vram_mb_peak",
+        "gpu_percent",
+        "processing_time_sec",
+    ] {
+        let values: Vec<f64> = files[..2]
+            .iter()
+            .map(|f| f["performance"][key].as_f64().unwrap())
+            .collect();
+        let stat = &summary["metrics"][key];
+        let (lo, hi) = (
+            values.iter().cloned().fold(f64::MAX, f64::min),
+            values.iter().cloned().fold(f64::MIN, f64::max),
+        );
+        assert_eq!(stat["min"].as_f64().unwrap(), lo, "{key}");
+        assert_eq!(stat["max"].as_f64().unwrap(), hi, "{key}");
+        assert_eq!(
+            stat["p95"].as_f64().unwrap(),
+            hi,
+            "{key}: p95 of two values is the larger"
+        );
+        assert!(
+            (stat["mean"].as_f64().unwrap() - (values[0] + values[1]) / 2.0).abs() < 1e-3,
+            "{key}"
+        );
+    }
+    assert_eq!(summary["files"].as_array().unwrap().len(), 2);
+
+    let (_, _, list) = send(&app, get("/batches")).await;
+    assert_eq!(list[0]["batch_id"], batch_id.as_str());
+    assert_eq!(list[0]["progress"]["total"], 3);
+}
+
+#[tokio::test]
+async fn batch_requests_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default());
+    let (status, _, body) = send(&app, multipart_request("/batch", &[("language", None, b"en")])).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "missing_file")
+    );
+    let wav = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let with_bad_language = multipart_request("/batch", &[("file", Some("a.wav"), &wav), ("language", None, b"xx")]);
+    let (status, _, body) = send(&app, with_bad_language).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "unknown_language")
+    );
+    for uri in [
+        "/batch/nope",
+        "/batch/00000000-0000-4000-8000-000000000000",
+        "/batch/00000000-0000-4000-8000-000000000000/summary",
+    ] {
+        let (status, _, body) = send(&app, get(uri)).await;
+        assert_eq!(
+            (status, error_code(&body).as_str()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{uri}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("uploads")).unwrap().count(),
+        0,
+        "refused batches leave no uploads"
+    );
+}
+
+fn post_batch(server: &Server, files: usize) -> String {
+    let wav = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let mut form = reqwest::blocking::multipart::Form::new();
+    for i in 0..files {
+        form = form.part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(wav.clone()).file_name(format!("clip-{i}.wav")),
+        );
+    }
+    let response = reqwest::blocking::Client::new()
+        .post(server.url("/batch"))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().unwrap();
+    body["batch_id"].as_str().unwrap().to_string()
+}
+
+fn batch(server: &Server, id: &str) -> Value {
+    reqwest::blocking::get(server.url(&format!("/batch/{id}")))
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[test]
+fn server_sent_events_follow_the_batch_to_completion() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
+    let id = post_batch(&server, 2);
+    let response = reqwest::blocking::Client::new()
+        .get(server.url(&format!("/batch/{id}/events")))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut snapshots = Vec::new();
+    for line in BufReader::new(response).lines() {
+        let line = line.unwrap();
+        if let Some(data) = line.strip_prefix("data: ") {
+            snapshots.push(serde_json::from_str::<Value>(data).unwrap());
+        }
+    }
+    assert!(
+        snapshots.len() >= 3,
+        "a snapshot at once and after changes: {}",
+        snapshots.len()
+    );
+    let done: Vec<u64> = snapshots
+        .iter()
+        .map(|s| s["progress"]["done"].as_u64().unwrap())
+        .collect();
+    assert!(done.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {done:?}");
+    let last = snapshots.last().unwrap();
+    assert_eq!(last["status"], "complete", "the stream ends with the complete batch");
+    assert_eq!(last["progress"]["done"], 2);
+}
+
+#[test]
+fn single_requests_are_served_while_a_batch_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&model_path("tiny.en"), data.path(), &["--workers", "1"], &[]);
+    let id = post_batch(&server, 6);
+    std::thread::sleep(Duration::from_millis(300));
+    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let (status, body) = server.transcribe("single.wav", jfk, &[]);
+    assert_eq!(status, 200, "{body}");
+    let progress = &batch(&server, &id)["progress"];
+    assert!(
+        progress["done"].as_u64().unwrap() < 6,
+        "the single request did not wait for the whole batch: {progress}"
+    );
+}
+
+#[test]
+fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files() {
+    let data = tempfile::tempdir().unwrap();
+    let model = model_path("tiny.en");
+    let mut server = Server::start(&model, data.path(), &[], &[]);
+    let id = post_batch(&server, 5);
+    let started = Instant::now();
+    while batch(&server, &id)["progress"]["done"].as_u64().unwrap() < 1 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no file finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.child.kill().unwrap(); // SIGKILL: no shutdown code runs
+    server.child.wait().unwrap();
+    drop(server);
+
+    let server = Server::start(&model, data.path(), &[], &[]);
+    let started = Instant::now();
+    let finished = loop {
+        let b = batch(&server, &id);
+        if b["status"] == "complete" {
+            break b;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the batch did not resume: {b}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(finished["progress"]["done"], 5, "{finished}");
+    assert_eq!(finished["progress"]["failed"], 0, "{finished}");
+    let ids: Vec<&str> = finished["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file_id"].as_str().unwrap())
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "five distinct files");
+    for file_id in ids {
+        let text = std::fs::read_to_string(data.path().join(format!("{file_id}.txt"))).unwrap();
+        assert!(words(&text).join(" ").contains("ask not what your country"), "{text}");
+    }
+    let pairs = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".performance.json")
+        })
+        .count();
+    assert_eq!(pairs, 5, "one record per file, none twice");
+    assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0);
+    let list: Value = reqwest::blocking::get(server.url("/batches")).unwrap().json().unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
