@@ -103,16 +103,7 @@ async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
     assert!((summary["total_audio_sec"].as_f64().unwrap() - audio).abs() < 1e-3);
     assert!((summary["total_processing_sec"].as_f64().unwrap() - processing).abs() < 1e-3);
     assert!((summary["throughput_audio_sec_per_sec"].as_f64().unwrap() - audio / processing).abs() < 1e-3);
-    for key in [
-        "cpu_percent_avg",
-        "cpu_percent_max",
-        "ram_mb_avg",
-        "ram_mb_peak",
-        "gpu_vram_mb_current",
-        "gpu_vram_mb_peak",
-        "gpu_percent",
-        "processing_time_sec",
-    ] {
+    for key in EIGHT {
         let values: Vec<f64> = files[..2]
             .iter()
             .map(|f| f["performance"][key].as_f64().unwrap())

@@ -302,17 +302,7 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
         "the span continues the caller's traceparent"
     );
     let attrs = attributes(request);
-    for key in [
-        "cpu_percent_avg",
-        "cpu_percent_max",
-        "ram_mb_avg",
-        "ram_mb_peak",
-        "gpu_vram_mb_current",
-        "gpu_vram_mb_peak",
-        "gpu_percent",
-        "processing_time_sec",
-        "audio_duration_sec",
-    ] {
+    for key in EIGHT.into_iter().chain(["audio_duration_sec"]) {
         let Some(AnyValue::DoubleValue(v)) = attrs.get(key) else {
             panic!("{key} missing: {attrs:?}")
         };

@@ -11,17 +11,6 @@ use common::http::*;
 use common::*;
 use serde_json::Value;
 
-const EIGHT: [&str; 8] = [
-    "cpu_percent_avg",
-    "cpu_percent_max",
-    "ram_mb_avg",
-    "ram_mb_peak",
-    "gpu_vram_mb_current",
-    "gpu_vram_mb_peak",
-    "gpu_percent",
-    "processing_time_sec",
-];
-
 /// Transcribes `path` with `model` through a fresh app; returns the body, the
 /// request's wall time and the data dir.
 async fn transcribe(model: &str, path: &Path, language: Option<&str>) -> (Value, f64, tempfile::TempDir) {

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Batch, FileStatus};
-use crate::monitor::PerformanceReport;
 use crate::store::FileId;
 
 /// Mean, min, max and 95th percentile (nearest rank) of some values.
@@ -62,27 +61,13 @@ pub struct BatchSummary {
     pub files: Vec<FilePoint>,
 }
 
-/// The eight figures of a report, by their contract names.
-fn eight(report: &PerformanceReport) -> [(&'static str, f64); 8] {
-    [
-        ("cpu_percent_avg", report.cpu_percent_avg),
-        ("cpu_percent_max", report.cpu_percent_max),
-        ("ram_mb_avg", report.ram_mb_avg),
-        ("ram_mb_peak", report.ram_mb_peak),
-        ("gpu_vram_mb_current", report.gpu_vram_mb_current),
-        ("gpu_vram_mb_peak", report.gpu_vram_mb_peak),
-        ("gpu_percent", report.gpu_percent),
-        ("processing_time_sec", report.processing_time_sec),
-    ]
-}
-
 /// Summarizes a batch.
 pub fn summarize(batch: &Batch) -> BatchSummary {
     let done: Vec<_> = batch.files.iter().filter(|f| f.status == FileStatus::Done).collect();
     let mut columns: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for file in &done {
         if let Some(p) = &file.performance {
-            for (key, value) in eight(&p.report) {
+            for (key, value) in p.report.eight() {
                 columns.entry(key.to_string()).or_default().push(value);
             }
         }

@@ -140,23 +140,12 @@ async fn run(
 
 /// Puts what the transcription was and cost onto the request's span.
 fn record_on_span(span: &tracing::Span, record: &TranscriptionRecord) {
-    let p = &record.performance.report;
     span.set_attribute("file_id", record.file_id.to_string());
     span.set_attribute("model", record.model.clone());
     span.set_attribute("language", record.language.clone());
     span.set_attribute("audio_duration_sec", record.audio_duration_sec);
     span.set_attribute("word_count", record.word_count as i64);
-    let eight = [
-        ("cpu_percent_avg", p.cpu_percent_avg),
-        ("cpu_percent_max", p.cpu_percent_max),
-        ("ram_mb_avg", p.ram_mb_avg),
-        ("ram_mb_peak", p.ram_mb_peak),
-        ("gpu_vram_mb_current", p.gpu_vram_mb_current),
-        ("gpu_vram_mb_peak", p.gpu_vram_mb_peak),
-        ("gpu_percent", p.gpu_percent),
-        ("processing_time_sec", p.processing_time_sec),
-    ];
-    for (key, value) in eight {
+    for (key, value) in record.performance.report.eight() {
         span.set_attribute(key, value);
     }
     span.set_attribute("real_time_factor", record.performance.real_time_factor);

@@ -48,6 +48,22 @@ pub struct PerformanceReport {
     pub samples: Vec<SeriesPoint>,
 }
 
+impl PerformanceReport {
+    /// The eight figures by their contract names (DESIGN.md), in contract order.
+    pub fn eight(&self) -> [(&'static str, f64); 8] {
+        [
+            ("cpu_percent_avg", self.cpu_percent_avg),
+            ("cpu_percent_max", self.cpu_percent_max),
+            ("ram_mb_avg", self.ram_mb_avg),
+            ("ram_mb_peak", self.ram_mb_peak),
+            ("gpu_vram_mb_current", self.gpu_vram_mb_current),
+            ("gpu_vram_mb_peak", self.gpu_vram_mb_peak),
+            ("gpu_percent", self.gpu_percent),
+            ("processing_time_sec", self.processing_time_sec),
+        ]
+    }
+}
+
 /// Most points kept in [`PerformanceReport::samples`]; longer series are thinned.
 pub const MAX_SERIES_POINTS: usize = 120;
 

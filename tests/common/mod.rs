@@ -108,6 +108,18 @@ pub fn cer(reference: &str, hypothesis: &str) -> f64 {
     edit_distance(&r, &h) as f64 / r.len() as f64
 }
 
+/// The eight performance keys of the contract (DESIGN.md), in order.
+pub const EIGHT: [&str; 8] = [
+    "cpu_percent_avg",
+    "cpu_percent_max",
+    "ram_mb_avg",
+    "ram_mb_peak",
+    "gpu_vram_mb_current",
+    "gpu_vram_mb_peak",
+    "gpu_percent",
+    "processing_time_sec",
+];
+
 pub const JFK_REFERENCE: &str =
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 pub const KO_REFERENCE: &str = "그는 이리저리 피하면서 길 한 옆으로 걸어갔다.";
