@@ -117,11 +117,12 @@ pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
-/// Files in the data dir, sorted.
+/// Files in the data dir besides the batch database and the uploads folder, sorted.
 pub fn data_files(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("sori.db") && name != "uploads")
         .collect();
     names.sort();
     names
