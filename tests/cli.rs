@@ -6,9 +6,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::server::Server;
 use common::*;
 
 fn sori(args: &[&str]) -> Output {
@@ -166,46 +167,12 @@ fn http(port: u16, request: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
     let model = model_path("tiny.en");
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .args(["serve", "--model", model.to_str().unwrap(), "--port", &port.to_string()])
-        .args(["--upload-idle-timeout-sec", "1"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            let (status, body) = http(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            if status == 200 {
-                assert!(
-                    body.contains("\"model\":\"ggml-tiny.en\"") || body.contains("tiny.en"),
-                    "{body}"
-                );
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the server did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = Server::start(&model, data.path(), &["--upload-idle-timeout-sec", "1"], &[]);
+    let port = server.port;
 
     // An upload that stalls half-way is answered and dropped, not held open.
     let stalled = Instant::now();
@@ -237,17 +204,12 @@ fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
         "{response}"
     );
 
-    // SAFETY: sending SIGTERM to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit within 20 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    let (took, clean) = server.terminate();
+    assert!(clean, "graceful shutdown exits 0");
+    assert!(
+        took < Duration::from_secs(20),
+        "stopped within 20 s of SIGTERM: {took:?}"
+    );
     let transcripts = std::fs::read_dir(data.path())
         .unwrap()
         .filter(|e| {
