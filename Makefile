@@ -3,25 +3,27 @@
 # on a fresh machine with only the Rust toolchain and Python's pip.
 
 SORI := ./target/release/sori
-# Debian packages: cmake + clang headers build whisper.cpp; sox makes test audio;
-# prometheus (with promtool) is the real server the observability tests scrape with;
-# chromium runs the web UI tests, fonts-nanum lets its screenshots show Korean.
-DEBIAN_PACKAGES := cmake clang libclang-dev sox libsox-fmt-all prometheus chromium fonts-nanum
+# Debian packages. To build: cmake and clang's headers (whisper.cpp, bindgen).
+# To test: sox makes test audio; prometheus (with promtool) is the real server the
+# observability tests scrape with; chromium runs the web UI tests, and fonts-nanum
+# lets their screenshots show Korean.
+BUILD_PACKAGES := cmake clang libclang-dev
+TEST_PACKAGES := sox libsox-fmt-all prometheus chromium fonts-nanum
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps build models lint fmt test-tools test-e2e
+.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
 	$(SORI) serve
 
 ## test: the whole suite (format, lint, unit, integration with the real models, the browser)
-test: build models test-tools lint
+test: build models test-deps test-tools lint
 	cargo test --release
 	$(MAKE) test-e2e
 
 ## test-e2e: the web UI in Debian's chromium, driven by playwright-core (screenshots in test-output/)
-test-e2e: build models
+test-e2e: build models test-deps
 	npm --prefix tests/e2e ci --no-audit --no-fund
 	npm --prefix tests/e2e test
 
@@ -31,12 +33,20 @@ test-tools: .venv-test/bin/python
 	python3 -m venv .venv-test
 	.venv-test/bin/pip install -q --disable-pip-version-check av==18.1.0
 
-deps:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Installs those of the given Debian packages that are missing.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(BUILD_PACKAGES))
+
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
 
 build: deps
 	cargo build --release
