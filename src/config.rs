@@ -83,6 +83,10 @@ pub struct ServeConfig {
     /// Compute threads per worker. Default: the core count divided by the workers.
     #[arg(long, env = "SORI_THREADS_PER_WORKER", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads_per_worker: Option<u16>,
+    /// Try an audio context sized to short clips first (much faster; a clip whose
+    /// result fails whisper's quality checks is decoded again in full). `false` always decodes 30 s windows.
+    #[arg(long, env = "SORI_SHORT_AUDIO_CONTEXT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub short_audio_context: bool,
     /// Requests that may wait for a worker; more are refused with 503.
     #[arg(long, env = "SORI_QUEUE_CAPACITY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub queue_capacity: u32,

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use sori::batch::Batches;
 use sori::config::{Cli, Command, ModelCommand, ServeConfig};
-use sori::engine::{Engine, EngineSettings, WhisperTranscriber};
+use sori::engine::{Engine, EngineSettings, WhisperSettings, WhisperTranscriber};
 use sori::model;
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
@@ -54,7 +54,14 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let model_name = model_display_name(&config.model);
     let threads = config.threads();
     tracing::info!(path = %model_path.display(), hparams = ?info.hparams, threads, workers = config.workers, "loading model");
-    let transcriber = Arc::new(WhisperTranscriber::load(&model_path, &model_name, threads)?);
+    let transcriber = Arc::new(WhisperTranscriber::load(
+        &model_path,
+        &model_name,
+        WhisperSettings {
+            threads,
+            short_audio_context: config.short_audio_context,
+        },
+    )?);
     let store = FileStore::open(&config.data_dir)
         .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
     let monitor = PerformanceMonitor::new(Duration::from_secs_f64(config.sample_interval_sec), GpuProbe::detect());

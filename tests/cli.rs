@@ -83,7 +83,7 @@ fn import_ct2_writes_a_q8_0_model_that_still_understands_speech() {
     assert!(q8_size < f16_size * 7 / 10, "q8_0 is smaller: {q8_size} vs {f16_size}");
 
     use sori::engine::{TranscribeOptions, Transcriber};
-    let engine = sori::engine::WhisperTranscriber::load(&out, "tiny.en-q8_0", 2).unwrap();
+    let engine = sori::engine::WhisperTranscriber::load(&out, "tiny.en-q8_0", SETTINGS).unwrap();
     let audio = sori::audio::prepare(std::fs::read(shared_audio("jfk.wav")).unwrap().into(), 60.0).unwrap();
     let t = engine
         .transcribe(&audio.samples, &TranscribeOptions::default())

@@ -1,32 +1,81 @@
-//! The real engine on real speech: converted models, whisper.cpp, every format.
+//! The real engine on real speech: the shortened audio context for short clips
+//! gives the same words as whisper.cpp's full 30 s window.
 
 mod common;
+
+use std::path::Path;
 
 use bytes::Bytes;
 use common::*;
 use sori::audio;
-use sori::engine::{TranscribeOptions, Transcriber};
+use sori::engine::{TranscribeOptions, Transcriber, WhisperSettings, WhisperTranscriber};
 
-fn transcribe_file(model: &str, path: &std::path::Path, language: Option<&str>) -> sori::engine::Transcript {
+fn transcribe(engine: &WhisperTranscriber, path: &Path) -> sori::engine::Transcript {
     let audio = audio::prepare(Bytes::from(std::fs::read(path).unwrap()), 3600.0).unwrap();
-    let options = TranscribeOptions {
-        language: language.map(String::from),
-    };
-    transcriber(model).transcribe(&audio.samples, &options).unwrap()
+    engine
+        .transcribe(&audio.samples, &TranscribeOptions::default())
+        .unwrap()
+}
+
+fn espeak(text: &str, out: &Path) {
+    let raw = out.with_extension("espeak.wav");
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text)
+        .status();
+    assert!(status.expect("espeak-ng is installed (make test-deps)").success());
+    sox(&[raw.to_str().unwrap(), "-r", "16000", "-c", "1", out.to_str().unwrap()]);
 }
 
 #[test]
-fn tiny_en_transcribes_jfk_wav() {
-    let t = transcribe_file("tiny.en", &shared_audio("jfk.wav"), None);
-    assert!(
-        t.text
-            .to_lowercase()
-            .contains("ask not what your country can do for you"),
-        "{}",
-        t.text
-    );
-    assert!(wer(JFK_REFERENCE, &t.text) <= 0.1, "{}", t.text);
-    assert_eq!(t.language, "en");
-    let last = t.segments.last().unwrap();
-    assert!(last.end > 8.0 && last.end <= 11.5, "segments {:?}", t.segments);
+fn the_short_audio_context_keeps_the_words_of_the_full_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sentence = "The quick brown fox jumps over the lazy dog, and then it runs back to the old farm house.";
+    let spoken = tmp.path().join("sentence.wav");
+    espeak(sentence, &spoken);
+    let short_jfk = tmp.path().join("jfk-3s.wav");
+    sox(&[
+        shared_audio("jfk.wav").to_str().unwrap(),
+        short_jfk.to_str().unwrap(),
+        "trim",
+        "0",
+        "3.2",
+    ]);
+    let cases = [
+        ("tiny.en", shared_audio("jfk.wav"), JFK_REFERENCE),
+        ("tiny.en", spoken, sentence),
+        ("tiny.en", short_jfk, "And so my fellow Americans"),
+        ("base", shared_audio("ko_test.wav"), KO_REFERENCE),
+    ];
+    for (model, path, reference) in cases {
+        let path_to_model = model_path(model);
+        let load = |short| {
+            WhisperTranscriber::load(
+                &path_to_model,
+                model,
+                WhisperSettings {
+                    threads: 2,
+                    short_audio_context: short,
+                },
+            )
+            .unwrap()
+        };
+        let (short, full) = (transcribe(&load(true), &path), transcribe(&load(false), &path));
+        let error = |t: &str| {
+            if model == "base" {
+                cer(reference, t)
+            } else {
+                wer(reference, t)
+            }
+        };
+        assert!(
+            error(&short.text) <= error(&full.text) + 0.02,
+            "{}: short context {:?} vs full {:?}",
+            path.display(),
+            short.text,
+            full.text
+        );
+        assert_eq!(short.language, full.language);
+    }
 }

@@ -7,7 +7,7 @@ mod whisper;
 use serde::{Deserialize, Serialize};
 
 pub use pool::{Engine, EngineSettings, JobError, JobOutput, StageTimings, SubmitError};
-pub use whisper::WhisperTranscriber;
+pub use whisper::{WhisperSettings, WhisperTranscriber};
 
 /// How to transcribe one clip.
 #[derive(Debug, Clone, Default)]

@@ -1,27 +1,84 @@
 //! whisper.cpp (through whisper-rs): the model is loaded once; every request
 //! gets a fresh `WhisperState`, so results do not depend on earlier requests.
+//!
+//! whisper.cpp encodes a full 30 s window whatever the clip's length. For
+//! short clips Sori first tries an audio context sized to the clip, without
+//! temperature fallback, and keeps that result only when it passes whisper's
+//! own quality checks (mean token log-probability, token entropy); otherwise it
+//! decodes again with the full context and whisper's usual fallback.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
 use super::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::WHISPER_SAMPLE_RATE;
 
 /// whisper.cpp skips input under one second; shorter clips are padded with silence.
 const MIN_SAMPLES: usize = WHISPER_SAMPLE_RATE as usize * 5 / 4;
+/// Samples per audio-context frame (16 kHz, 10 ms mel hop, stride-2 convolution);
+/// the model's full context is 1500 frames, 30 s.
+const SAMPLES_PER_CTX_FRAME: usize = 320;
+/// Smallest shortened context (5.12 s); less hurts accuracy.
+const MIN_SHORT_CTX: usize = 256;
+/// Largest shortened context (about 20 s): above it the saving is small and a
+/// failed check would cost a second decode.
+const MAX_SHORT_CTX: usize = 1024;
+/// Context frames added after the clip's own, so its last words are not cut.
+const CTX_MARGIN: usize = 32;
+/// whisper's default thresholds for a decode to count as failed.
+const LOGPROB_THRESHOLD: f32 = -1.0;
+const ENTROPY_THRESHOLD: f64 = 2.4;
+
+/// How the engine runs whisper.cpp.
+#[derive(Debug, Clone, Copy)]
+pub struct WhisperSettings {
+    /// Compute threads for one transcription.
+    pub threads: usize,
+    /// Try an audio context sized to short clips first (see the module docs).
+    pub short_audio_context: bool,
+}
 
 /// A loaded whisper.cpp model.
 pub struct WhisperTranscriber {
     context: WhisperContext,
     name: String,
-    threads: usize,
+    settings: WhisperSettings,
     multilingual: bool,
+}
+
+/// One decode's text, segments, language and quality.
+struct Decoded {
+    transcript: Transcript,
+    mean_logprob: f32,
+    token_entropy: f64,
+    token_count: usize,
+}
+
+impl Decoded {
+    /// whisper's own failure tests (too unsure, too repetitive), plus one for
+    /// the loop a shortened context can fall into on clips shorter than it:
+    /// a run of words said twice in a row.
+    fn passes_quality_checks(&self) -> bool {
+        !self.transcript.segments.is_empty()
+            && self.mean_logprob >= LOGPROB_THRESHOLD
+            && (self.token_count <= 32 || self.token_entropy >= ENTROPY_THRESHOLD)
+            && !has_tandem_repeat(&self.transcript.text, 3)
+    }
+}
+
+/// The context for a clip of `samples`, or `None` when it would not be shorter.
+fn short_audio_ctx(samples: usize) -> Option<usize> {
+    let frames = samples.div_ceil(SAMPLES_PER_CTX_FRAME) + CTX_MARGIN;
+    let ctx = frames.div_ceil(64) * 64;
+    let ctx = ctx.max(MIN_SHORT_CTX);
+    (ctx <= MAX_SHORT_CTX).then_some(ctx)
 }
 
 impl WhisperTranscriber {
     /// Loads a ggml model file that `model::check_file` has accepted.
-    pub fn load(path: &Path, name: &str, threads: usize) -> Result<Self, EngineError> {
+    pub fn load(path: &Path, name: &str, settings: WhisperSettings) -> Result<Self, EngineError> {
         whisper_rs::install_logging_hooks();
         let path_str = path
             .to_str()
@@ -32,48 +89,50 @@ impl WhisperTranscriber {
         Ok(Self {
             context,
             name: name.to_string(),
-            threads,
+            settings,
             multilingual,
         })
     }
-}
 
-impl Transcriber for WhisperTranscriber {
-    fn model_name(&self) -> &str {
-        &self.name
-    }
-
-    fn is_multilingual(&self) -> bool {
-        self.multilingual
-    }
-
-    fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript, EngineError> {
-        let mut state = self.context.create_state().map_err(|e| EngineError(e.to_string()))?;
+    fn params<'a>(&self, language: &'a str, audio_ctx: Option<usize>) -> FullParams<'a, 'a> {
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(self.threads as i32);
-        let language = match (&options.language, self.multilingual) {
-            (_, false) => "en",
-            (Some(lang), true) => lang.as_str(),
-            (None, true) => "auto",
-        };
+        params.set_n_threads(self.settings.threads as i32);
         params.set_language(Some(language));
         params.set_no_context(true);
         params.set_print_special(false);
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
+        if let Some(ctx) = audio_ctx {
+            params.set_audio_ctx(ctx as i32);
+            params.set_temperature_inc(0.0);
+        }
+        params
+    }
 
-        let padded;
-        let input = if samples.len() < MIN_SAMPLES {
-            padded = [samples, &vec![0.0; MIN_SAMPLES - samples.len()]].concat();
-            &padded[..]
-        } else {
-            samples
-        };
-        state.full(params, input).map_err(|e| EngineError(e.to_string()))?;
+    fn decode(&self, samples: &[f32], language: &str, audio_ctx: Option<usize>) -> Result<Decoded, EngineError> {
+        let mut state = self.context.create_state().map_err(|e| EngineError(e.to_string()))?;
+        state
+            .full(self.params(language, audio_ctx), samples)
+            .map_err(|e| EngineError(e.to_string()))?;
+        let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or(language);
+        self.collect(&state, detected)
+    }
 
+    fn collect(&self, state: &WhisperState, language: &str) -> Result<Decoded, EngineError> {
+        let eot = self.context.token_eot();
+        let (mut logprob_sum, mut tokens) = (0.0f32, Vec::new());
         let mut segments = Vec::new();
         for segment in state.as_iter() {
+            for i in 0..segment.n_tokens() {
+                if let Some(token) = segment.get_token(i) {
+                    let data = token.token_data();
+                    if data.id < eot {
+                        logprob_sum += data.plog;
+                        tokens.push(data.id);
+                    }
+                }
+            }
             let text = segment.to_str_lossy().map_err(|e| EngineError(e.to_string()))?;
             let text = text.trim();
             if text.is_empty() {
@@ -86,11 +145,129 @@ impl Transcriber for WhisperTranscriber {
             });
         }
         let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
-        let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or(language);
-        Ok(Transcript {
-            text,
-            segments,
-            language: detected.to_string(),
+        Ok(Decoded {
+            mean_logprob: if tokens.is_empty() {
+                0.0
+            } else {
+                logprob_sum / tokens.len() as f32
+            },
+            token_entropy: entropy_of_last(&tokens, 32),
+            token_count: tokens.len(),
+            transcript: Transcript {
+                text,
+                segments,
+                language: language.to_string(),
+            },
         })
+    }
+}
+
+/// Whether some run of at least `min_words` words is immediately repeated
+/// ("and so my fellow americans and so my fellow americans").
+fn has_tandem_repeat(text: &str, min_words: usize) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+        .filter(|w: &String| !w.is_empty())
+        .collect();
+    (min_words..=words.len() / 2)
+        .any(|len| (0..=words.len() - 2 * len).any(|i| words[i..i + len] == words[i + len..i + 2 * len]))
+}
+
+/// Shannon entropy (nats) of the last `window` tokens, as whisper.cpp computes it.
+fn entropy_of_last(tokens: &[i32], window: usize) -> f64 {
+    let tail = &tokens[tokens.len().saturating_sub(window)..];
+    let mut counts: HashMap<i32, usize> = HashMap::new();
+    for t in tail {
+        *counts.entry(*t).or_default() += 1;
+    }
+    let n = tail.len() as f64;
+    counts.values().map(|&c| c as f64 / n).map(|p| -p * p.ln()).sum()
+}
+
+impl Transcriber for WhisperTranscriber {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_multilingual(&self) -> bool {
+        self.multilingual
+    }
+
+    fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript, EngineError> {
+        let language = match (&options.language, self.multilingual) {
+            (_, false) => "en",
+            (Some(lang), true) => lang.as_str(),
+            (None, true) => "auto",
+        };
+        let padded;
+        let input = if samples.len() < MIN_SAMPLES {
+            padded = [samples, &vec![0.0; MIN_SAMPLES - samples.len()]].concat();
+            &padded[..]
+        } else {
+            samples
+        };
+        if self.settings.short_audio_context {
+            if let Some(ctx) = short_audio_ctx(input.len()) {
+                let short = self.decode(input, language, Some(ctx))?;
+                if short.passes_quality_checks() {
+                    return Ok(short.transcript);
+                }
+                tracing::debug!(
+                    ctx,
+                    logprob = short.mean_logprob,
+                    "short context failed its checks; full decode"
+                );
+            }
+        }
+        Ok(self.decode(input, language, None)?.transcript)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_contexts_cover_the_clip_and_stay_below_the_full_window() {
+        assert_eq!(short_audio_ctx(16_000), Some(256), "1 s gets the minimum");
+        let seven = short_audio_ctx(7 * 16_000).unwrap();
+        assert!(
+            seven * SAMPLES_PER_CTX_FRAME >= 7 * 16_000 && seven.is_multiple_of(64),
+            "{seven}"
+        );
+        assert!(
+            short_audio_ctx(29 * 16_000).is_none(),
+            "close to 30 s the full window is used"
+        );
+        assert!(short_audio_ctx(60 * 16_000).is_none());
+    }
+
+    #[test]
+    fn tandem_repeats_are_found() {
+        assert!(has_tandem_repeat(
+            "And so my fellow Americans. And so my fellow Americans.",
+            3
+        ));
+        assert!(has_tandem_repeat("well I said it is it is it is true", 2));
+        assert!(!has_tandem_repeat(
+            "ask not what your country can do for you, ask what you can do for your country",
+            3
+        ));
+        assert!(!has_tandem_repeat("no no", 3));
+        assert!(!has_tandem_repeat("", 3));
+    }
+
+    #[test]
+    fn entropy_flags_repetition() {
+        let varied: Vec<i32> = (0..40).collect();
+        let repeated: Vec<i32> = (0..40).map(|i| i % 2).collect();
+        assert!(entropy_of_last(&varied, 32) > ENTROPY_THRESHOLD);
+        assert!(entropy_of_last(&repeated, 32) < ENTROPY_THRESHOLD);
     }
 }

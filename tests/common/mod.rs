@@ -7,7 +7,7 @@ pub mod server;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use sori::engine::WhisperTranscriber;
+use sori::engine::{WhisperSettings, WhisperTranscriber};
 use sori::model::{self, WeightFormat};
 
 /// The repository root.
@@ -36,6 +36,12 @@ pub fn model_path(name: &str) -> PathBuf {
         .0
 }
 
+/// The engine settings the tests use: the product's defaults on two threads.
+pub const SETTINGS: WhisperSettings = WhisperSettings {
+    threads: 2,
+    short_audio_context: true,
+};
+
 /// A loaded model shared by the tests of one binary.
 pub fn transcriber(name: &str) -> Arc<WhisperTranscriber> {
     static TINY: OnceLock<Arc<WhisperTranscriber>> = OnceLock::new();
@@ -45,7 +51,7 @@ pub fn transcriber(name: &str) -> Arc<WhisperTranscriber> {
         "base" => &BASE,
         other => panic!("no cached transcriber for {other}"),
     };
-    cell.get_or_init(|| Arc::new(WhisperTranscriber::load(&model_path(name), name, 2).expect("load the model")))
+    cell.get_or_init(|| Arc::new(WhisperTranscriber::load(&model_path(name), name, SETTINGS).expect("load the model")))
         .clone()
 }
 
