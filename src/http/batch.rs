@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::transcribe::{check_language, clean_filename};
-use super::AppState;
+use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
 use crate::batch::{Batch, BatchListItem, NewFile};
 use crate::error::AppError;
@@ -62,10 +62,10 @@ pub async fn create(
     let batch_id = FileId::new();
     let db = state.batches.db.clone();
     let lang = language.clone();
-    tokio::task::spawn_blocking(move || db.create_batch(batch_id, lang.as_deref(), &new_files))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("recording batch {batch_id}: {e}")))?;
+    blocking(format!("recording batch {batch_id}"), move || {
+        db.create_batch(batch_id, lang.as_deref(), &new_files)
+    })
+    .await?;
     saved.keep();
     state.batches.dispatcher.wake();
     let batch = load(&state, batch_id).await?;
@@ -180,10 +180,8 @@ fn parse_batch_id(raw: &str) -> Result<FileId, AppError> {
 
 async fn load(state: &AppState, batch_id: FileId) -> Result<Batch, AppError> {
     let db = state.batches.db.clone();
-    tokio::task::spawn_blocking(move || db.batch(batch_id))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("reading batch {batch_id}: {e}")))?
+    blocking(format!("reading batch {batch_id}"), move || db.batch(batch_id))
+        .await?
         .ok_or_else(|| AppError::NotFound(format!("no batch with id {batch_id}")))
 }
 
@@ -200,10 +198,7 @@ pub async fn summary(State(state): State<AppState>, Path(raw): Path<String>) -> 
 /// `GET /batches`: the most recent batches.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<BatchListItem>>, AppError> {
     let db = state.batches.db.clone();
-    let batches = tokio::task::spawn_blocking(move || db.recent(RECENT_BATCHES))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("listing batches: {e}")))?;
+    let batches = blocking("listing batches".into(), move || db.recent(RECENT_BATCHES)).await?;
     Ok(Json(batches))
 }
 

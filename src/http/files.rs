@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::AppState;
+use super::{blocking, AppState};
 use crate::error::AppError;
 use crate::store::{FileId, TranscriptionRecord};
 
@@ -21,10 +21,7 @@ pub async fn record(
 ) -> Result<Json<TranscriptionRecord>, AppError> {
     let id = parse_id(&raw)?;
     let store = state.store.clone();
-    let record = tokio::task::spawn_blocking(move || store.load_record(&id))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("reading record {id}: {e}")))?;
+    let record = blocking(format!("reading record {id}"), move || store.load_record(&id)).await?;
     record
         .map(Json)
         .ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))
@@ -34,10 +31,7 @@ pub async fn record(
 pub async fn text(State(state): State<AppState>, Path(raw): Path<String>) -> Result<impl IntoResponse, AppError> {
     let id = parse_id(&raw)?;
     let store = state.store.clone();
-    let text = tokio::task::spawn_blocking(move || store.load_text(&id))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("reading transcript {id}: {e}")))?;
+    let text = blocking(format!("reading transcript {id}"), move || store.load_text(&id)).await?;
     let text = text.ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }

@@ -40,6 +40,19 @@ pub struct AppState {
     pub upload_idle_timeout: Duration,
 }
 
+/// Runs blocking I/O (files, the database) off the async threads; its failure
+/// is a server fault, reported as an internal error that names `what`.
+async fn blocking<T, E>(what: String, work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(format!("{what}: {e}")))
+}
+
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let body_limit = usize::try_from(state.max_upload_bytes).unwrap_or(usize::MAX);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::AppState;
+use super::{blocking, AppState};
 use crate::engine::{is_known_language, Segment, StageTimings, TranscribeOptions};
 use crate::error::AppError;
 use crate::store::record::RequestPerformance;
@@ -107,10 +107,10 @@ async fn run(
     let store = state.store.clone();
     let (saved_record, text) = (record.clone(), output.transcript.text.clone());
     let write_span = tracing::info_span!("write_files");
-    tokio::task::spawn_blocking(move || write_span.in_scope(|| store.save(&saved_record, &text)))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("writing the files of {file_id}: {e}")))?;
+    blocking(format!("writing the files of {file_id}"), move || {
+        write_span.in_scope(|| store.save(&saved_record, &text))
+    })
+    .await?;
     tracing::info!(
         %file_id,
         trace_id = trace_id.as_deref().unwrap_or("-"),
