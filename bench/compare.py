@@ -78,6 +78,13 @@ def make_clips(folder, long_audio):
     return clips
 
 
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,22 +94,46 @@ def free_port():
 class SoriHttp:
     """A `sori serve` process; each run is one POST /transcribe."""
 
-    def __init__(self, binary, model, threads, label):
+    def __init__(self, binary, model, threads, label, workers=1):
         self.label = label
         self.port = free_port()
         self.data = tempfile.mkdtemp(prefix="sori-bench-")
+        started = time.perf_counter()
         self.proc = subprocess.Popen(
             [binary, "serve", "--model", str(model), "--port", str(self.port), "--data-dir", self.data,
-             "--threads-per-worker", str(threads)],
+             "--threads-per-worker", str(threads), "--workers", str(workers)],
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(600):
+        for _ in range(6000):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz") as r:
                     if r.status == 200:
                         break
             except OSError:
-                time.sleep(0.1)
+                time.sleep(0.01)
+        self.startup_sec = time.perf_counter() - started
+        self.idle_rss_mb = rss_mb(self.proc.pid)
+
+    def batch(self, paths):
+        """POSTs all files as one batch; returns seconds until it is complete."""
+        boundary = uuid.uuid4().hex
+        body = b""
+        for path in paths:
+            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n\r\n").encode()
+            body += path.read_bytes() + b"\r\n"
+        body += f"--{boundary}--\r\n".encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/batch", data=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request) as r:
+            batch_id = json.load(r)["batch_id"]
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/batch/{batch_id}") as r:
+                if json.load(r)["status"] == "complete":
+                    return time.perf_counter() - started
+            time.sleep(0.05)
 
     def run(self, path):
         boundary = uuid.uuid4().hex
@@ -213,7 +244,34 @@ def main():
             rows.append(row)
             print(f"| {name} | {peer.label} | {row['median_wall_sec']} | {row['rtf']} | {row['peak_rss_mb']} | "
                   f"{row['wer']} | {row['ratio_vs_fw_int8']} |")
-    Path(args.json).write_text(json.dumps({"threads": args.threads, "runs": args.runs, "rows": rows}, indent=2))
+
+    print()
+    print("| Sori model | start-up to ready s | idle RSS MiB |")
+    print("|---|---|---|")
+    startup = []
+    for model in ("ggml-tiny.en.bin", "ggml-tiny.en-q8_0.bin", "ggml-base.bin"):
+        server = SoriHttp(args.sori, models / model, args.threads, model)
+        startup.append({"model": model, "startup_sec": round(server.startup_sec, 3), "idle_rss_mb": round(server.idle_rss_mb)})
+        print(f"| {model} | {startup[-1]['startup_sec']} | {startup[-1]['idle_rss_mb']} |")
+        server.close()
+
+    print()
+    print(f"| batch of 20 clips (tiny.en f16, {args.threads} cores) | wall s | audio s per wall s |")
+    print("|---|---|---|")
+    folder = Path(tempfile.mkdtemp(prefix="sori-batch-"))
+    batch_clips = make_clips(folder, False)
+    files = [c[1] for c in batch_clips] * 5
+    audio_total = sum(c[3] for c in batch_clips) * 5
+    throughput = []
+    for workers in (1, 2):
+        server = SoriHttp(args.sori, models / "ggml-tiny.en.bin", max(args.threads // workers, 1), "batch", workers)
+        wall = server.batch(files)
+        server.close()
+        throughput.append({"workers": workers, "wall_sec": round(wall, 2), "audio_sec_per_sec": round(audio_total / wall, 1)})
+        print(f"| {workers} worker(s) x {max(args.threads // workers, 1)} threads | {round(wall, 2)} | {round(audio_total / wall, 1)} |")
+    shutil.rmtree(folder, ignore_errors=True)
+    Path(args.json).write_text(json.dumps(
+        {"threads": args.threads, "runs": args.runs, "rows": rows, "startup": startup, "batch": throughput}, indent=2))
 
 
 if __name__ == "__main__":
