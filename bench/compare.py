@@ -210,6 +210,7 @@ def main():
     peers = [
         SoriHttp(args.sori, models / "ggml-tiny.en.bin", args.threads, "Sori HTTP f16"),
         SoriHttp(args.sori, models / "ggml-tiny.en-q8_0.bin", args.threads, "Sori HTTP q8_0"),
+        SoriHttp(args.sori, models / "ggml-tiny.en-q4_0.bin", args.threads, "Sori HTTP q4_0"),
         FasterWhisper(args.python, args.ct2, "int8", args.threads, "faster-whisper int8"),
         FasterWhisper(args.python, args.ct2, "float32", args.threads, "faster-whisper f32"),
     ]
