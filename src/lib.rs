@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod model;
 pub mod monitor;
+pub mod rounding;
 pub mod store;
 pub mod telemetry;
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Batch, FileStatus};
+use crate::rounding::round_to;
 use crate::store::FileId;
 
 /// Mean, min, max and 95th percentile (nearest rank) of some values.
@@ -27,7 +28,7 @@ impl Stat {
         sorted.sort_by(f64::total_cmp);
         let rank = ((0.95 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
         Some(Self {
-            mean: round4(sorted.iter().sum::<f64>() / sorted.len() as f64),
+            mean: round_to(sorted.iter().sum::<f64>() / sorted.len() as f64, 4),
             min: sorted[0],
             max: sorted[sorted.len() - 1],
             p95: sorted[rank - 1],
@@ -80,10 +81,10 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
         count_total: batch.progress.total,
         count_done: batch.progress.done,
         count_failed: batch.progress.failed,
-        total_audio_sec: round4(total_audio_sec),
-        total_processing_sec: round4(total_processing_sec),
+        total_audio_sec: round_to(total_audio_sec, 4),
+        total_processing_sec: round_to(total_processing_sec, 4),
         throughput_audio_sec_per_sec: if total_processing_sec > 0.0 {
-            round4(total_audio_sec / total_processing_sec)
+            round_to(total_audio_sec / total_processing_sec, 4)
         } else {
             0.0
         },
@@ -103,10 +104,6 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
             })
             .collect(),
     }
-}
-
-fn round4(v: f64) -> f64 {
-    (v * 10_000.0).round() / 10_000.0
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::{EngineError, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::{self, AudioError, PreparedAudio};
 use crate::monitor::{PerformanceMonitor, PerformanceReport};
+use crate::rounding::round_to;
 
 /// Sizes of the worker pool.
 #[derive(Debug, Clone, Copy)]
@@ -234,14 +235,10 @@ impl Worker {
             audio_duration_sec: duration_sec,
             performance,
             timings: StageTimings {
-                queue_wait_sec: round4(queue_wait_sec),
-                decode_sec: round4(decoded.duration_since(started).as_secs_f64()),
-                inference_sec: round4(inference_sec),
+                queue_wait_sec: round_to(queue_wait_sec, 4),
+                decode_sec: round_to(decoded.duration_since(started).as_secs_f64(), 4),
+                inference_sec: round_to(inference_sec, 4),
             },
         })
     }
-}
-
-fn round4(v: f64) -> f64 {
-    (v * 10_000.0).round() / 10_000.0
 }

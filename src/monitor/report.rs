@@ -5,6 +5,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::gpu::GpuSample;
+use crate::rounding::round_to;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -101,15 +102,15 @@ pub fn compute(points: &[Point], interval_sec: f64, peak_rss: Option<u64>, gpu_a
     };
 
     PerformanceReport {
-        cpu_percent_avg: round2(cpu_avg),
-        cpu_percent_max: round2(cpu_max),
-        ram_mb_avg: round2(rss_sum / points.len() as f64 / MIB),
-        ram_mb_peak: round2(rss_peak as f64 / MIB),
-        gpu_vram_mb_current: round2(last.gpu.map_or(0, |g| g.process_memory_bytes) as f64 / MIB),
-        gpu_vram_mb_peak: round2(gpu_peak as f64 / MIB),
-        gpu_percent: round2(gpu_util),
-        processing_time_sec: round4(wall),
-        cpu_time_sec: round4(cpu_time),
+        cpu_percent_avg: round_to(cpu_avg, 2),
+        cpu_percent_max: round_to(cpu_max, 2),
+        ram_mb_avg: round_to(rss_sum / points.len() as f64 / MIB, 2),
+        ram_mb_peak: round_to(rss_peak as f64 / MIB, 2),
+        gpu_vram_mb_current: round_to(last.gpu.map_or(0, |g| g.process_memory_bytes) as f64 / MIB, 2),
+        gpu_vram_mb_peak: round_to(gpu_peak as f64 / MIB, 2),
+        gpu_percent: round_to(gpu_util, 2),
+        processing_time_sec: round_to(wall, 4),
+        cpu_time_sec: round_to(cpu_time, 4),
         sample_count: points.len(),
         gpu_available,
         samples: series(points, interval_sec / 2.0),
@@ -165,20 +166,12 @@ fn series(points: &[Point], min_span_sec: f64) -> Vec<SeriesPoint> {
         .filter_map(|w| {
             let (a, b) = (&points[w[0]], &points[w[1]]);
             Some(SeriesPoint {
-                t_sec: round4(b.at.duration_since(start).as_secs_f64()),
-                cpu_percent: round2(cpu_percent(a, b)?),
-                ram_mb: round2(b.rss_bytes as f64 / MIB),
+                t_sec: round_to(b.at.duration_since(start).as_secs_f64(), 4),
+                cpu_percent: round_to(cpu_percent(a, b)?, 2),
+                ram_mb: round_to(b.rss_bytes as f64 / MIB, 2),
             })
         })
         .collect()
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
-}
-
-fn round4(v: f64) -> f64 {
-    (v * 10_000.0).round() / 10_000.0
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{JobOutput, StageTimings};
 use crate::monitor::PerformanceReport;
+use crate::rounding::round_to;
 
 /// A transcription's id: a UUID in its canonical hyphenated form. Parsing
 /// accepts nothing else, so an id can never name a path outside the data dir.
@@ -75,7 +76,7 @@ impl RequestPerformance {
         };
         Self {
             report,
-            real_time_factor: (rtf * 10_000.0).round() / 10_000.0,
+            real_time_factor: round_to(rtf, 4),
         }
     }
 }
@@ -114,7 +115,7 @@ impl TranscriptionRecord {
             created_at: chrono::Utc::now(),
             model,
             language: output.transcript.language.clone(),
-            audio_duration_sec: (output.audio_duration_sec * 1000.0).round() / 1000.0,
+            audio_duration_sec: round_to(output.audio_duration_sec, 3),
             word_count: output.transcript.text.split_whitespace().count(),
             performance: RequestPerformance::new(output.performance.clone(), output.audio_duration_sec),
             timings: output.timings,
