@@ -87,7 +87,11 @@ pub fn compute(points: &[Point], interval_sec: f64, peak_rss: Option<u64>, gpu_a
     let wall = last.at.duration_since(first.at).as_secs_f64();
     let cpu_time = (last.cpu_time_sec - first.cpu_time_sec).max(0.0);
     let cpu_avg = if wall > 0.0 { cpu_time / wall * 100.0 } else { 0.0 };
-    let cpu_max = interval_percentages(points, interval_sec / 2.0).fold(cpu_avg, f64::max);
+    let bounds = span_bounds(points, interval_sec / 2.0);
+    let cpu_max = bounds
+        .windows(2)
+        .filter_map(|w| cpu_percent(&points[w[0]], &points[w[1]]))
+        .fold(cpu_avg, f64::max);
 
     let rss_sum: f64 = points.iter().map(|p| p.rss_bytes as f64).sum();
     let rss_max = points.iter().map(|p| p.rss_bytes).max().unwrap_or(0);
@@ -113,7 +117,7 @@ pub fn compute(points: &[Point], interval_sec: f64, peak_rss: Option<u64>, gpu_a
         cpu_time_sec: round_to(cpu_time, 4),
         sample_count: points.len(),
         gpu_available,
-        samples: series(points, interval_sec / 2.0),
+        samples: series(points, &bounds),
     }
 }
 
@@ -144,18 +148,9 @@ fn cpu_percent(a: &Point, b: &Point) -> Option<f64> {
     (wall > 0.0).then(|| (b.cpu_time_sec - a.cpu_time_sec).max(0.0) / wall * 100.0)
 }
 
-fn interval_percentages(points: &[Point], min_span_sec: f64) -> impl Iterator<Item = f64> + '_ {
-    span_bounds(points, min_span_sec)
-        .windows(2)
-        .filter_map(|w| cpu_percent(&points[w[0]], &points[w[1]]))
-        .collect::<Vec<_>>()
-        .into_iter()
-}
-
 /// The CPU/RAM series over the same spans as `cpu_percent_max`, thinned to at
 /// most [`MAX_SERIES_POINTS`] by merging neighbouring spans.
-fn series(points: &[Point], min_span_sec: f64) -> Vec<SeriesPoint> {
-    let bounds = span_bounds(points, min_span_sec);
+fn series(points: &[Point], bounds: &[usize]) -> Vec<SeriesPoint> {
     let step = (bounds.len() - 1).div_ceil(MAX_SERIES_POINTS).max(1);
     let mut kept: Vec<usize> = bounds.iter().copied().step_by(step).collect();
     if kept.last() != bounds.last() {
