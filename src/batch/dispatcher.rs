@@ -11,7 +11,6 @@ use super::db::{BatchDb, ClaimedFile, FinishedFile};
 use crate::engine::{Engine, JobError, SubmitError, TranscribeOptions};
 use crate::store::record::TranscriptionRecord;
 use crate::store::{FileId, FileStore};
-use crate::telemetry::metrics;
 
 /// Announces which batch changed (for Server-Sent Events).
 pub type BatchEvents = broadcast::Sender<FileId>;
@@ -129,12 +128,6 @@ impl Dispatcher {
             }
         };
         let model = self.engine.transcriber().model_name().to_string();
-        metrics::record_transcription(
-            &model,
-            &output.performance,
-            output.audio_duration_sec,
-            output.timings.queue_wait_sec,
-        );
         let record = TranscriptionRecord::from_output(file.file_id, file.filename.clone(), model, &output, None);
         let (store, saved, text) = (self.store.clone(), record.clone(), output.transcript.text.clone());
         match tokio::task::spawn_blocking(move || store.save(&saved, &text)).await {

@@ -1,6 +1,6 @@
 //! The bounded queue and the worker threads. The async side only enqueues and
 //! awaits a reply; decoding, resampling and inference all run on a worker,
-//! inside one PerformanceMonitor session.
+//! inside one PerformanceMonitor session, whose figures go to Prometheus here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +17,7 @@ use super::{EngineError, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::{self, AudioError, PreparedAudio};
 use crate::monitor::{PerformanceMonitor, PerformanceReport};
 use crate::rounding::round_to;
+use crate::telemetry::metrics;
 
 /// Sizes of the worker pool.
 #[derive(Debug, Clone, Copy)]
@@ -230,6 +231,13 @@ impl Worker {
             .in_scope(|| self.transcriber.transcribe(&samples, options))?;
         let inference_sec = decoded.elapsed().as_secs_f64();
         let performance = session.finish();
+        // Every finished job counts in Prometheus, whether a request or a batch sent it.
+        metrics::record_transcription(
+            self.transcriber.model_name(),
+            &performance,
+            duration_sec,
+            queue_wait_sec,
+        );
         Ok(JobOutput {
             transcript,
             audio_duration_sec: duration_sec,

@@ -14,7 +14,7 @@ use crate::engine::{is_known_language, Segment, StageTimings, TranscribeOptions}
 use crate::error::AppError;
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, TranscriptionRecord};
-use crate::telemetry::{self, metrics};
+use crate::telemetry;
 
 /// Longest file name kept, in characters.
 const MAX_FILENAME_CHARS: usize = 255;
@@ -96,12 +96,6 @@ async fn run(
     let file_id = FileId::new();
     let trace_id = telemetry::trace_id_of(span);
     let model = engine.transcriber().model_name().to_string();
-    metrics::record_transcription(
-        &model,
-        &output.performance,
-        output.audio_duration_sec,
-        output.timings.queue_wait_sec,
-    );
     let record = TranscriptionRecord::from_output(file_id, upload.filename, model, &output, trace_id.clone());
     record_on_span(span, &record);
     let store = state.store.clone();
