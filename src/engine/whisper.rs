@@ -112,11 +112,27 @@ impl WhisperTranscriber {
 
     fn decode(&self, samples: &[f32], language: &str, audio_ctx: Option<usize>) -> Result<Decoded, EngineError> {
         let mut state = self.context.create_state().map_err(|e| EngineError(e.to_string()))?;
+        if let (Some(ctx), "auto") = (audio_ctx, language) {
+            self.shorten_language_detection(&mut state, ctx)?;
+        }
         state
             .full(self.params(language, audio_ctx), samples)
             .map_err(|e| EngineError(e.to_string()))?;
         let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or(language);
         self.collect(&state, detected)
+    }
+
+    /// whisper.cpp detects the language before it applies `audio_ctx`, so on a
+    /// fresh state the detection alone would encode a full 30 s window (about
+    /// 1 s with `base` on 2 cores). The state keeps the last context it was given:
+    /// a first call on 100 ms of silence sets it and stops before encoding
+    /// anything (whisper.cpp decodes nothing shorter than 100 ms).
+    fn shorten_language_detection(&self, state: &mut WhisperState, ctx: usize) -> Result<(), EngineError> {
+        let mut params = self.params("en", Some(ctx));
+        params.set_duration_ms(100);
+        state
+            .full(params, &[0.0; WHISPER_SAMPLE_RATE as usize])
+            .map_err(|e| EngineError(e.to_string()))
     }
 
     fn collect(&self, state: &WhisperState, language: &str) -> Result<Decoded, EngineError> {
