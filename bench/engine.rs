@@ -1,0 +1,79 @@
+//! Sori's engine in-process, without HTTP, for `bench/compare.py`: loads a
+//! model once, then for each audio path read from stdin runs what a worker
+//! runs (decode, resample, inference, inside a monitor session) and prints one
+//! JSON line with the wall time, the text and what the run cost.
+//!
+//! `--sample-interval-sec 0` runs without any monitoring, which is how the
+//! benchmark measures what the PerformanceMonitor itself costs.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sori::audio;
+use sori::engine::{TranscribeOptions, Transcriber, WhisperSettings, WhisperTranscriber};
+use sori::monitor::{process, GpuProbe, PerformanceMonitor};
+
+#[derive(Parser)]
+struct Args {
+    /// A ggml model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Compute threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// The monitor's sampling interval; 0 turns monitoring off.
+    #[arg(long, default_value_t = 0.5)]
+    sample_interval_sec: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = WhisperSettings {
+        threads: args.threads,
+        short_audio_context: true,
+    };
+    let transcriber = Arc::new(WhisperTranscriber::load(&args.model, "bench", settings)?);
+    let monitor = (args.sample_interval_sec > 0.0)
+        .then(|| PerformanceMonitor::new(Duration::from_secs_f64(args.sample_interval_sec), GpuProbe::absent()));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let bytes = std::fs::read(line?.trim())?;
+        let (cpu_before, sampler_before) = (process::cpu_time_sec(), sampler_cpu_sec());
+        let started = Instant::now();
+        let session = monitor.as_ref().map(PerformanceMonitor::start);
+        let prepared = audio::prepare(bytes.into(), f64::INFINITY)?;
+        let transcript = transcriber.transcribe(&prepared.samples, &TranscribeOptions::default())?;
+        let sample_count = session.map_or(0, |s| s.finish().sample_count);
+        let wall = started.elapsed().as_secs_f64();
+        let answer = serde_json::json!({
+            "wall": wall,
+            "text": transcript.text,
+            "peak_mb": process::peak_rss_bytes().unwrap_or(0) as f64 / 1_048_576.0,
+            "cpu_sec": process::cpu_time_sec() - cpu_before,
+            "sampler_cpu_sec": sampler_cpu_sec() - sampler_before,
+            "sample_count": sample_count,
+        });
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// CPU seconds the monitor's sampler thread has used so far (0 without one),
+/// from the scheduler's nanosecond account in /proc.
+fn sampler_cpu_sec() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "sori-monitor"))
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .fold(0.0, |total, ns| total + ns / 1e9)
+}
