@@ -1,5 +1,6 @@
 //! Criterion benches of the pure-Rust hot paths: decoding, resampling, the
-//! PerformanceMonitor's own cost, and recording and rendering metrics.
+//! log-mel spectrogram, the PerformanceMonitor's own cost, and recording and
+//! rendering metrics.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -23,6 +24,20 @@ fn decode(c: &mut Criterion) {
         .into();
     c.bench_function("decode + resample jfk.mp3 (11 s, 44.1 kHz)", |b| {
         b.iter(|| sori::audio::prepare(black_box(mp3.clone()), 3600.0).unwrap())
+    });
+}
+
+fn spectrogram(c: &mut Criterion) {
+    let maker = sori::engine::MelSpectrogramMaker::new(&sori::model::MelFilters {
+        n_mel: 80,
+        n_bins: 201,
+        weights: sori::model::mel::filterbank(80),
+    })
+    .unwrap();
+    let speech = sori::audio::prepare(jfk(), 3600.0).unwrap().samples;
+    let thirty: Vec<f32> = speech.iter().cycle().take(30 * 16_000).copied().collect();
+    c.bench_function("log-mel spectrogram of 30 s (80 bands)", |b| {
+        b.iter(|| maker.spectrogram(black_box(&thirty)))
     });
 }
 
@@ -52,5 +67,5 @@ fn metrics_paths(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decode, monitor, metrics_paths);
+criterion_group!(benches, decode, spectrogram, monitor, metrics_paths);
 criterion_main!(benches);

@@ -1,11 +1,14 @@
 //! Speech recognition: the `Transcriber` trait, the whisper.cpp implementation,
 //! and the bounded queue of worker threads that runs it off the async runtime.
 
+mod ffi;
+mod mel;
 mod pool;
 mod whisper;
 
 use serde::{Deserialize, Serialize};
 
+pub use mel::{LogMelSpectrogram, MelSpectrogramMaker};
 pub use pool::{Engine, EngineSettings, JobError, JobOutput, StageTimings, SubmitError};
 pub use whisper::{WhisperSettings, WhisperTranscriber};
 
@@ -56,5 +59,5 @@ pub trait Transcriber: Send + Sync + 'static {
 
 /// Whether `code` is a language Whisper knows (`auto` included).
 pub fn is_known_language(code: &str) -> bool {
-    code == "auto" || whisper_rs::get_lang_id(code).is_some()
+    code == "auto" || ffi::language_id(code).is_some()
 }

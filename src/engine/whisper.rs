@@ -1,5 +1,6 @@
-//! whisper.cpp (through whisper-rs): the model is loaded once; every request
-//! gets a fresh `WhisperState`, so results do not depend on earlier requests.
+//! whisper.cpp (through the `ffi` layer): the model is loaded once; every
+//! request gets a fresh state, so results do not depend on earlier requests.
+//! Sori computes the log-mel spectrogram itself (`mel`), once per request.
 //!
 //! whisper.cpp encodes a full 30 s window whatever the clip's length. For
 //! short clips Sori first tries an audio context sized to the clip, without
@@ -10,8 +11,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
-
+use super::ffi::{Context, Params, State};
+use super::mel::{LogMelSpectrogram, MelSpectrogramMaker};
 use super::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::WHISPER_SAMPLE_RATE;
 
@@ -27,6 +28,8 @@ const MIN_SHORT_CTX: usize = 256;
 const MAX_SHORT_CTX: usize = 1024;
 /// Context frames added after the clip's own, so its last words are not cut.
 const CTX_MARGIN: usize = 32;
+/// Mel frames (100 ms) below which whisper.cpp stops before encoding anything.
+const UNDECODED_FRAMES: usize = 10;
 /// whisper's default thresholds for a decode to count as failed.
 const LOGPROB_THRESHOLD: f32 = -1.0;
 const ENTROPY_THRESHOLD: f64 = 2.4;
@@ -42,7 +45,8 @@ pub struct WhisperSettings {
 
 /// A loaded whisper.cpp model.
 pub struct WhisperTranscriber {
-    context: WhisperContext,
+    context: Context,
+    mel: MelSpectrogramMaker,
     name: String,
     settings: WhisperSettings,
     multilingual: bool,
@@ -79,89 +83,82 @@ fn short_audio_ctx(samples: usize) -> Option<usize> {
 impl WhisperTranscriber {
     /// Loads a ggml model file that `model::check_file` has accepted.
     pub fn load(path: &Path, name: &str, settings: WhisperSettings) -> Result<Self, EngineError> {
-        whisper_rs::install_logging_hooks();
-        let path_str = path
-            .to_str()
-            .ok_or_else(|| EngineError("the model path is not UTF-8".into()))?;
-        let context = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
-            .map_err(|e| EngineError(format!("whisper.cpp could not load {}: {e}", path.display())))?;
+        let filters = crate::model::read_mel_filters(path).map_err(|e| EngineError(e.to_string()))?;
+        let mel = MelSpectrogramMaker::new(&filters).map_err(EngineError)?;
+        let context = Context::load(path).map_err(EngineError)?;
         let multilingual = context.is_multilingual();
         Ok(Self {
             context,
+            mel,
             name: name.to_string(),
             settings,
             multilingual,
         })
     }
 
-    fn params<'a>(&self, language: &'a str, audio_ctx: Option<usize>) -> FullParams<'a, 'a> {
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(self.settings.threads as i32);
-        params.set_language(Some(language));
-        params.set_no_context(true);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
-        if let Some(ctx) = audio_ctx {
-            params.set_audio_ctx(ctx as i32);
-            params.set_temperature_inc(0.0);
+    fn params(&self, language: &str, audio_ctx: Option<usize>) -> Params {
+        let params = Params::greedy(self.settings.threads, language);
+        match audio_ctx {
+            Some(frames) => params.shortened_context(frames),
+            None => params,
         }
-        params
     }
 
-    fn decode(&self, samples: &[f32], language: &str, audio_ctx: Option<usize>) -> Result<Decoded, EngineError> {
-        let mut state = self.context.create_state().map_err(|e| EngineError(e.to_string()))?;
+    fn decode(
+        &self,
+        mel: &LogMelSpectrogram,
+        language: &str,
+        audio_ctx: Option<usize>,
+    ) -> Result<Decoded, EngineError> {
+        let mut state = self.context.new_state().map_err(EngineError)?;
         if let (Some(ctx), "auto") = (audio_ctx, language) {
-            self.shorten_language_detection(&mut state, ctx)?;
+            self.shorten_language_detection(&mut state, mel, ctx)?;
         }
         state
-            .full(self.params(language, audio_ctx), samples)
-            .map_err(|e| EngineError(e.to_string()))?;
-        let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or(language);
-        self.collect(&state, detected)
+            .full(&self.params(language, audio_ctx), mel, mel.audio_frames)
+            .map_err(EngineError)?;
+        let detected = state.language().unwrap_or(language);
+        Ok(self.collect(&state, detected))
     }
 
     /// whisper.cpp detects the language before it applies `audio_ctx`, so on a
     /// fresh state the detection alone would encode a full 30 s window (about
     /// 1 s with `base` on 2 cores). The state keeps the last context it was given:
-    /// a first call on 100 ms of silence sets it and stops before encoding
-    /// anything (whisper.cpp decodes nothing shorter than 100 ms).
-    fn shorten_language_detection(&self, state: &mut WhisperState, ctx: usize) -> Result<(), EngineError> {
-        let mut params = self.params("en", Some(ctx));
-        params.set_duration_ms(100);
+    /// a first call over 100 ms sets it and stops before encoding anything.
+    fn shorten_language_detection(
+        &self,
+        state: &mut State,
+        mel: &LogMelSpectrogram,
+        ctx: usize,
+    ) -> Result<(), EngineError> {
         state
-            .full(params, &[0.0; WHISPER_SAMPLE_RATE as usize])
-            .map_err(|e| EngineError(e.to_string()))
+            .full(&self.params("en", Some(ctx)), mel, UNDECODED_FRAMES)
+            .map_err(EngineError)
     }
 
-    fn collect(&self, state: &WhisperState, language: &str) -> Result<Decoded, EngineError> {
+    fn collect(&self, state: &State, language: &str) -> Decoded {
         let eot = self.context.token_eot();
         let (mut logprob_sum, mut tokens) = (0.0f32, Vec::new());
         let mut segments = Vec::new();
-        for segment in state.as_iter() {
-            for i in 0..segment.n_tokens() {
-                if let Some(token) = segment.get_token(i) {
-                    let data = token.token_data();
-                    if data.id < eot {
-                        logprob_sum += data.plog;
-                        tokens.push(data.id);
-                    }
+        for segment in state.segments() {
+            for (id, logprob) in segment.tokens {
+                if id < eot {
+                    logprob_sum += logprob;
+                    tokens.push(id);
                 }
             }
-            let text = segment.to_str_lossy().map_err(|e| EngineError(e.to_string()))?;
-            let text = text.trim();
+            let text = segment.text.trim();
             if text.is_empty() {
                 continue;
             }
             segments.push(Segment {
-                start: segment.start_timestamp() as f64 / 100.0,
-                end: segment.end_timestamp() as f64 / 100.0,
+                start: segment.t0 as f64 / 100.0,
+                end: segment.t1 as f64 / 100.0,
                 text: text.to_string(),
             });
         }
         let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
-        Ok(Decoded {
+        Decoded {
             mean_logprob: if tokens.is_empty() {
                 0.0
             } else {
@@ -174,7 +171,7 @@ impl WhisperTranscriber {
                 segments,
                 language: language.to_string(),
             },
-        })
+        }
     }
 }
 
@@ -228,9 +225,10 @@ impl Transcriber for WhisperTranscriber {
         } else {
             samples
         };
+        let mel = tracing::info_span!("mel").in_scope(|| self.mel.spectrogram(input));
         if self.settings.short_audio_context {
             if let Some(ctx) = short_audio_ctx(input.len()) {
-                let short = self.decode(input, language, Some(ctx))?;
+                let short = self.decode(&mel, language, Some(ctx))?;
                 if short.passes_quality_checks() {
                     return Ok(short.transcript);
                 }
@@ -241,7 +239,7 @@ impl Transcriber for WhisperTranscriber {
                 );
             }
         }
-        Ok(self.decode(input, language, None)?.transcript)
+        Ok(self.decode(&mel, language, None)?.transcript)
     }
 }
 

@@ -281,26 +281,51 @@ pub struct ModelInfo {
     pub tensor_count: usize,
 }
 
-/// Reads a ggml file from start to end and checks that whisper.cpp can load it:
-/// magic, sane hyper-parameters, not all-f32, every tensor's size, nothing missing.
-pub fn check_model<R: Read>(input: R) -> Result<ModelInfo, ModelError> {
-    let mut r = io::BufReader::with_capacity(1 << 20, input);
-    let magic = read_i32(&mut r)? as u32;
+/// The mel filterbank stored in a model file: `n_mel` rows of `n_bins` weights.
+#[derive(Debug, Clone)]
+pub struct MelFilters {
+    pub n_mel: usize,
+    pub n_bins: usize,
+    pub weights: Vec<f32>,
+}
+
+/// Reads the start of a ggml file (magic, hyper-parameters, mel filters).
+fn read_header<R: Read>(r: &mut R) -> Result<(Hparams, MelFilters), ModelError> {
+    let magic = read_i32(r)? as u32;
     if magic != MAGIC {
         return Err(ModelError::invalid("not a ggml whisper model (wrong magic number)"));
     }
     let mut raw = [0i32; 11];
     for v in raw.iter_mut() {
-        *v = read_i32(&mut r)?;
+        *v = read_i32(r)?;
     }
     let hp = Hparams::from_array(raw);
     check_hparams(&hp)?;
-    let n_mel = read_i32(&mut r)?;
-    let n_fft = read_i32(&mut r)?;
-    if n_mel != hp.n_mels || !(1..=1024).contains(&n_fft) {
+    let n_mel = read_i32(r)?;
+    let n_bins = read_i32(r)?;
+    if n_mel != hp.n_mels || !(1..=1024).contains(&n_bins) {
         return Err(ModelError::invalid("the mel filter table does not match the model"));
     }
-    skip(&mut r, n_mel as u64 * n_fft as u64 * 4)?;
+    let (n_mel, n_bins) = (n_mel as usize, n_bins as usize);
+    let mut bytes = vec![0u8; n_mel * n_bins * 4];
+    r.read_exact(&mut bytes).map_err(truncated)?;
+    let weights = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Ok((hp, MelFilters { n_mel, n_bins, weights }))
+}
+
+/// The mel filterbank of a ggml model file (read from its header only).
+pub fn read_mel_filters<R: Read>(mut input: R) -> Result<MelFilters, ModelError> {
+    Ok(read_header(&mut input)?.1)
+}
+
+/// Reads a ggml file from start to end and checks that whisper.cpp can load it:
+/// magic, sane hyper-parameters, not all-f32, every tensor's size, nothing missing.
+pub fn check_model<R: Read>(input: R) -> Result<ModelInfo, ModelError> {
+    let mut r = io::BufReader::with_capacity(1 << 20, input);
+    let (hp, _) = read_header(&mut r)?;
     let n_tokens = read_i32(&mut r)?;
     if !(1..=hp.n_vocab).contains(&n_tokens) {
         return Err(ModelError::invalid(format!(

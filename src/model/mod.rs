@@ -11,7 +11,7 @@ pub mod vocab;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use ggml::{ModelInfo, WeightFormat};
+pub use ggml::{MelFilters, ModelInfo, WeightFormat};
 
 /// Why a model could not be fetched, converted or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,12 @@ fn known_names() -> String {
 pub fn check_file(path: &Path) -> Result<ModelInfo, ModelError> {
     let file = fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
     ggml::check_model(file)
+}
+
+/// The mel filterbank stored in the model file at `path`.
+pub fn read_mel_filters(path: &Path) -> Result<MelFilters, ModelError> {
+    let file = fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    ggml::read_mel_filters(std::io::BufReader::new(file))
 }
 
 /// Turns `--model` into a checked file: an existing path is used as it is, a

@@ -13,7 +13,7 @@ pub use traces::{trace_id_of, with_remote_parent};
 
 /// Logs shown when `RUST_LOG` is not set. symphonia logs every undecodable
 /// upload as an error; Sori answers those itself, so its logs are off.
-const DEFAULT_LOG_FILTER: &str = "info,whisper_rs=warn,symphonia_core=off";
+const DEFAULT_LOG_FILTER: &str = "info,whisper_cpp=warn,symphonia_core=off";
 
 /// Keeps the trace pipeline alive; on drop, flushes spans not yet sent and
 /// shuts the exporter down (so nothing is lost at shutdown).
