@@ -36,7 +36,7 @@ pub enum ModelCommand {
         #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
         dest: PathBuf,
         /// Weight format of the converted model.
-        #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value = "f16")]
+        #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value_t)]
         quantize: WeightFormat,
     },
     /// Convert a faster-whisper (CTranslate2) model folder holding model.bin and tokenizer.json.
@@ -46,7 +46,7 @@ pub enum ModelCommand {
         /// The ggml file to write.
         out: PathBuf,
         /// Weight format of the converted model.
-        #[arg(long, value_enum, default_value = "f16")]
+        #[arg(long, value_enum, default_value_t)]
         quantize: WeightFormat,
     },
     /// Check that a ggml file is a complete Whisper model whisper.cpp can load.
@@ -66,7 +66,7 @@ pub struct ServeConfig {
     #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
     pub model_dir: PathBuf,
     /// Weight format used when a model is fetched by name.
-    #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value = "f16")]
+    #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value_t)]
     pub model_format: WeightFormat,
     /// Address to listen on.
     #[arg(long, env = "SORI_HOST", default_value = "127.0.0.1")]

@@ -65,30 +65,30 @@ fn faster_whisper_dir(into: &Path) -> PathBuf {
 }
 
 #[test]
-fn import_ct2_writes_a_q8_0_model_that_still_understands_speech() {
+fn import_ct2_writes_q8_0_by_default_and_f16_on_request_both_understand_speech() {
+    use sori::engine::{TranscribeOptions, Transcriber};
     let tmp = tempfile::tempdir().unwrap();
     let ct2 = faster_whisper_dir(tmp.path());
-    let out = tmp.path().join("tiny.en-q8_0.bin");
-    let run = sori(&[
-        "model",
-        "import-ct2",
-        ct2.to_str().unwrap(),
-        out.to_str().unwrap(),
-        "--quantize",
-        "q8_0",
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let f16_size = std::fs::metadata(model_path("tiny.en")).unwrap().len();
-    let q8_size = std::fs::metadata(&out).unwrap().len();
-    assert!(q8_size < f16_size * 7 / 10, "q8_0 is smaller: {q8_size} vs {f16_size}");
-
-    use sori::engine::{TranscribeOptions, Transcriber};
-    let engine = sori::engine::WhisperTranscriber::load(&out, "tiny.en-q8_0", SETTINGS).unwrap();
     let audio = sori::audio::prepare(std::fs::read(shared_audio("jfk.wav")).unwrap().into(), 60.0).unwrap();
-    let t = engine
-        .transcribe(&audio.samples, &TranscribeOptions::default())
-        .unwrap();
-    assert!(wer(JFK_REFERENCE, &t.text) <= 0.1, "{}", t.text);
+    let mut sizes = Vec::new();
+    for format in [None, Some("f16")] {
+        let out = tmp.path().join(format!("tiny.en-{}.bin", format.unwrap_or("default")));
+        let mut args = vec!["model", "import-ct2", ct2.to_str().unwrap(), out.to_str().unwrap()];
+        args.extend(format.iter().flat_map(|f| ["--quantize", f]));
+        let run = sori(&args);
+        assert!(run.status.success(), "{}", stderr(&run));
+        sizes.push(std::fs::metadata(&out).unwrap().len());
+        let engine = sori::engine::WhisperTranscriber::load(&out, "tiny.en", SETTINGS).unwrap();
+        let t = engine
+            .transcribe(&audio.samples, &TranscribeOptions::default())
+            .unwrap();
+        assert!(wer(JFK_REFERENCE, &t.text) <= 0.1, "{format:?}: {}", t.text);
+    }
+    let (default_size, f16_size) = (sizes[0], sizes[1]);
+    assert!(
+        default_size < f16_size * 7 / 10,
+        "the default (q8_0) is smaller than f16: {default_size} vs {f16_size}"
+    );
 }
 
 #[test]

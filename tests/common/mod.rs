@@ -27,11 +27,11 @@ pub fn model_dir() -> PathBuf {
     std::env::var_os("SORI_MODEL_DIR").map_or_else(|| repo_root().join("models"), PathBuf::from)
 }
 
-/// Fetches (once) and checks a known model; returns its path.
+/// Fetches (once) and checks a known model in the default weight format; returns its path.
 pub fn model_path(name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    model::resolve(name, &model_dir(), WeightFormat::F16)
+    model::resolve(name, &model_dir(), WeightFormat::default())
         .expect("fetch the model")
         .0
 }
