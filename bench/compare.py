@@ -206,7 +206,9 @@ class SoriHttp:
         with urllib.request.urlopen(request, timeout=3600) as r:
             answer = json.load(r)
         wall = time.perf_counter() - started
-        return {"wall": wall, "text": answer["text"], "peak_mb": answer["performance"]["ram_mb_peak"]}
+        performance = answer["performance"]
+        return {"wall": wall, "text": answer["text"], "peak_mb": performance["ram_mb_peak"],
+                "cpu_sec": performance["cpu_time_sec"]}
 
     def close(self):
         self.proc.terminate()
@@ -220,14 +222,17 @@ from faster_whisper import WhisperModel
 model = WhisperModel(sys.argv[1], device="cpu", compute_type=sys.argv[2], cpu_threads=int(sys.argv[3]))
 language = None if sys.argv[4] == "auto" else sys.argv[4]
 print("ready", flush=True)
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 for line in sys.stdin:
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu()
     segments, _ = model.transcribe(line.strip(), beam_size=1, language=language, vad_filter=False,
                                    condition_on_previous_text=False)
     text = " ".join(s.text.strip() for s in segments)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "text": text, "peak_mb": peak_mb}), flush=True)
+    print(json.dumps({"wall": wall, "text": text, "peak_mb": peak_mb, "cpu_sec": cpu() - cpu_before}), flush=True)
 """
 
 
@@ -280,8 +285,8 @@ def speed_table(title, clips, peers, results, baseline):
     """Prints the per-clip table (ratios against `baseline`) and returns its rows."""
     rows = []
     print(f"\n### {title}\n")
-    print(f"| clip | peer | median wall s | RTF | peak RSS MiB | WER/CER | vs {baseline} |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| clip | peer | median wall s | RTF | median CPU s | peak RSS MiB | WER/CER | wall vs {baseline} |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, _, reference, language, seconds in clips:
         base = statistics.median(r["wall"] for r in results[(name, baseline)])
         for label in (peer.label for peer in peers):
@@ -290,12 +295,13 @@ def speed_table(title, clips, peers, results, baseline):
             row = {
                 "clip": name, "peer": label, "median_wall_sec": round(wall, 3),
                 "runs": [round(r["wall"], 3) for r in runs], "rtf": round(wall / seconds, 4),
+                "median_cpu_sec": round(statistics.median(r["cpu_sec"] for r in runs), 3),
                 "peak_rss_mb": round(max(r["peak_mb"] for r in runs)),
                 "error_rate": round(error_rate(reference, runs[-1]["text"], language), 3),
                 "ratio": round(wall / base, 2), "text": runs[-1]["text"],
             }
             rows.append(row)
-            print(f"| {name} | {label} | {row['median_wall_sec']} | {row['rtf']} | {row['peak_rss_mb']} | "
+            print(f"| {name} | {label} | {row['median_wall_sec']} | {row['rtf']} | {row['median_cpu_sec']} | {row['peak_rss_mb']} | "
                   f"{row['error_rate']} | {row['ratio']} |")
     return rows
 
