@@ -384,16 +384,22 @@ def main():
     Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 
-def startup(args, models):
-    print("\n### Start-up and idle memory\n")
+def startup(args, models, starts=3):
+    """Median time from exec to /readyz answering 200, and RSS once ready."""
+    print(f"\n### Start-up and idle memory (median of {starts} starts)\n")
     print("| Sori model | start-up to ready s | idle RSS MiB |")
     print("|---|---|---|")
     rows = []
     for model in ("ggml-tiny.en.bin", "ggml-tiny.en-q8_0.bin", "ggml-base.bin", "ggml-base-q8_0.bin"):
-        server = SoriHttp(args.sori, models / model, args.threads, model)
-        rows.append({"model": model, "startup_sec": round(server.startup_sec, 3), "idle_rss_mb": round(server.idle_rss_mb)})
+        seconds, rss = [], []
+        for _ in range(starts):
+            server = SoriHttp(args.sori, models / model, args.threads, model)
+            seconds.append(server.startup_sec)
+            rss.append(server.idle_rss_mb)
+            server.close()
+        rows.append({"model": model, "startup_sec": round(statistics.median(seconds), 3),
+                     "idle_rss_mb": round(statistics.median(rss))})
         print(f"| {model} | {rows[-1]['startup_sec']} | {rows[-1]['idle_rss_mb']} |")
-        server.close()
     return rows
 
 
