@@ -110,12 +110,12 @@ impl WhisperTranscriber {
         language: &str,
         audio_ctx: Option<usize>,
     ) -> Result<Decoded, EngineError> {
-        let mut state = self.context.new_state().map_err(EngineError)?;
+        let mut state = self.context.new_state(mel).map_err(EngineError)?;
         if let (Some(ctx), "auto") = (audio_ctx, language) {
-            self.shorten_language_detection(&mut state, mel, ctx)?;
+            self.shorten_language_detection(&mut state, ctx)?;
         }
         state
-            .full(&self.params(language, audio_ctx), mel, mel.audio_frames)
+            .full(&self.params(language, audio_ctx), mel.audio_frames)
             .map_err(EngineError)?;
         let detected = state.language().unwrap_or(language);
         Ok(self.collect(&state, detected))
@@ -125,14 +125,9 @@ impl WhisperTranscriber {
     /// fresh state the detection alone would encode a full 30 s window (about
     /// 1 s with `base` on 2 cores). The state keeps the last context it was given:
     /// a first call over 100 ms sets it and stops before encoding anything.
-    fn shorten_language_detection(
-        &self,
-        state: &mut State,
-        mel: &LogMelSpectrogram,
-        ctx: usize,
-    ) -> Result<(), EngineError> {
+    fn shorten_language_detection(&self, state: &mut State, ctx: usize) -> Result<(), EngineError> {
         state
-            .full(&self.params("en", Some(ctx)), mel, UNDECODED_FRAMES)
+            .full(&self.params("en", Some(ctx)), UNDECODED_FRAMES)
             .map_err(EngineError)
     }
 
