@@ -173,18 +173,22 @@ class SoriHttp:
         self.startup_sec = time.perf_counter() - started
         self.idle_rss_mb = rss_mb(self.proc.pid)
 
-    def batch(self, paths):
-        """POSTs all files as one batch; returns seconds until it is complete."""
+    def upload(self, route, paths):
+        """A POST of `paths` as multipart fields named `file` (built before any timing starts)."""
         boundary = uuid.uuid4().hex
         body = b""
         for path in paths:
             body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n\r\n").encode()
             body += path.read_bytes() + b"\r\n"
         body += f"--{boundary}--\r\n".encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/batch", data=body,
+        return urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{route}", data=body,
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
+
+    def batch(self, paths):
+        """POSTs all files as one batch; returns seconds until it is complete."""
+        request = self.upload("/batch", paths)
         started = time.perf_counter()
         with urllib.request.urlopen(request) as r:
             batch_id = json.load(r)["batch_id"]
@@ -195,13 +199,7 @@ class SoriHttp:
             time.sleep(0.05)
 
     def run(self, path):
-        boundary = uuid.uuid4().hex
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n\r\n").encode()
-        body += path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/transcribe", data=body,
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        )
+        request = self.upload("/transcribe", [path])
         started = time.perf_counter()
         with urllib.request.urlopen(request, timeout=3600) as r:
             answer = json.load(r)
