@@ -35,14 +35,7 @@ fn the_short_audio_context_keeps_the_words_of_the_full_window() {
     let sentence = "The quick brown fox jumps over the lazy dog, and then it runs back to the old farm house.";
     let spoken = tmp.path().join("sentence.wav");
     espeak(sentence, &spoken);
-    let short_jfk = tmp.path().join("jfk-3s.wav");
-    sox(&[
-        shared_audio("jfk.wav").to_str().unwrap(),
-        short_jfk.to_str().unwrap(),
-        "trim",
-        "0",
-        "3.2",
-    ]);
+    let short_jfk = jfk_excerpt(tmp.path(), 3.2);
     // (model, clip, reference, language); `base` detects the language itself.
     let cases = [
         ("tiny.en", shared_audio("jfk.wav"), JFK_REFERENCE, "en"),

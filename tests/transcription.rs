@@ -178,15 +178,8 @@ async fn a_given_language_is_used_and_results_repeat() {
 #[tokio::test]
 async fn a_clip_shorter_than_a_second_still_transcribes() {
     let tmp = tempfile::tempdir().unwrap();
-    let clip = tmp.path().join("short.wav");
     // "And so" from the start of the JFK clip: 0.2 s to 0.9 s.
-    sox(&[
-        shared_audio("jfk.wav").to_str().unwrap(),
-        clip.to_str().unwrap(),
-        "trim",
-        "0",
-        "0.8",
-    ]);
+    let clip = jfk_excerpt(tmp.path(), 0.8);
     let (body, _, _) = transcribe("tiny.en", &clip, None).await;
     assert!(
         (body["audio_duration_sec"].as_f64().unwrap() - 0.8).abs() < 0.01,

@@ -75,6 +75,20 @@ pub fn sox(args: &[&str]) {
     );
 }
 
+/// The first `seconds` of JFK, written into `dir` as a WAV file.
+pub fn jfk_excerpt(dir: &Path, seconds: f64) -> PathBuf {
+    let out = dir.join(format!("jfk-{seconds}s.wav"));
+    let length = seconds.to_string();
+    sox(&[
+        shared_audio("jfk.wav").to_str().unwrap(),
+        out.to_str().unwrap(),
+        "trim",
+        "0",
+        &length,
+    ]);
+    out
+}
+
 /// Lower-cased words without punctuation.
 pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
