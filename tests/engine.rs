@@ -1,6 +1,7 @@
 //! The real engine on real speech: the shortened audio context for short clips
 //! gives the same words, and detects the same language, as whisper.cpp's full
-//! 30 s window.
+//! 30 s window; audio longer than a window is cut at its pauses and its pieces'
+//! words and times come back in place.
 
 mod common;
 
@@ -11,10 +12,15 @@ use common::*;
 use sori::audio;
 use sori::engine::{TranscribeOptions, Transcriber, WhisperSettings, WhisperTranscriber};
 
+fn samples(path: &Path) -> Vec<f32> {
+    audio::prepare(Bytes::from(std::fs::read(path).unwrap()), 3600.0)
+        .unwrap()
+        .samples
+}
+
 fn transcribe(engine: &WhisperTranscriber, path: &Path) -> sori::engine::Transcript {
-    let audio = audio::prepare(Bytes::from(std::fs::read(path).unwrap()), 3600.0).unwrap();
     engine
-        .transcribe(&audio.samples, &TranscribeOptions::default())
+        .transcribe(&samples(path), &TranscribeOptions::default())
         .unwrap()
 }
 
@@ -74,5 +80,76 @@ fn the_short_audio_context_keeps_the_words_of_the_full_window() {
         );
         assert_eq!(short.language, language, "{}", path.display());
         assert_eq!(full.language, language, "{}", path.display());
+    }
+}
+
+/// Sentences for the long clip, none of them said twice.
+const LONG_SENTENCES: [&str; 10] = [
+    "The committee decided to visit the harbour bridge last Tuesday.",
+    "Our neighbour wrote a letter about the yellow house on the hill.",
+    "A young engineer finally repaired the broken kitchen clock.",
+    "The old captain took a photograph of the ancient stone wall.",
+    "My sister bought a ticket to the morning train to the coast.",
+    "The city council read a long report on the public library.",
+    "A local farmer carefully painted a small wooden boat in the spring.",
+    "The night nurse talked for hours about the garden behind the school.",
+    "The new teacher could not find the museum of science after the storm.",
+    "Every student forgot about the mountain road during the holidays.",
+];
+
+#[test]
+fn audio_longer_than_a_window_comes_back_whole_and_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pause = vec![0.0f32; 8_000];
+    let jfk = samples(&shared_audio("jfk.wav"));
+    // Five sentences, JFK, five sentences, JFK: about 70 s, three pieces or more.
+    let (mut clip, mut reference, mut jfk_starts) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, sentence) in LONG_SENTENCES.iter().enumerate() {
+        let path = tmp.path().join(format!("s{i}.wav"));
+        espeak(sentence, &path);
+        clip.extend(samples(&path));
+        clip.extend(&pause);
+        reference.push(sentence.to_string());
+        if i % 5 == 4 {
+            jfk_starts.push(clip.len() as f64 / 16_000.0);
+            clip.extend(&jfk);
+            clip.extend(&pause);
+            reference.push(JFK_REFERENCE.to_string());
+        }
+    }
+    let seconds = clip.len() as f64 / 16_000.0;
+    assert!(seconds > 60.0, "the clip spans more than two windows: {seconds} s");
+    let reference = reference.join(" ");
+    for model in ["tiny.en", "base"] {
+        let transcript = transcriber(model)
+            .transcribe(&clip, &TranscribeOptions::default())
+            .unwrap();
+        let error = wer(&reference, &transcript.text);
+        assert!(error <= 0.15, "{model}: WER {error}: {:?}", transcript.text);
+        assert_eq!(transcript.language, "en", "{model}");
+        let segments = &transcript.segments;
+        for pair in segments.windows(2) {
+            assert!(pair[1].start >= pair[0].start, "{model}: out of order: {pair:?}");
+        }
+        assert!(
+            segments.iter().all(|s| s.start < s.end && s.end <= seconds + 0.5),
+            "{model}: {segments:?}"
+        );
+        // Each "ask not what your country" is placed where JFK starts: the segment
+        // holding it starts within a couple of seconds of his first words (whisper's
+        // timestamps are coarse), where a piece's offset left out would put it
+        // tens of seconds early.
+        let asked: Vec<f64> = segments
+            .iter()
+            .filter(|s| s.text.to_lowercase().contains("ask not"))
+            .map(|s| s.start)
+            .collect();
+        assert_eq!(asked.len(), 2, "{model}: {segments:?}");
+        for (found, start) in asked.iter().zip(&jfk_starts) {
+            assert!(
+                (start - 2.0..start + 3.0).contains(found),
+                "{model}: JFK starts at {start:.1} s; \"ask not\" found at {found:.1} s"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod ffi;
 mod mel;
+mod pauses;
 mod pool;
 mod whisper;
 
@@ -39,6 +40,18 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// The language used (detected or given), as a Whisper code.
     pub language: String,
+}
+
+impl Transcript {
+    /// A transcript whose text is its segments' texts, in order.
+    pub fn from_segments(segments: Vec<Segment>, language: String) -> Self {
+        let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+        Self {
+            text,
+            segments,
+            language,
+        }
+    }
 }
 
 /// A failure inside the recognizer itself (not the caller's input).

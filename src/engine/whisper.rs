@@ -7,12 +7,21 @@
 //! temperature fallback, and keeps that result only when it passes whisper's
 //! own quality checks (mean token log-probability, token entropy); otherwise it
 //! decodes again with the full context and whisper's usual fallback.
+//!
+//! Audio longer than one window is cut in its pauses into pieces of 20 to 30 s
+//! (`pauses`), which are decoded side by side and joined. Where whisper stops
+//! before the end of a window and sound follows, the rest is decoded too
+//! (whisper.cpp would skip it).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
 
 use super::ffi::{Context, Params, State};
 use super::mel::{LogMelSpectrogram, MelSpectrogramMaker};
+use super::pauses::{sound_after_next_pause, split_at_pauses, PieceLimits};
 use super::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::WHISPER_SAMPLE_RATE;
 
@@ -28,6 +37,16 @@ const MIN_SHORT_CTX: usize = 256;
 const MAX_SHORT_CTX: usize = 1024;
 /// Context frames added after the clip's own, so its last words are not cut.
 const CTX_MARGIN: usize = 32;
+/// The rest of a window is decoded again only when it and the part heard
+/// before it are both at least this long (1 s), so every try moves on.
+const MIN_UNHEARD: usize = WHISPER_SAMPLE_RATE as usize;
+/// Samples per second, for converting sample positions to seconds.
+const SAMPLES_PER_SEC: f64 = WHISPER_SAMPLE_RATE as f64;
+/// Long audio is cut into pieces of 20 to 30 s (see `pauses`).
+const PIECE_LIMITS: PieceLimits = PieceLimits {
+    max: WHISPER_SAMPLE_RATE as usize * 30,
+    min: WHISPER_SAMPLE_RATE as usize * 20,
+};
 /// Mel frames (100 ms) below which whisper.cpp stops before encoding anything.
 const UNDECODED_FRAMES: usize = 10;
 /// whisper's default thresholds for a decode to count as failed.
@@ -96,8 +115,130 @@ impl WhisperTranscriber {
         })
     }
 
-    fn params(&self, language: &str, audio_ctx: Option<usize>) -> Params {
-        let params = Params::greedy(self.settings.threads, language);
+    /// Transcribes audio no longer than one window on `threads` threads.
+    ///
+    /// Whisper may end its text early (after a change of speaker, say) and
+    /// leave the rest of the window unheard; whisper.cpp then moves on to the
+    /// next window. When that rest holds sound, it is decoded on its own.
+    fn transcribe_piece(&self, samples: &[f32], language: &str, threads: usize) -> Result<Transcript, EngineError> {
+        let heard = self.transcribe_window(samples, language, threads)?;
+        let heard_until = heard.segments.last().map_or(0, |s| (s.end * SAMPLES_PER_SEC) as usize);
+        let Some(resume) = (heard_until >= MIN_UNHEARD)
+            .then(|| sound_after_next_pause(samples, heard_until))
+            .flatten()
+            .filter(|&resume| samples.len().saturating_sub(resume) >= MIN_UNHEARD)
+        else {
+            return Ok(heard);
+        };
+        tracing::debug!(
+            from_sec = resume as f64 / SAMPLES_PER_SEC,
+            "the decoder stopped before the end of the audio; decoding the rest"
+        );
+        let language = heard.language.clone();
+        let rest = self.transcribe_piece(&samples[resume..], &language, threads)?;
+        Ok(join_pieces(
+            vec![heard, rest],
+            &[0..resume, resume..samples.len()],
+            language,
+        ))
+    }
+
+    /// One whisper.cpp decode of audio no longer than one window.
+    fn transcribe_window(&self, samples: &[f32], language: &str, threads: usize) -> Result<Transcript, EngineError> {
+        let padded;
+        let input = if samples.len() < MIN_SAMPLES {
+            padded = [samples, &vec![0.0; MIN_SAMPLES - samples.len()]].concat();
+            &padded[..]
+        } else {
+            samples
+        };
+        let mel = tracing::info_span!("mel").in_scope(|| self.mel.spectrogram(input));
+        if self.settings.short_audio_context {
+            if let Some(ctx) = short_audio_ctx(input.len()) {
+                let short = self.decode(&mel, language, threads, Some(ctx))?;
+                if short.passes_quality_checks() {
+                    return Ok(short.transcript);
+                }
+                tracing::debug!(
+                    ctx,
+                    logprob = short.mean_logprob,
+                    "short context failed its checks; full decode"
+                );
+            }
+        }
+        Ok(self.decode(&mel, language, threads, None)?.transcript)
+    }
+
+    /// Transcribes audio longer than one window, cut at `pieces`. The pieces
+    /// are independent, so most are decoded side by side: the transcription's
+    /// threads become lanes of one thread each (a thread on its own waits for
+    /// no other, which is where a parallel decode of one window loses time).
+    /// Pieces that would leave a lane idle at the end are decoded first, one at
+    /// a time on all threads; with language detection, the first of them
+    /// decides the language of the rest, as whisper.cpp decides it on the first window.
+    fn transcribe_long(
+        &self,
+        samples: &[f32],
+        pieces: &[Range<usize>],
+        language: &str,
+    ) -> Result<Transcript, EngineError> {
+        let threads = self.settings.threads;
+        let lanes = threads.min(pieces.len());
+        let alone = match language {
+            "auto" => 1 + (pieces.len() - 1) % lanes,
+            _ => pieces.len() % lanes,
+        };
+        let mut language = language.to_string();
+        let mut transcripts = Vec::with_capacity(pieces.len());
+        for piece in &pieces[..alone] {
+            let transcript = self.transcribe_piece(&samples[piece.clone()], &language, threads)?;
+            language = transcript.language.clone();
+            transcripts.push(transcript);
+        }
+        transcripts.extend(self.transcribe_side_by_side(samples, &pieces[alone..], &language, lanes)?);
+        Ok(join_pieces(transcripts, pieces, language))
+    }
+
+    /// Transcribes `pieces` in `lanes` threads that share this transcription's
+    /// threads; each lane takes the next piece when it is done with one.
+    fn transcribe_side_by_side(
+        &self,
+        samples: &[f32],
+        pieces: &[Range<usize>],
+        language: &str,
+        lanes: usize,
+    ) -> Result<Vec<Transcript>, EngineError> {
+        let threads = self.settings.threads;
+        let next = AtomicUsize::new(0);
+        let span = tracing::Span::current();
+        let mut decoded: Vec<(usize, Result<Transcript, EngineError>)> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..lanes)
+                .map(|lane| {
+                    let lane_threads = threads / lanes + usize::from(lane < threads % lanes);
+                    let (next, span) = (&next, &span);
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(piece) = pieces.get(i) else { break mine };
+                            let result = tracing::info_span!(parent: span, "piece", index = i)
+                                .in_scope(|| self.transcribe_piece(&samples[piece.clone()], language, lane_threads));
+                            mine.push((i, result));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|lane| lane.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        });
+        decoded.sort_by_key(|(i, _)| *i);
+        decoded.into_iter().map(|(_, result)| result).collect()
+    }
+
+    fn params(&self, language: &str, threads: usize, audio_ctx: Option<usize>) -> Params {
+        let params = Params::greedy(threads, language);
         match audio_ctx {
             Some(frames) => params.shortened_context(frames),
             None => params,
@@ -108,6 +249,7 @@ impl WhisperTranscriber {
         &self,
         mel: &LogMelSpectrogram,
         language: &str,
+        threads: usize,
         audio_ctx: Option<usize>,
     ) -> Result<Decoded, EngineError> {
         let mut state = self.context.new_state(mel).map_err(EngineError)?;
@@ -115,7 +257,7 @@ impl WhisperTranscriber {
             self.shorten_language_detection(&mut state, ctx)?;
         }
         state
-            .full(&self.params(language, audio_ctx), mel.audio_frames)
+            .full(&self.params(language, threads, audio_ctx), mel.audio_frames)
             .map_err(EngineError)?;
         let detected = state.language().unwrap_or(language);
         Ok(self.collect(&state, detected))
@@ -127,7 +269,7 @@ impl WhisperTranscriber {
     /// a first call over 100 ms sets it and stops before encoding anything.
     fn shorten_language_detection(&self, state: &mut State, ctx: usize) -> Result<(), EngineError> {
         state
-            .full(&self.params("en", Some(ctx)), UNDECODED_FRAMES)
+            .full(&self.params("en", 1, Some(ctx)), UNDECODED_FRAMES)
             .map_err(EngineError)
     }
 
@@ -152,7 +294,6 @@ impl WhisperTranscriber {
                 text: text.to_string(),
             });
         }
-        let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
         Decoded {
             mean_logprob: if tokens.is_empty() {
                 0.0
@@ -161,13 +302,27 @@ impl WhisperTranscriber {
             },
             token_entropy: entropy_of_last(&tokens, 32),
             token_count: tokens.len(),
-            transcript: Transcript {
-                text,
-                segments,
-                language: language.to_string(),
-            },
+            transcript: Transcript::from_segments(segments, language.to_string()),
         }
     }
+}
+
+/// One transcript from the pieces' transcripts, their times moved to the
+/// pieces' places in the whole audio.
+fn join_pieces(transcripts: Vec<Transcript>, pieces: &[Range<usize>], language: String) -> Transcript {
+    let segments: Vec<Segment> = transcripts
+        .into_iter()
+        .zip(pieces)
+        .flat_map(|(transcript, piece)| {
+            let offset = piece.start as f64 / SAMPLES_PER_SEC;
+            transcript.segments.into_iter().map(move |s| Segment {
+                start: s.start + offset,
+                end: s.end + offset,
+                text: s.text,
+            })
+        })
+        .collect();
+    Transcript::from_segments(segments, language)
 }
 
 /// Whether some run of at least `min_words` words is immediately repeated
@@ -213,28 +368,11 @@ impl Transcriber for WhisperTranscriber {
             (Some(lang), true) => lang.as_str(),
             (None, true) => "auto",
         };
-        let padded;
-        let input = if samples.len() < MIN_SAMPLES {
-            padded = [samples, &vec![0.0; MIN_SAMPLES - samples.len()]].concat();
-            &padded[..]
-        } else {
-            samples
-        };
-        let mel = tracing::info_span!("mel").in_scope(|| self.mel.spectrogram(input));
-        if self.settings.short_audio_context {
-            if let Some(ctx) = short_audio_ctx(input.len()) {
-                let short = self.decode(&mel, language, Some(ctx))?;
-                if short.passes_quality_checks() {
-                    return Ok(short.transcript);
-                }
-                tracing::debug!(
-                    ctx,
-                    logprob = short.mean_logprob,
-                    "short context failed its checks; full decode"
-                );
-            }
+        let pieces = split_at_pauses(samples, PIECE_LIMITS);
+        if pieces.len() == 1 {
+            return self.transcribe_piece(samples, language, self.settings.threads);
         }
-        Ok(self.decode(&mel, language, None)?.transcript)
+        self.transcribe_long(samples, &pieces, language)
     }
 }
 

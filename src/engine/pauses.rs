@@ -1,0 +1,177 @@
+//! Where the pauses are: long audio is cut into pieces no longer than
+//! Whisper's 30 s window, each cut in a pause near the window's end, so that a
+//! piece can be decoded on its own without a word split between two pieces;
+//! and where sound resumes after a point the decoder stopped at.
+
+use std::ops::Range;
+
+/// Samples in one loudness frame (10 ms at 16 kHz).
+const FRAME: usize = 160;
+/// Frames over which loudness is averaged when looking for a pause (150 ms):
+/// long enough to skip the gaps inside words, short enough to fit a breath.
+const PAUSE_FRAMES: usize = 15;
+
+/// How far (20 dB) below the loudest stretch a stretch still counts as sound.
+const SOUND_BELOW_LOUDEST: f32 = 0.01;
+
+/// How long pieces may be, in samples.
+#[derive(Debug, Clone, Copy)]
+pub struct PieceLimits {
+    /// No piece is longer.
+    pub max: usize,
+    /// A cut is looked for in the last `max - min` samples of a piece; only the
+    /// last piece may be shorter.
+    pub min: usize,
+}
+
+/// Splits `samples` into consecutive pieces that together cover all of them.
+/// Audio no longer than `limits.max` is one piece.
+pub fn split_at_pauses(samples: &[f32], limits: PieceLimits) -> Vec<Range<usize>> {
+    assert!(
+        FRAME * PAUSE_FRAMES < limits.min && limits.min < limits.max,
+        "piece limits leave no room to look for a pause"
+    );
+    let energy = frame_energy(samples);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while samples.len() - start > limits.max {
+        let first = (start + limits.min) / FRAME;
+        let last = (start + limits.max) / FRAME - PAUSE_FRAMES;
+        let cut = last_pause(&energy[first..last + PAUSE_FRAMES]) + first;
+        let end = cut * FRAME;
+        pieces.push(start..end);
+        start = end;
+    }
+    pieces.push(start..samples.len());
+    pieces
+}
+
+/// Where decoding should resume after `from`, a point the decoder stopped at:
+/// the middle of the first pause at or after it, when sound (a stretch within
+/// 20 dB of the loudest) follows that pause. Skipping to the pause keeps the
+/// end of a word the decoder did hear (its timestamps are coarse) from being
+/// decoded twice.
+pub fn sound_after_next_pause(samples: &[f32], from: usize) -> Option<usize> {
+    let loudness = stretch_energy(&frame_energy(samples));
+    let sound = SOUND_BELOW_LOUDEST * loudness.iter().copied().fold(0.0, f32::max);
+    let first = from / FRAME;
+    let pause = first + loudness.get(first..)?.iter().position(|&e| e < sound)?;
+    let resumes = pause + loudness[pause..].iter().position(|&e| e >= sound)?;
+    Some(((pause + resumes) / 2 + PAUSE_FRAMES / 2) * FRAME)
+}
+
+/// The energy of each run of `PAUSE_FRAMES` frames, by its first frame.
+fn stretch_energy(frame_energy: &[f32]) -> Vec<f32> {
+    frame_energy.windows(PAUSE_FRAMES).map(|w| w.iter().sum()).collect()
+}
+
+/// The energy of each `FRAME` of samples.
+fn frame_energy(samples: &[f32]) -> Vec<f32> {
+    samples
+        .chunks(FRAME)
+        .map(|frame| frame.iter().map(|s| s * s).sum::<f32>())
+        .collect()
+}
+
+/// The frame in the middle of the last pause: the latest stretch of
+/// `PAUSE_FRAMES` frames at most twice as loud as the quietest one (a pause
+/// is tens of decibels below speech, so this stays in pauses while making the
+/// pieces as long as it can: every piece costs a whole window's encoding).
+fn last_pause(energy: &[f32]) -> usize {
+    let sums = stretch_energy(energy);
+    let quiet_enough = 2.0 * sums.iter().copied().fold(f32::INFINITY, f32::min);
+    let end = sums.iter().rposition(|&s| s <= quiet_enough).unwrap_or(0);
+    let stretch = sums[..=end].iter().rev().take_while(|&&s| s <= quiet_enough).count();
+    end + 1 - stretch.div_ceil(2) + PAUSE_FRAMES / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: usize = 16_000;
+    const LIMITS: PieceLimits = PieceLimits {
+        max: 30 * SECOND,
+        min: 20 * SECOND,
+    };
+
+    /// A 440 Hz tone with silent gaps at the given (start s, length s).
+    fn tone_with_gaps(seconds: f64, gaps: &[(f64, f64)]) -> Vec<f32> {
+        (0..(seconds * SECOND as f64) as usize)
+            .map(|i| {
+                let t = i as f64 / SECOND as f64;
+                let silent = gaps.iter().any(|&(s, len)| t >= s && t < s + len);
+                if silent {
+                    0.0
+                } else {
+                    (t * 440.0 * std::f64::consts::TAU).sin() as f32 * 0.3
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clip_within_one_window_is_one_piece() {
+        let samples = vec![0.1; 30 * SECOND];
+        assert_eq!(split_at_pauses(&samples, LIMITS), vec![0..samples.len()]);
+    }
+
+    #[test]
+    fn cuts_fall_in_the_middle_of_the_last_pause_in_reach() {
+        // Pauses at 10 s (too early to cut), 22 s (in reach, but 25 s is later),
+        // 25 s, 47 s and 70 s.
+        let gaps = [(10.0, 0.5), (22.0, 0.3), (25.0, 0.4), (47.0, 0.6), (70.0, 0.4)];
+        let samples = tone_with_gaps(80.0, &gaps);
+        let pieces = split_at_pauses(&samples, LIMITS);
+        let cuts: Vec<f64> = pieces[1..].iter().map(|p| p.start as f64 / SECOND as f64).collect();
+        assert_eq!(cuts.len(), 3, "{cuts:?}");
+        for (cut, (gap, len)) in cuts.iter().zip(&gaps[2..]) {
+            assert!(
+                (cut - (gap + len / 2.0)).abs() < 0.1,
+                "cut at {cut} s, pause at {gap}+{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn decoding_resumes_in_the_pause_before_the_next_sound() {
+        let samples = tone_with_gaps(10.0, &[(4.0, 3.0)]);
+        let at = |seconds: f64| (seconds * SECOND as f64) as usize;
+        // From inside the sound before the pause: the pause's middle.
+        let resume = sound_after_next_pause(&samples, at(3.0)).expect("sound follows");
+        assert!((at(5.4)..at(5.6)).contains(&resume), "{resume}");
+        // From inside the pause: between there and the sound.
+        let resume = sound_after_next_pause(&samples, at(4.5)).expect("sound follows");
+        assert!((at(5.6)..at(5.9)).contains(&resume), "{resume}");
+        assert_eq!(sound_after_next_pause(&samples, at(7.5)), None, "no pause follows");
+        let silence_after = tone_with_gaps(7.0, &[(4.0, 3.0)]);
+        assert_eq!(
+            sound_after_next_pause(&silence_after, at(3.0)),
+            None,
+            "no sound follows"
+        );
+        // Noise 30 dB below the tone is a pause, not sound.
+        let noisy: Vec<f32> = silence_after
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s + 0.0095 * ((i * 7919 % 200) as f32 / 100.0 - 1.0))
+            .collect();
+        assert_eq!(sound_after_next_pause(&noisy, at(3.0)), None, "quiet noise");
+    }
+
+    #[test]
+    fn pieces_cover_the_audio_in_order_and_respect_the_limits() {
+        // No pause at all: the cuts still keep every piece within the window.
+        let samples = tone_with_gaps(125.0, &[]);
+        let pieces = split_at_pauses(&samples, LIMITS);
+        assert_eq!(pieces.first().unwrap().start, 0);
+        assert_eq!(pieces.last().unwrap().end, samples.len());
+        for pair in pieces.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        for piece in &pieces[..pieces.len() - 1] {
+            assert!((LIMITS.min..=LIMITS.max).contains(&piece.len()), "{piece:?}");
+        }
+        assert!(pieces.last().unwrap().len() <= LIMITS.max);
+    }
+}
