@@ -105,11 +105,32 @@ def make_clips(folder, long_audio):
     sox(jfk, sentence, jfk, thirty)
     clips.append(("30 s (jfk+sentence+jfk)", thirty, f"{JFK} {SENTENCE} {JFK}"))
     if long_audio:
+        clips.append(mixed_clip(folder))
         five = folder / "5min.wav"
         text = long_text()
         speak(text, five)
         clips.append(("5 min (espeak, varied)", five, text))
     return with_durations([(name, path, reference, "en") for name, path, reference in clips])
+
+
+def mixed_clip(folder):
+    """About 76 s: five espeak sentences, JFK, five more, JFK, with half-second
+    pauses. The change of voice is where Whisper tends to stop a window early."""
+    pause = folder / "pause.wav"
+    sox("-n", "-r", "16000", "-c", "1", "-b", "16", pause, "trim", "0", "0.5")
+    sentences = re.findall(r"[^.]+\.", long_text(10))
+    parts, reference = [], []
+    for i, sentence in enumerate(sentences):
+        spoken = folder / f"mixed-{i}.wav"
+        speak(sentence.strip(), spoken)
+        parts += [spoken, pause]
+        reference.append(sentence.strip())
+        if i % 5 == 4:
+            parts += [AUDIO / "jfk.wav", pause]
+            reference.append(JFK)
+    mixed = folder / "mixed.wav"
+    sox(*parts, mixed)
+    return ("76 s (espeak + JFK)", mixed, " ".join(reference))
 
 
 def long_text(sentences=64):
@@ -216,17 +237,21 @@ class SoriHttp:
 
 FW_WORKER = """
 import json, resource, sys, time
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 model = WhisperModel(sys.argv[1], device="cpu", compute_type=sys.argv[2], cpu_threads=int(sys.argv[3]))
 language = None if sys.argv[4] == "auto" else sys.argv[4]
+batched = BatchedInferencePipeline(model) if sys.argv[5] == "batched" else None
 print("ready", flush=True)
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 for line in sys.stdin:
     started, cpu_before = time.perf_counter(), cpu()
-    segments, _ = model.transcribe(line.strip(), beam_size=1, language=language, vad_filter=False,
-                                   condition_on_previous_text=False)
+    if batched:
+        segments, _ = batched.transcribe(line.strip(), beam_size=1, language=language, batch_size=8)
+    else:
+        segments, _ = model.transcribe(line.strip(), beam_size=1, language=language, vad_filter=False,
+                                       condition_on_previous_text=False)
     text = " ".join(s.text.strip() for s in segments)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -253,8 +278,11 @@ class LinePeer:
         self.proc.wait()
 
 
-def faster_whisper(args, model_dir, compute_type, language, label):
-    return LinePeer([args.python, "-c", FW_WORKER, str(model_dir), compute_type, str(args.threads), language], label)
+def faster_whisper(args, model_dir, compute_type, language, label, mode="sequential"):
+    """faster-whisper's WhisperModel.transcribe, or with mode="batched" its
+    BatchedInferencePipeline (Silero VAD cuts the audio, 8 pieces per batch)."""
+    return LinePeer([args.python, "-c", FW_WORKER, str(model_dir), compute_type, str(args.threads), language, mode],
+                    label)
 
 
 def sori_engine(args, model, label, sample_interval_sec=0.5):
@@ -357,6 +385,7 @@ def main():
             sori_engine(args, tiny("-q8_0"), "Sori engine q8_0"),
             faster_whisper(args, ct2["tiny.en"], "int8", "en", "faster-whisper int8"),
             faster_whisper(args, ct2["tiny.en"], "float32", "en", "faster-whisper f32"),
+            faster_whisper(args, ct2["tiny.en"], "int8", "en", "faster-whisper int8 batched", "batched"),
         ]
         results = alternate(peers, clips, args.runs)
         report["tiny.en"] = speed_table("tiny.en, English, language given", clips, peers, results, "faster-whisper int8")
@@ -364,11 +393,13 @@ def main():
         # base is what `sori serve` runs by default: multilingual, language detected.
         base_clips = with_durations([("ko_test 3.9 s", AUDIO / "ko_test.wav", KOREAN, "ko"),
                                      ("jfk 11 s", AUDIO / "jfk.wav", JFK, "en")])
+        base_clips += [clip for clip in clips if clip[4] > 60]  # with --long
         base = lambda fmt: models / f"ggml-base{fmt}.bin"
         peers = [
             SoriHttp(args.sori, base(""), args.threads, "Sori HTTP base f16"),
             SoriHttp(args.sori, base("-q8_0"), args.threads, "Sori HTTP base q8_0"),
             faster_whisper(args, ct2["base"], "int8", "auto", "faster-whisper base int8"),
+            faster_whisper(args, ct2["base"], "int8", "auto", "faster-whisper base int8 batched", "batched"),
         ]
         results = alternate(peers, base_clips, args.runs)
         report["base"] = speed_table("base, language detected", base_clips, peers, results, "faster-whisper base int8")
