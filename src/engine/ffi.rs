@@ -56,31 +56,14 @@ impl Context {
         unsafe { sys::whisper_token_eot(self.0.as_ptr()) }
     }
 
-    /// A fresh state for one transcription of `mel`, which whisper.cpp copies
-    /// once; every decode on the state reads that copy.
-    pub fn new_state(&self, mel: &LogMelSpectrogram) -> Result<State<'_>, String> {
+    /// A fresh state: one transcription's working memory, reused for every
+    /// window it decodes.
+    pub fn new_state(&self) -> Result<State<'_>, String> {
         // SAFETY: as above; the state is freed before the context (it borrows it).
         let ptr = unsafe { sys::whisper_init_state(self.0.as_ptr()) };
-        let state = NonNull::new(ptr)
+        NonNull::new(ptr)
             .map(|ptr| State { context: self, ptr })
-            .ok_or_else(|| "whisper.cpp could not allocate a state".to_string())?;
-        // SAFETY: `mel.data` holds n_mel x n_len floats, which whisper.cpp copies.
-        let set = unsafe {
-            sys::whisper_set_mel_with_state(
-                self.0.as_ptr(),
-                ptr,
-                mel.data.as_ptr(),
-                mel.n_len as i32,
-                mel.n_mel as i32,
-            )
-        };
-        match set {
-            0 => Ok(state),
-            _ => Err(format!(
-                "the model expects another number of mel bands than {}",
-                mel.n_mel
-            )),
-        }
+            .ok_or_else(|| "whisper.cpp could not allocate a state".to_string())
     }
 }
 
@@ -145,6 +128,28 @@ pub struct RawSegment {
 }
 
 impl State<'_> {
+    /// Gives the state the spectrogram to decode, which whisper.cpp copies;
+    /// every decode until the next call reads that copy.
+    pub fn set_mel(&mut self, mel: &LogMelSpectrogram) -> Result<(), String> {
+        // SAFETY: `mel.data` holds n_mel x n_len floats, which whisper.cpp copies.
+        let set = unsafe {
+            sys::whisper_set_mel_with_state(
+                self.context.0.as_ptr(),
+                self.ptr.as_ptr(),
+                mel.data.as_ptr(),
+                mel.n_len as i32,
+                mel.n_mel as i32,
+            )
+        };
+        match set {
+            0 => Ok(()),
+            _ => Err(format!(
+                "the model expects another number of mel bands than {}",
+                mel.n_mel
+            )),
+        }
+    }
+
     /// Runs whisper.cpp's decode (encoder, decoder, its fallbacks) over the
     /// first `frames` frames of the state's spectrogram.
     pub fn full(&mut self, params: &Params, frames: usize) -> Result<(), String> {
@@ -153,7 +158,7 @@ impl State<'_> {
         // whisper_set_mel counts every frame as audio, the 30 s of padding too.
         raw.duration_ms = (frames * 10) as i32;
         // SAFETY: no samples are passed (n_samples = 0), so whisper.cpp uses the
-        // spectrogram set in `new_state`; `raw.language` points into `params`, alive here.
+        // spectrogram given to `set_mel`; `raw.language` points into `params`, alive here.
         let code = unsafe { sys::whisper_full_with_state(ctx, state, raw, ptr::null(), 0) };
         match code {
             0 => Ok(()),

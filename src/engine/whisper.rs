@@ -1,5 +1,6 @@
 //! whisper.cpp (through the `ffi` layer): the model is loaded once; every
-//! request gets a fresh state, so results do not depend on earlier requests.
+//! transcription makes fresh states (one per thread that decodes, reused for
+//! its windows), so results do not depend on earlier requests.
 //! Sori computes the log-mel spectrogram itself (`mel`), once per request.
 //!
 //! whisper.cpp encodes a full 30 s window whatever the clip's length. For
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use super::ffi::{Context, Params, State};
-use super::mel::{LogMelSpectrogram, MelSpectrogramMaker};
+use super::mel::MelSpectrogramMaker;
 use super::pauses::{sound_after_next_pause, split_at_pauses, PieceLimits};
 use super::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::WHISPER_SAMPLE_RATE;
@@ -71,6 +72,10 @@ pub struct WhisperTranscriber {
     multilingual: bool,
 }
 
+/// What one lane of a long transcription returns: each piece it took, by
+/// index, with its transcript; an error of its own if it could not start.
+type LaneOutput = Result<Vec<(usize, Result<Transcript, EngineError>)>, EngineError>;
+
 /// One decode's text, segments, language and quality.
 struct Decoded {
     transcript: Transcript,
@@ -120,8 +125,14 @@ impl WhisperTranscriber {
     /// Whisper may end its text early (after a change of speaker, say) and
     /// leave the rest of the window unheard; whisper.cpp then moves on to the
     /// next window. When that rest holds sound, it is decoded on its own.
-    fn transcribe_piece(&self, samples: &[f32], language: &str, threads: usize) -> Result<Transcript, EngineError> {
-        let heard = self.transcribe_window(samples, language, threads)?;
+    fn transcribe_piece(
+        &self,
+        state: &mut State,
+        samples: &[f32],
+        language: &str,
+        threads: usize,
+    ) -> Result<Transcript, EngineError> {
+        let heard = self.transcribe_window(state, samples, language, threads)?;
         let heard_until = heard.segments.last().map_or(0, |s| (s.end * SAMPLES_PER_SEC) as usize);
         let Some(resume) = (heard_until >= MIN_UNHEARD)
             .then(|| sound_after_next_pause(samples, heard_until))
@@ -135,7 +146,7 @@ impl WhisperTranscriber {
             "the decoder stopped before the end of the audio; decoding the rest"
         );
         let language = heard.language.clone();
-        let rest = self.transcribe_piece(&samples[resume..], &language, threads)?;
+        let rest = self.transcribe_piece(state, &samples[resume..], &language, threads)?;
         Ok(join_pieces(
             vec![heard, rest],
             &[0..resume, resume..samples.len()],
@@ -144,7 +155,13 @@ impl WhisperTranscriber {
     }
 
     /// One whisper.cpp decode of audio no longer than one window.
-    fn transcribe_window(&self, samples: &[f32], language: &str, threads: usize) -> Result<Transcript, EngineError> {
+    fn transcribe_window(
+        &self,
+        state: &mut State,
+        samples: &[f32],
+        language: &str,
+        threads: usize,
+    ) -> Result<Transcript, EngineError> {
         let padded;
         let input = if samples.len() < MIN_SAMPLES {
             padded = [samples, &vec![0.0; MIN_SAMPLES - samples.len()]].concat();
@@ -153,9 +170,10 @@ impl WhisperTranscriber {
             samples
         };
         let mel = tracing::info_span!("mel").in_scope(|| self.mel.spectrogram(input));
+        state.set_mel(&mel).map_err(EngineError)?;
         if self.settings.short_audio_context {
             if let Some(ctx) = short_audio_ctx(input.len()) {
-                let short = self.decode(&mel, language, threads, Some(ctx))?;
+                let short = self.decode(state, mel.audio_frames, language, threads, Some(ctx))?;
                 if short.passes_quality_checks() {
                     return Ok(short.transcript);
                 }
@@ -166,7 +184,9 @@ impl WhisperTranscriber {
                 );
             }
         }
-        Ok(self.decode(&mel, language, threads, None)?.transcript)
+        Ok(self
+            .decode(state, mel.audio_frames, language, threads, None)?
+            .transcript)
     }
 
     /// Transcribes audio longer than one window, cut at `pieces`. The pieces
@@ -190,10 +210,14 @@ impl WhisperTranscriber {
         };
         let mut language = language.to_string();
         let mut transcripts = Vec::with_capacity(pieces.len());
-        for piece in &pieces[..alone] {
-            let transcript = self.transcribe_piece(&samples[piece.clone()], &language, threads)?;
-            language = transcript.language.clone();
-            transcripts.push(transcript);
+        if alone > 0 {
+            // Dropped before the lanes make theirs: one state per thread at a time.
+            let mut state = self.context.new_state().map_err(EngineError)?;
+            for piece in &pieces[..alone] {
+                let transcript = self.transcribe_piece(&mut state, &samples[piece.clone()], &language, threads)?;
+                language = transcript.language.clone();
+                transcripts.push(transcript);
+            }
         }
         transcripts.extend(self.transcribe_side_by_side(samples, &pieces[alone..], &language, lanes)?);
         Ok(join_pieces(transcripts, pieces, language))
@@ -211,18 +235,20 @@ impl WhisperTranscriber {
         let threads = self.settings.threads;
         let next = AtomicUsize::new(0);
         let span = tracing::Span::current();
-        let mut decoded: Vec<(usize, Result<Transcript, EngineError>)> = thread::scope(|scope| {
+        let lanes: Vec<LaneOutput> = thread::scope(|scope| {
             let handles: Vec<_> = (0..lanes)
                 .map(|lane| {
                     let lane_threads = threads / lanes + usize::from(lane < threads % lanes);
                     let (next, span) = (&next, &span);
                     scope.spawn(move || {
+                        let mut state = self.context.new_state().map_err(EngineError)?;
                         let mut mine = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(piece) = pieces.get(i) else { break mine };
-                            let result = tracing::info_span!(parent: span, "piece", index = i)
-                                .in_scope(|| self.transcribe_piece(&samples[piece.clone()], language, lane_threads));
+                            let Some(piece) = pieces.get(i) else { break Ok(mine) };
+                            let result = tracing::info_span!(parent: span, "piece", index = i).in_scope(|| {
+                                self.transcribe_piece(&mut state, &samples[piece.clone()], language, lane_threads)
+                            });
                             mine.push((i, result));
                         }
                     })
@@ -230,9 +256,13 @@ impl WhisperTranscriber {
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|lane| lane.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .map(|lane| lane.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
                 .collect()
         });
+        let mut decoded = Vec::with_capacity(pieces.len());
+        for lane in lanes {
+            decoded.extend(lane?);
+        }
         decoded.sort_by_key(|(i, _)| *i);
         decoded.into_iter().map(|(_, result)| result).collect()
     }
@@ -247,29 +277,30 @@ impl WhisperTranscriber {
 
     fn decode(
         &self,
-        mel: &LogMelSpectrogram,
+        state: &mut State,
+        frames: usize,
         language: &str,
         threads: usize,
         audio_ctx: Option<usize>,
     ) -> Result<Decoded, EngineError> {
-        let mut state = self.context.new_state(mel).map_err(EngineError)?;
-        if let (Some(ctx), "auto") = (audio_ctx, language) {
-            self.shorten_language_detection(&mut state, ctx)?;
+        if language == "auto" {
+            self.set_detection_context(state, audio_ctx)?;
         }
         state
-            .full(&self.params(language, threads, audio_ctx), mel.audio_frames)
+            .full(&self.params(language, threads, audio_ctx), frames)
             .map_err(EngineError)?;
         let detected = state.language().unwrap_or(language);
-        Ok(self.collect(&state, detected))
+        Ok(self.collect(state, detected))
     }
 
-    /// whisper.cpp detects the language before it applies `audio_ctx`, so on a
-    /// fresh state the detection alone would encode a full 30 s window (about
-    /// 1 s with `base` on 2 cores). The state keeps the last context it was given:
-    /// a first call over 100 ms sets it and stops before encoding anything.
-    fn shorten_language_detection(&self, state: &mut State, ctx: usize) -> Result<(), EngineError> {
+    /// whisper.cpp detects the language before it applies `audio_ctx`, with
+    /// the context the state was last given: on a fresh state that is a full
+    /// 30 s window even for a short clip (about 1 s with `base` on 2 cores), and
+    /// on a reused one whatever the last decode used. A first call over 100 ms
+    /// sets the context and stops before encoding anything.
+    fn set_detection_context(&self, state: &mut State, audio_ctx: Option<usize>) -> Result<(), EngineError> {
         state
-            .full(&self.params("en", 1, Some(ctx)), UNDECODED_FRAMES)
+            .full(&self.params("en", 1, audio_ctx), UNDECODED_FRAMES)
             .map_err(EngineError)
     }
 
@@ -370,7 +401,8 @@ impl Transcriber for WhisperTranscriber {
         };
         let pieces = split_at_pauses(samples, PIECE_LIMITS);
         if pieces.len() == 1 {
-            return self.transcribe_piece(samples, language, self.settings.threads);
+            let mut state = self.context.new_state().map_err(EngineError)?;
+            return self.transcribe_piece(&mut state, samples, language, self.settings.threads);
         }
         self.transcribe_long(samples, &pieces, language)
     }
