@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sori::audio;
-use sori::engine::{TranscribeOptions, Transcriber, WhisperSettings, WhisperTranscriber};
+use sori::engine::{
+    return_large_blocks_when_freed, TranscribeOptions, Transcriber, WhisperSettings, WhisperTranscriber,
+};
 use sori::monitor::{process, GpuProbe, PerformanceMonitor};
 
 #[derive(Parser)]
@@ -31,6 +33,8 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // As the server's engine does.
+    return_large_blocks_when_freed();
     let settings = WhisperSettings {
         threads: args.threads,
         short_audio_context: true,

@@ -1,6 +1,7 @@
 //! Speech recognition: the `Transcriber` trait, the whisper.cpp implementation,
 //! and the bounded queue of worker threads that runs it off the async runtime.
 
+mod allocator;
 mod ffi;
 mod mel;
 mod pauses;
@@ -9,6 +10,7 @@ mod whisper;
 
 use serde::{Deserialize, Serialize};
 
+pub use allocator::return_large_blocks_when_freed;
 pub use mel::{LogMelSpectrogram, MelSpectrogramMaker};
 pub use pool::{Engine, EngineSettings, JobError, JobOutput, StageTimings, SubmitError};
 pub use whisper::{WhisperSettings, WhisperTranscriber};

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::{EngineError, TranscribeOptions, Transcriber, Transcript};
+use super::{allocator, EngineError, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::{self, AudioError, PreparedAudio};
 use crate::monitor::{PerformanceMonitor, PerformanceReport};
 use crate::rounding::round_to;
@@ -105,6 +105,7 @@ pub struct Engine {
 impl Engine {
     /// Starts `settings.workers` threads serving a queue of `settings.queue_capacity`.
     pub fn start(transcriber: Arc<dyn Transcriber>, monitor: PerformanceMonitor, settings: EngineSettings) -> Self {
+        allocator::return_large_blocks_when_freed();
         let (sender, receiver) = mpsc::sync_channel::<Job>(settings.queue_capacity);
         let receiver = Arc::new(Mutex::new(receiver));
         let gauges = Arc::new(Gauges::default());
@@ -189,22 +190,6 @@ impl Engine {
     }
 }
 
-/// Hands the memory a job freed back to the kernel. glibc keeps freed blocks in
-/// each thread's arena, and a long file's pieces are decoded on threads of their
-/// own: after a 5-minute file the idle RSS stayed 200 MiB higher, and the next
-/// request's RAM peak (measured from the current RSS) included it. This returns
-/// what lies in the arenas' free lists (most runs measured: back to 30-40 MiB
-/// above idle); what sits at the top of a thread's arena stays until glibc trims
-/// it (some runs: still 200 MiB above). Runs after the reply is sent, so no
-/// request waits for it (0.5 ms after JFK, 18 ms after 5 minutes).
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists; any thread may call it.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 struct Worker {
     receiver: Arc<Mutex<Receiver<Job>>>,
     gauges: Arc<Gauges>,
@@ -232,7 +217,7 @@ impl Worker {
             .unwrap_or_else(|_| Err(EngineError("the recognizer panicked".into()).into()));
             self.gauges.busy.fetch_sub(1, Ordering::SeqCst);
             let _ = job.reply.send(result);
-            return_freed_memory();
+            allocator::return_freed_memory();
         }
         self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
     }
