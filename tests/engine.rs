@@ -135,20 +135,20 @@ fn audio_longer_than_a_window_comes_back_whole_and_in_place() {
             segments.iter().all(|s| s.start < s.end && s.end <= seconds + 0.5),
             "{model}: {segments:?}"
         );
-        // Each "ask not what your country" is placed where JFK starts: the segment
+        // Each "my fellow Americans" is placed where JFK starts: the segment
         // holding it starts within a couple of seconds of his first words (whisper's
         // timestamps are coarse), where a piece's offset left out would put it
         // tens of seconds early.
-        let asked: Vec<f64> = segments
+        let addressed: Vec<f64> = segments
             .iter()
-            .filter(|s| s.text.to_lowercase().contains("ask not"))
+            .filter(|s| s.text.to_lowercase().contains("fellow americans"))
             .map(|s| s.start)
             .collect();
-        assert_eq!(asked.len(), 2, "{model}: {segments:?}");
-        for (found, start) in asked.iter().zip(&jfk_starts) {
+        assert_eq!(addressed.len(), 2, "{model}: {segments:?}");
+        for (found, start) in addressed.iter().zip(&jfk_starts) {
             assert!(
                 (start - 2.0..start + 3.0).contains(found),
-                "{model}: JFK starts at {start:.1} s; \"ask not\" found at {found:.1} s"
+                "{model}: JFK starts at {start:.1} s; \"fellow Americans\" found at {found:.1} s"
             );
         }
     }

@@ -150,15 +150,23 @@ impl State<'_> {
         }
     }
 
-    /// Runs whisper.cpp's decode (encoder, decoder, its fallbacks) over the
-    /// first `frames` frames of the state's spectrogram.
+    /// Runs whisper.cpp's decode (encoder, decoder, its fallbacks) over one
+    /// window at the start of the first `frames` frames of the state's spectrogram.
+    ///
+    /// Where the decoder stops before the end of the audio, whisper.cpp would
+    /// encode a whole window again from there; it is stopped instead, so the
+    /// caller can decode what is left with a context sized to it.
     pub fn full(&mut self, params: &Params, frames: usize) -> Result<(), String> {
         let (ctx, state) = (self.context.0.as_ptr(), self.ptr.as_ptr());
         let mut raw = params.raw;
         // whisper_set_mel counts every frame as audio, the 30 s of padding too.
         raw.duration_ms = (frames * 10) as i32;
+        let mut encoded = false;
+        raw.encoder_begin_callback = Some(first_encoding_only);
+        raw.encoder_begin_callback_user_data = ptr::from_mut(&mut encoded).cast();
         // SAFETY: no samples are passed (n_samples = 0), so whisper.cpp uses the
-        // spectrogram given to `set_mel`; `raw.language` points into `params`, alive here.
+        // spectrogram given to `set_mel`; `raw.language` points into `params`,
+        // and the callback's data to `encoded`, both alive here.
         let code = unsafe { sys::whisper_full_with_state(ctx, state, raw, ptr::null(), 0) };
         match code {
             0 => Ok(()),
@@ -201,6 +209,22 @@ impl Drop for State<'_> {
         unsafe { sys::whisper_free_state(self.ptr.as_ptr()) }
     }
 }
+
+/// whisper.cpp asks before each encoding; the first is allowed, a later one
+/// ends the decode (with the segments decoded so far).
+///
+/// # Safety
+/// `encoded` points to the `bool` that `State::full` set up for this decode.
+unsafe extern "C" fn first_encoding_only(
+    _: *mut sys::whisper_context,
+    _: *mut sys::whisper_state,
+    encoded: *mut c_void,
+) -> bool {
+    !std::mem::replace(&mut *encoded.cast::<bool>(), true)
+}
+
+/// What whisper.cpp logs, as an error, when `first_encoding_only` ends a decode.
+const STOPPED_BEFORE_ENCODING: &str = "encoder_begin_callback returned false";
 
 /// Whisper's id for a language code (`en`, `ko`), if it knows the language.
 pub fn language_id(code: &str) -> Option<i32> {
@@ -251,6 +275,7 @@ unsafe extern "C" fn forward_log(level: sys::ggml_log_level, text: *const c_char
         return;
     }
     match level {
+        _ if text.contains(STOPPED_BEFORE_ENCODING) => tracing::trace!(target: "whisper_cpp", "{text}"),
         sys::ggml_log_level_GGML_LOG_LEVEL_ERROR => tracing::error!(target: "whisper_cpp", "{text}"),
         sys::ggml_log_level_GGML_LOG_LEVEL_WARN => tracing::warn!(target: "whisper_cpp", "{text}"),
         sys::ggml_log_level_GGML_LOG_LEVEL_INFO => tracing::debug!(target: "whisper_cpp", "{text}"),

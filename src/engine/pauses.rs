@@ -1,7 +1,7 @@
-//! Where the pauses are: long audio is cut into pieces no longer than
-//! Whisper's 30 s window, each cut in a pause near the window's end, so that a
-//! piece can be decoded on its own without a word split between two pieces;
-//! and where sound resumes after a point the decoder stopped at.
+//! Where the pauses are: long audio is cut into pieces within given limits,
+//! each cut in the last pause in reach, so that a piece can be decoded on its
+//! own without a word split between two pieces; and where decoding should
+//! resume after a point the decoder stopped at.
 
 use std::ops::Range;
 
@@ -13,6 +13,8 @@ const PAUSE_FRAMES: usize = 15;
 
 /// How far (20 dB) below the loudest stretch a stretch still counts as sound.
 const SOUND_BELOW_LOUDEST: f32 = 0.01;
+/// How far after where the decoder stopped a pause is looked for (1 s).
+const RESUME_REACH: usize = 100;
 
 /// How long pieces may be, in samples.
 #[derive(Debug, Clone, Copy)]
@@ -49,16 +51,21 @@ pub fn split_at_pauses(samples: &[f32], limits: PieceLimits) -> Vec<Range<usize>
     pieces
 }
 
-/// Where decoding should resume after `from`, a point the decoder stopped at:
-/// the middle of the first pause at or after it, when sound (a stretch within
-/// 20 dB of the loudest) follows that pause. Skipping to the pause keeps the
-/// end of a word the decoder did hear (its timestamps are coarse) from being
-/// decoded twice.
-pub fn sound_after_next_pause(samples: &[f32], from: usize) -> Option<usize> {
+/// Where decoding should resume after `from`, a point the decoder stopped at,
+/// when sound (a stretch within 20 dB of the loudest) follows: the middle of
+/// a pause that begins within `RESUME_REACH` frames of it, else `from` itself.
+/// Skipping to the pause keeps the end of a word the decoder did hear (its
+/// timestamps are coarse) from being decoded twice; where speech runs on
+/// without a pause, nothing is skipped.
+pub fn resume_point(samples: &[f32], from: usize) -> Option<usize> {
     let loudness = stretch_energy(&frame_energy(samples));
     let sound = SOUND_BELOW_LOUDEST * loudness.iter().copied().fold(0.0, f32::max);
     let first = from / FRAME;
-    let pause = first + loudness.get(first..)?.iter().position(|&e| e < sound)?;
+    let after = loudness.get(first..)?;
+    let Some(pause) = after.iter().take(RESUME_REACH).position(|&e| e < sound) else {
+        return (!after.is_empty()).then_some(from);
+    };
+    let pause = first + pause;
     let resumes = pause + loudness[pause..].iter().position(|&e| e >= sound)?;
     Some(((pause + resumes) / 2 + PAUSE_FRAMES / 2) * FRAME)
 }
@@ -79,7 +86,7 @@ fn frame_energy(samples: &[f32]) -> Vec<f32> {
 /// The frame in the middle of the last pause: the latest stretch of
 /// `PAUSE_FRAMES` frames at most twice as loud as the quietest one (a pause
 /// is tens of decibels below speech, so this stays in pauses while making the
-/// pieces as long as it can: every piece costs a whole window's encoding).
+/// pieces as long as it can: every piece costs an encoding and a prompt).
 fn last_pause(energy: &[f32]) -> usize {
     let sums = stretch_energy(energy);
     let quiet_enough = 2.0 * sums.iter().copied().fold(f32::INFINITY, f32::min);
@@ -140,26 +147,25 @@ mod tests {
     fn decoding_resumes_in_the_pause_before_the_next_sound() {
         let samples = tone_with_gaps(10.0, &[(4.0, 3.0)]);
         let at = |seconds: f64| (seconds * SECOND as f64) as usize;
-        // From inside the sound before the pause: the pause's middle.
-        let resume = sound_after_next_pause(&samples, at(3.0)).expect("sound follows");
+        // From inside the sound, less than a second before the pause: the pause's middle.
+        let resume = resume_point(&samples, at(3.2)).expect("sound follows");
         assert!((at(5.4)..at(5.6)).contains(&resume), "{resume}");
+        // Further from the pause, speech runs on: where the decoder stopped.
+        assert_eq!(resume_point(&samples, at(2.0)), Some(at(2.0)), "no pause near");
         // From inside the pause: between there and the sound.
-        let resume = sound_after_next_pause(&samples, at(4.5)).expect("sound follows");
+        let resume = resume_point(&samples, at(4.5)).expect("sound follows");
         assert!((at(5.6)..at(5.9)).contains(&resume), "{resume}");
-        assert_eq!(sound_after_next_pause(&samples, at(7.5)), None, "no pause follows");
+        assert_eq!(resume_point(&samples, at(7.5)), Some(at(7.5)), "no pause follows");
+        assert_eq!(resume_point(&samples, at(10.0)), None, "nothing follows");
         let silence_after = tone_with_gaps(7.0, &[(4.0, 3.0)]);
-        assert_eq!(
-            sound_after_next_pause(&silence_after, at(3.0)),
-            None,
-            "no sound follows"
-        );
+        assert_eq!(resume_point(&silence_after, at(3.2)), None, "no sound follows");
         // Noise 30 dB below the tone is a pause, not sound.
         let noisy: Vec<f32> = silence_after
             .iter()
             .enumerate()
             .map(|(i, s)| s + 0.0095 * ((i * 7919 % 200) as f32 / 100.0 - 1.0))
             .collect();
-        assert_eq!(sound_after_next_pause(&noisy, at(3.0)), None, "quiet noise");
+        assert_eq!(resume_point(&noisy, at(3.2)), None, "quiet noise");
     }
 
     #[test]

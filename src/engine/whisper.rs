@@ -1,18 +1,20 @@
 //! whisper.cpp (through the `ffi` layer): the model is loaded once; every
 //! transcription makes fresh states (one per thread that decodes, reused for
 //! its windows), so results do not depend on earlier requests.
-//! Sori computes the log-mel spectrogram itself (`mel`), once per request.
+//! Sori computes the log-mel spectrogram itself (`mel`), once per window.
 //!
-//! whisper.cpp encodes a full 30 s window whatever the clip's length. For
-//! short clips Sori first tries an audio context sized to the clip, without
-//! temperature fallback, and keeps that result only when it passes whisper's
-//! own quality checks (mean token log-probability, token entropy); otherwise it
-//! decodes again with the full context and whisper's usual fallback.
+//! whisper.cpp encodes a full 30 s window whatever the clip's length. Sori
+//! first tries an audio context sized to the audio, without temperature
+//! fallback, and keeps that result only when it passes whisper's own quality
+//! checks (mean token log-probability, token entropy); otherwise it decodes
+//! again with the full context and whisper's usual fallback.
 //!
-//! Audio longer than one window is cut in its pauses into pieces of 20 to 30 s
-//! (`pauses`), which are decoded side by side and joined. Where whisper stops
-//! before the end of a window and sound follows, the rest is decoded too
-//! (whisper.cpp would skip it).
+//! Audio longer than 15 s is cut in its pauses into pieces of 10 to 15 s
+//! (`pauses`), which are decoded side by side and joined: a 15 s context costs
+//! less than half of a 30 s one per second of audio, and the pieces keep both
+//! threads busy. Where whisper stops before the end of a piece, the rest is
+//! decoded with a context sized to it (whisper.cpp would encode another full
+//! window from there, or skip the rest).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -22,7 +24,7 @@ use std::thread;
 
 use super::ffi::{Context, Params, State};
 use super::mel::MelSpectrogramMaker;
-use super::pauses::{sound_after_next_pause, split_at_pauses, PieceLimits};
+use super::pauses::{resume_point, split_at_pauses, PieceLimits};
 use super::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::WHISPER_SAMPLE_RATE;
 
@@ -33,20 +35,20 @@ const MIN_SAMPLES: usize = WHISPER_SAMPLE_RATE as usize * 5 / 4;
 const SAMPLES_PER_CTX_FRAME: usize = 320;
 /// Smallest shortened context (5.12 s); less hurts accuracy.
 const MIN_SHORT_CTX: usize = 256;
-/// Largest shortened context (about 20 s): above it the saving is small and a
-/// failed check would cost a second decode.
-const MAX_SHORT_CTX: usize = 1024;
+/// The model's own context, 30 s.
+const FULL_CTX: usize = 1500;
 /// Context frames added after the clip's own, so its last words are not cut.
 const CTX_MARGIN: usize = 32;
-/// The rest of a window is decoded again only when it and the part heard
-/// before it are both at least this long (1 s), so every try moves on.
+/// The rest of a window is decoded only when at least this much (1 s) is left.
 const MIN_UNHEARD: usize = WHISPER_SAMPLE_RATE as usize;
 /// Samples per second, for converting sample positions to seconds.
 const SAMPLES_PER_SEC: f64 = WHISPER_SAMPLE_RATE as f64;
-/// Long audio is cut into pieces of 20 to 30 s (see `pauses`).
+/// Long audio is cut into pieces of 10 to 15 s (see `pauses`): measured
+/// against 20-30 s and 12-18 s pieces, the fastest with the lowest word error
+/// rate on real speech (BENCHMARKS.md).
 const PIECE_LIMITS: PieceLimits = PieceLimits {
-    max: WHISPER_SAMPLE_RATE as usize * 30,
-    min: WHISPER_SAMPLE_RATE as usize * 20,
+    max: WHISPER_SAMPLE_RATE as usize * 15,
+    min: WHISPER_SAMPLE_RATE as usize * 10,
 };
 /// Mel frames (100 ms) below which whisper.cpp stops before encoding anything.
 const UNDECODED_FRAMES: usize = 10;
@@ -96,12 +98,13 @@ impl Decoded {
     }
 }
 
-/// The context for a clip of `samples`, or `None` when it would not be shorter.
+/// The context for a clip of `samples`, or `None` when it would not be shorter
+/// than the full window.
 fn short_audio_ctx(samples: usize) -> Option<usize> {
     let frames = samples.div_ceil(SAMPLES_PER_CTX_FRAME) + CTX_MARGIN;
     let ctx = frames.div_ceil(64) * 64;
     let ctx = ctx.max(MIN_SHORT_CTX);
-    (ctx <= MAX_SHORT_CTX).then_some(ctx)
+    (ctx < FULL_CTX).then_some(ctx)
 }
 
 impl WhisperTranscriber {
@@ -122,9 +125,9 @@ impl WhisperTranscriber {
 
     /// Transcribes audio no longer than one window on `threads` threads.
     ///
-    /// Whisper may end its text early (after a change of speaker, say) and
-    /// leave the rest of the window unheard; whisper.cpp then moves on to the
-    /// next window. When that rest holds sound, it is decoded on its own.
+    /// Whisper often ends its text before the end of the audio (at the end of
+    /// a sentence, after a change of speaker); when sound follows, the rest is
+    /// decoded on its own, from the pause after the last word heard.
     fn transcribe_piece(
         &self,
         state: &mut State,
@@ -133,11 +136,12 @@ impl WhisperTranscriber {
         threads: usize,
     ) -> Result<Transcript, EngineError> {
         let heard = self.transcribe_window(state, samples, language, threads)?;
-        let heard_until = heard.segments.last().map_or(0, |s| (s.end * SAMPLES_PER_SEC) as usize);
-        let Some(resume) = (heard_until >= MIN_UNHEARD)
-            .then(|| sound_after_next_pause(samples, heard_until))
-            .flatten()
-            .filter(|&resume| samples.len().saturating_sub(resume) >= MIN_UNHEARD)
+        // Nothing heard: whisper found no speech, and skips the window too.
+        let Some(heard_until) = heard.segments.last().map(|s| (s.end * SAMPLES_PER_SEC) as usize) else {
+            return Ok(heard);
+        };
+        let Some(resume) = resume_point(samples, heard_until)
+            .filter(|&resume| resume > 0 && samples.len().saturating_sub(resume) >= MIN_UNHEARD)
         else {
             return Ok(heard);
         };
@@ -290,7 +294,7 @@ impl WhisperTranscriber {
             .full(&self.params(language, threads, audio_ctx), frames)
             .map_err(EngineError)?;
         let detected = state.language().unwrap_or(language);
-        Ok(self.collect(state, detected))
+        Ok(self.collect(state, detected, frames))
     }
 
     /// whisper.cpp detects the language before it applies `audio_ctx`, with
@@ -304,7 +308,11 @@ impl WhisperTranscriber {
             .map_err(EngineError)
     }
 
-    fn collect(&self, state: &State, language: &str) -> Decoded {
+    /// The last decode's segments and quality. Whisper may time a segment past
+    /// the end of the audio (`[BLANK_AUDIO]` over the padding): segments are
+    /// kept within the decoded `frames` (10 ms each).
+    fn collect(&self, state: &State, language: &str, frames: usize) -> Decoded {
+        let audio_end = frames as f64 / 100.0;
         let eot = self.context.token_eot();
         let (mut logprob_sum, mut tokens) = (0.0f32, Vec::new());
         let mut segments = Vec::new();
@@ -316,12 +324,13 @@ impl WhisperTranscriber {
                 }
             }
             let text = segment.text.trim();
-            if text.is_empty() {
+            let start = segment.t0 as f64 / 100.0;
+            if text.is_empty() || start >= audio_end {
                 continue;
             }
             segments.push(Segment {
-                start: segment.t0 as f64 / 100.0,
-                end: segment.t1 as f64 / 100.0,
+                start,
+                end: (segment.t1 as f64 / 100.0).min(audio_end),
                 text: text.to_string(),
             });
         }
