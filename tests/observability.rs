@@ -244,6 +244,28 @@ fn start_otlp_receiver() -> (u16, Received) {
     (port, received)
 }
 
+/// The spans of one trace, once the request span and at least `count` spans have arrived.
+fn spans_of(received: &Mutex<Vec<Span>>, trace_id: &str, count: usize) -> Vec<Span> {
+    let started = Instant::now();
+    loop {
+        let spans: Vec<Span> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| hex(&s.trace_id) == trace_id)
+            .cloned()
+            .collect();
+        if spans.iter().any(|s| s.name == "POST /transcribe") && spans.len() >= count {
+            return spans;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "spans never arrived: {spans:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn attributes(span: &Span) -> HashMap<String, AnyValue> {
     span.attributes
         .iter()
@@ -277,24 +299,7 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
             .unwrap();
     assert_eq!(record["trace_id"], trace_id);
 
-    let started = Instant::now();
-    let spans = loop {
-        let spans: Vec<Span> = received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| hex(&s.trace_id) == trace_id)
-            .cloned()
-            .collect();
-        if spans.iter().any(|s| s.name == "POST /transcribe") && spans.len() >= 6 {
-            break spans;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "spans never arrived: {spans:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let spans = spans_of(&received, trace_id, 6);
     let request = spans.iter().find(|s| s.name == "POST /transcribe").unwrap();
     assert_eq!(
         hex(&request.parent_span_id),
@@ -326,6 +331,36 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
         );
         assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
     }
+
+    // JFK three times (33 s) is cut into three pieces, the first decoded on both
+    // threads, the others side by side: one `piece` span each, under `inference`.
+    let audio = tempfile::tempdir().unwrap();
+    let (jfk_path, thrice) = (shared_audio("jfk.wav"), audio.path().join("jfk-thrice.wav"));
+    let jfk_path = jfk_path.to_str().unwrap();
+    sox(&[jfk_path, jfk_path, jfk_path, thrice.to_str().unwrap()]);
+    let long_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let traceparent = format!("00-{long_trace}-{parent_id}-01");
+    let (status, body) = server.transcribe(
+        "jfk-thrice.wav",
+        std::fs::read(&thrice).unwrap(),
+        &[("traceparent", &traceparent)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let spans = spans_of(&received, long_trace, 9);
+    let inference = spans.iter().find(|s| s.name == "inference").expect("an inference span");
+    let mut pieces: Vec<i64> = spans
+        .iter()
+        .filter(|s| s.name == "piece")
+        .map(|s| {
+            assert_eq!(s.parent_span_id, inference.span_id, "a piece is a child of inference");
+            match attributes(s).get("index") {
+                Some(AnyValue::IntValue(i)) => *i,
+                other => panic!("piece index: {other:?}"),
+            }
+        })
+        .collect();
+    pieces.sort();
+    assert_eq!(pieces, [0, 1, 2], "{spans:?}");
     let (took, clean) = server.terminate();
     assert!(clean && took < Duration::from_secs(15), "flushed and stopped: {took:?}");
 }

@@ -217,27 +217,30 @@ impl WhisperTranscriber {
         if alone > 0 {
             // Dropped before the lanes make theirs: one state per thread at a time.
             let mut state = self.context.new_state().map_err(EngineError)?;
-            for piece in &pieces[..alone] {
-                let transcript = self.transcribe_piece(&mut state, &samples[piece.clone()], &language, threads)?;
+            for (i, piece) in pieces[..alone].iter().enumerate() {
+                let transcript = tracing::info_span!("piece", index = i as i64)
+                    .in_scope(|| self.transcribe_piece(&mut state, &samples[piece.clone()], &language, threads))?;
                 language = transcript.language.clone();
                 transcripts.push(transcript);
             }
         }
-        transcripts.extend(self.transcribe_side_by_side(samples, &pieces[alone..], &language, lanes)?);
+        transcripts.extend(self.transcribe_side_by_side(samples, pieces, alone, &language, lanes)?);
         Ok(join_pieces(transcripts, pieces, language))
     }
 
-    /// Transcribes `pieces` in `lanes` threads that share this transcription's
-    /// threads; each lane takes the next piece when it is done with one.
+    /// Transcribes `pieces` from index `first` on in `lanes` threads that share
+    /// this transcription's threads; each lane takes the next piece when it is
+    /// done with one.
     fn transcribe_side_by_side(
         &self,
         samples: &[f32],
         pieces: &[Range<usize>],
+        first: usize,
         language: &str,
         lanes: usize,
     ) -> Result<Vec<Transcript>, EngineError> {
         let threads = self.settings.threads;
-        let next = AtomicUsize::new(0);
+        let next = AtomicUsize::new(first);
         let span = tracing::Span::current();
         let lanes: Vec<LaneOutput> = thread::scope(|scope| {
             let handles: Vec<_> = (0..lanes)
@@ -250,7 +253,7 @@ impl WhisperTranscriber {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(piece) = pieces.get(i) else { break Ok(mine) };
-                            let result = tracing::info_span!(parent: span, "piece", index = i).in_scope(|| {
+                            let result = tracing::info_span!(parent: span, "piece", index = i as i64).in_scope(|| {
                                 self.transcribe_piece(&mut state, &samples[piece.clone()], language, lane_threads)
                             });
                             mine.push((i, result));
