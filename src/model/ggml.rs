@@ -494,6 +494,16 @@ mod tests {
         }
     }
 
+    /// Value `j`'s nibble in a block's 16 bytes of nibbles (values 0-15 low, 16-31 high).
+    fn nibble(nibbles: &[u8], j: usize) -> u8 {
+        let byte = nibbles[j % 16];
+        if j < 16 {
+            byte & 0x0F
+        } else {
+            byte >> 4
+        }
+    }
+
     #[test]
     fn q4_0_round_trips_within_one_step() {
         let values: Vec<f32> = (0..64).map(|i| ((i * 7 % 32) as f32 - 15.0) / 3.0).collect();
@@ -501,14 +511,11 @@ mod tests {
         assert_eq!(q.len(), 2 * 18);
         for (b, block) in q.chunks(18).zip(values.chunks(32)) {
             let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
-            for j in 0..32 {
-                let byte = b[2 + j % 16];
-                let nibble = if j < 16 { byte & 0x0F } else { byte >> 4 };
-                let restored = (nibble as f32 - 8.0) * d;
+            for (j, value) in block.iter().enumerate() {
+                let restored = (nibble(&b[2..], j) as f32 - 8.0) * d;
                 assert!(
-                    (restored - block[j]).abs() <= d.abs() * 0.51 + 1e-3,
-                    "{j}: {restored} vs {}",
-                    block[j]
+                    (restored - value).abs() <= d.abs() * 0.51 + 1e-3,
+                    "{j}: {restored} vs {value}"
                 );
             }
         }
@@ -523,15 +530,12 @@ mod tests {
             let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
             let min = half::f16::from_le_bytes([b[2], b[3]]).to_f32();
             let high_bits = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-            for j in 0..32 {
-                let byte = b[8 + j % 16];
-                let nibble = if j < 16 { byte & 0x0F } else { byte >> 4 };
-                let level = nibble as u32 | ((high_bits >> j) & 1) << 4;
+            for (j, value) in block.iter().enumerate() {
+                let level = nibble(&b[8..], j) as u32 | ((high_bits >> j) & 1) << 4;
                 let restored = level as f32 * d + min;
                 assert!(
-                    (restored - block[j]).abs() <= d * 0.51 + 1e-2,
-                    "{j}: {restored} vs {}",
-                    block[j]
+                    (restored - value).abs() <= d * 0.51 + 1e-2,
+                    "{j}: {restored} vs {value}"
                 );
             }
         }
