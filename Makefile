@@ -35,7 +35,7 @@ test-tools: .venv-test/bin/python
 
 ## bench: Sori (HTTP and in-process) against faster-whisper on the same clips and weights (see BENCHMARKS.md)
 bench: build models test-deps .venv-bench/bin/python
-	cargo build --release --example engine_bench
+	cargo build --release --example engine_bench --example metrics_bench
 	for format in f16 q4_0; do $(SORI) model fetch tiny.en --quantize $$format; done
 	$(SORI) model fetch base --quantize f16
 	python3 bench/compare.py --python .venv-bench/bin/python $(BENCH_ARGS)

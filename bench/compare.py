@@ -407,6 +407,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sori", default=str(ROOT / "target/release/sori"))
     parser.add_argument("--engine", default=str(ROOT / "target/release/examples/engine_bench"))
+    parser.add_argument("--metrics", default=str(ROOT / "target/release/examples/metrics_bench"))
     parser.add_argument("--models", default=str(ROOT / "models"))
     parser.add_argument("--python", required=True, help="a Python with faster-whisper")
     parser.add_argument("--threads", type=int, default=2)
@@ -451,6 +452,7 @@ def main():
 
         thirty = next(c for c in clips if c[0].startswith("30 s"))
         report["monitor"] = monitor_cost(args, tiny("-q8_0"), thirty, max(args.runs, 5))
+        report["metrics"] = metrics_render(args)
         report["startup"] = startup(args, models)
         report["batch"] = batch_throughput(args, models, clips)
     finally:
@@ -475,6 +477,17 @@ def startup(args, models, starts=3):
                      "idle_rss_mb": round(statistics.median(rss))})
         print(f"| {model} | {rows[-1]['startup_sec']} | {rows[-1]['idle_rss_mb']} |")
     return rows
+
+
+def metrics_render(args):
+    """`/metrics` render times after 10,000 recorded transcriptions (bench/metrics.rs)."""
+    result = json.loads(subprocess.run([args.metrics], capture_output=True, text=True, check=True).stdout)
+    print(f"\n### /metrics render after {result['recorded']:,} recorded transcriptions "
+          f"({result['renders']:,} renders, each timed)\n")
+    print("| median ms | p99 ms | largest ms | page bytes |")
+    print("|---|---|---|---|")
+    print(f"| {result['median_ms']:.3f} | {result['p99_ms']:.3f} | {result['max_ms']:.3f} | {result['page_bytes']} |")
+    return result
 
 
 def batch_throughput(args, models, clips):
