@@ -127,6 +127,13 @@ def make_clips(folder, long_audio, downloads):
     return with_durations([(name, path, reference, "en") for name, path, reference in clips])
 
 
+def half_second_pause(folder):
+    """A half-second of silence (16 kHz mono), to put between sentences."""
+    pause = folder / "pause.wav"
+    sox("-n", "-r", "16000", "-c", "1", "-b", "16", pause, "trim", "0", "0.5")
+    return pause
+
+
 def real_speech_clip(folder, downloads):
     """About 79 s of real speech: the five LibriVox utterances, JFK, the five
     again slowed to 0.9x, JFK sped up to 1.1x (sox tempo keeps the pitch),
@@ -146,8 +153,7 @@ def real_speech_clip(folder, downloads):
             sox(raw, "-r", "16000", "-c", "1", "-b", "16", utterances[-1])
             # The transcripts spell out "mister"; Whisper (and any reader) writes "Mr.".
             texts.append(tar.extractfile(f"{name}.txt").read().decode().strip().replace("mister", "mr"))
-    pause = folder / "pause.wav"
-    sox("-n", "-r", "16000", "-c", "1", "-b", "16", pause, "trim", "0", "0.5")
+    pause = half_second_pause(folder)
     librivox, slower, faster = folder / "librivox.wav", folder / "librivox-0.9.wav", folder / "jfk-1.1.wav"
     sox(*[part for u in utterances for part in (u, pause)][:-1], librivox)
     sox(librivox, slower, "tempo", "0.9")
@@ -161,8 +167,7 @@ def real_speech_clip(folder, downloads):
 def mixed_clip(folder):
     """About 76 s: five espeak sentences, JFK, five more, JFK, with half-second
     pauses. The change of voice is where Whisper tends to stop a window early."""
-    pause = folder / "pause.wav"
-    sox("-n", "-r", "16000", "-c", "1", "-b", "16", pause, "trim", "0", "0.5")
+    pause = half_second_pause(folder)
     sentences = re.findall(r"[^.]+\.", long_text(10))
     parts, reference = [], []
     for i, sentence in enumerate(sentences):
