@@ -237,7 +237,7 @@ fn memory_a_long_file_used_goes_back_to_the_kernel() {
     let model = model_path("tiny.en");
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(&model, data.path(), &["--threads-per-worker", "2"], &[]);
-    // JFK eight times with half-second pauses: 92 s, four pieces on two lanes.
+    // JFK eight times with half-second pauses: 92 s in 10-15 s pieces on two lanes.
     let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
     let jfk = sori::audio::prepare(jfk.into(), 60.0).unwrap().samples;
     let mut clip = Vec::new();

@@ -123,7 +123,7 @@ impl WhisperTranscriber {
         })
     }
 
-    /// Transcribes audio no longer than one window on `threads` threads.
+    /// Transcribes one piece (at most 15 s) on `threads` threads.
     ///
     /// Whisper often ends its text before the end of the audio (at the end of
     /// a sentence, after a change of speaker); when sound follows, the rest is
@@ -193,7 +193,7 @@ impl WhisperTranscriber {
             .transcript)
     }
 
-    /// Transcribes audio longer than one window, cut at `pieces`. The pieces
+    /// Transcribes audio longer than one piece, cut at `pieces`. The pieces
     /// are independent, so most are decoded side by side: the transcription's
     /// threads become lanes of one thread each (a thread on its own waits for
     /// no other, which is where a parallel decode of one window loses time).
