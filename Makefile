@@ -38,7 +38,7 @@ bench: build models test-deps .venv-bench/bin/python
 	cargo build --release --example engine_bench --example metrics_bench
 	for format in f16 q4_0; do $(SORI) model fetch tiny.en --quantize $$format; done
 	$(SORI) model fetch base --quantize f16
-	python3 bench/compare.py --python .venv-bench/bin/python $(BENCH_ARGS)
+	python3 scripts/compare_peers.py --python .venv-bench/bin/python $(BENCH_ARGS)
 
 .venv-bench/bin/python:
 	python3 -m venv .venv-bench

@@ -10,8 +10,8 @@ use sori::monitor::{GpuProbe, PerformanceMonitor, PerformanceReport};
 use sori::telemetry::metrics;
 
 fn jfk() -> bytes::Bytes {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/audio/jfk.wav");
-    std::fs::read(path).expect("../shared/audio/jfk.wav").into()
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/audio/jfk.wav");
+    std::fs::read(path).expect("tests/fixtures/audio/jfk.wav").into()
 }
 
 fn decode(c: &mut Criterion) {
@@ -19,7 +19,7 @@ fn decode(c: &mut Criterion) {
     c.bench_function("decode jfk.wav (11 s, 16 kHz: no resampling)", |b| {
         b.iter(|| sori::audio::prepare(black_box(wav.clone()), 3600.0).unwrap())
     });
-    let mp3: bytes::Bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/audio/jfk.mp3"))
+    let mp3: bytes::Bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/audio/jfk.mp3"))
         .unwrap()
         .into();
     c.bench_function("decode + resample jfk.mp3 (11 s, 44.1 kHz)", |b| {

@@ -99,6 +99,19 @@ pub struct ServeConfig {
     /// Seconds an upload may send nothing before it is dropped.
     #[arg(long, env = "SORI_UPLOAD_IDLE_TIMEOUT_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub upload_idle_timeout_sec: u64,
+    /// Seconds a whole upload may take, however steadily it trickles in (408 after).
+    #[arg(long, env = "SORI_UPLOAD_DEADLINE_SEC", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub upload_deadline_sec: u64,
+    /// Uploads received at once; more are refused with 503 and Retry-After.
+    #[arg(long, env = "SORI_MAX_CONCURRENT_UPLOADS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrent_uploads: u32,
+    /// Web origins (`https://app.example.com`, comma-separated, or `*`) allowed to send
+    /// uploads from a browser besides the server's own page.
+    #[arg(long, env = "SORI_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for transcriptions in flight to finish.
+    #[arg(long, env = "SORI_SHUTDOWN_GRACE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_sec: u64,
     /// Longest accepted audio, in seconds.
     #[arg(long, env = "SORI_MAX_AUDIO_SEC", default_value_t = 10_800.0)]
     pub max_audio_sec: f64,

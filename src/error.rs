@@ -8,9 +8,13 @@ use serde_json::json;
 
 use crate::audio::AudioError;
 use crate::engine::{JobError, SubmitError};
+use crate::transcription::TranscriptionError;
 
 /// Seconds a client is asked to wait after a 503 for a full queue.
 const RETRY_AFTER_SEC: u32 = 5;
+/// Seconds a client is asked to wait after a 503 while the server shuts down
+/// (long enough for a replacement to start).
+const SHUTDOWN_RETRY_AFTER_SEC: u32 = 30;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,21 @@ pub enum AppError {
     /// No such file id.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, the method does not.
+    #[error("{0} is not allowed on this path; see the API in the README")]
+    MethodNotAllowed(String),
+    /// A browser sent a state-changing request on behalf of another site.
+    #[error("requests from the web page at {0} are not accepted; start the server with --allowed-origins to allow it")]
+    ForbiddenOrigin(String),
+    /// The upload did not finish within the deadline.
+    #[error("the upload did not finish within {limit_sec} s; send it over a faster connection, or raise --upload-deadline-sec")]
+    UploadTimeout { limit_sec: u64 },
+    /// Every upload slot is taken.
+    #[error("the server is receiving as many uploads as it accepts at once; retry in {RETRY_AFTER_SEC} s")]
+    TooManyUploads,
+    /// The server is draining before it stops.
+    #[error("the server is shutting down; retry in {SHUTDOWN_RETRY_AFTER_SEC} s (another replica, or this one after its restart)")]
+    ShuttingDown,
     /// The queue is full: try again later.
     #[error("the server is busy: every transcription slot is taken; retry in {RETRY_AFTER_SEC} s")]
     QueueFull,
@@ -59,6 +78,11 @@ impl AppError {
             Self::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, "forbidden_origin"),
+            Self::UploadTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "upload_timeout"),
+            Self::TooManyUploads => (StatusCode::SERVICE_UNAVAILABLE, "too_many_uploads"),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -77,10 +101,15 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
-        if matches!(self, Self::QueueFull) {
+        let retry_after = match self {
+            Self::QueueFull | Self::TooManyUploads => Some(RETRY_AFTER_SEC),
+            Self::ShuttingDown => Some(SHUTDOWN_RETRY_AFTER_SEC),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SEC));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -89,7 +118,9 @@ impl IntoResponse for AppError {
 impl From<AudioError> for AppError {
     fn from(e: AudioError) -> Self {
         match e {
-            AudioError::NotAudio(_) | AudioError::Corrupt(_) => Self::UnsupportedMedia(e.to_string()),
+            AudioError::NotAudio(_) | AudioError::Corrupt(_) | AudioError::UnsupportedRate(_) => {
+                Self::UnsupportedMedia(e.to_string())
+            }
             AudioError::Empty => Self::Unprocessable {
                 code: "empty_audio",
                 message: e.to_string(),
@@ -109,6 +140,15 @@ impl From<SubmitError> for AppError {
             SubmitError::Job(JobError::Audio(audio)) => audio.into(),
             SubmitError::Job(JobError::Engine(engine)) => Self::Internal(engine.to_string()),
             SubmitError::WorkerGone => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<TranscriptionError> for AppError {
+    fn from(e: TranscriptionError) -> Self {
+        match e {
+            TranscriptionError::Submit(submit) => submit.into(),
+            save @ TranscriptionError::Save { .. } => Self::Internal(save.to_string()),
         }
     }
 }

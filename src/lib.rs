@@ -11,5 +11,6 @@ pub mod monitor;
 pub mod rounding;
 pub mod store;
 pub mod telemetry;
+pub mod transcription;
 
-pub use http::{app, AppState};
+pub use http::{app, AppState, HttpLimits};

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::IntoFuture;
+
 use anyhow::Context;
 use clap::Parser;
 use sori::batch::Batches;
@@ -12,10 +14,16 @@ use sori::model;
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
 use sori::telemetry::{self, metrics};
+use sori::transcription::Transcriptions;
+use sori::HttpLimits;
 use sori::{app, AppState};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How often the metrics recorder drops stale data (its memory grows otherwise).
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+/// How long open connections get to close once the work has drained.
+const CLOSE_CONNECTIONS: Duration = Duration::from_secs(2);
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -74,40 +82,79 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             max_audio_sec: config.max_audio_sec,
         },
     );
-    let engine = Arc::new(engine);
-    let batches = Batches::open(&config.data_dir, engine.clone(), store.clone())
+    let transcriptions = Transcriptions::new(Arc::new(engine), store);
+    let batches = Batches::open(transcriptions.clone())
         .with_context(|| format!("opening the batch database in {}", config.data_dir.display()))?;
-    let state = AppState {
-        engine,
-        store,
-        batches: Arc::new(batches),
+    let limits = HttpLimits {
         max_upload_bytes: config.max_upload_mb << 20,
         max_batch_upload_bytes: config.max_batch_upload_mb << 20,
         upload_idle_timeout: Duration::from_secs(config.upload_idle_timeout_sec),
-        metrics: metrics::install(),
+        upload_deadline: Duration::from_secs(config.upload_deadline_sec),
+        max_concurrent_uploads: config.max_concurrent_uploads as usize,
+        allowed_origins: config.allowed_origins.clone(),
     };
+    // One signal every task listens to, and one tracker of the work a shutdown waits for.
+    let shutdown = CancellationToken::new();
+    let work = TaskTracker::new();
+    let state = AppState::new(
+        transcriptions,
+        Arc::new(batches),
+        limits,
+        metrics::install(),
+        shutdown.clone(),
+        work.clone(),
+    );
+    let grace = Duration::from_secs(config.shutdown_grace_sec);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!("sori listening on http://{addr}");
-        state.batches.start();
+        tracing::info!("sori listening on http://{}", listener.local_addr()?);
+        state.batches.start(shutdown.clone(), work.clone());
         let upkeep_handle = state.metrics.clone();
+        let upkeep_stop = shutdown.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(METRICS_UPKEEP);
-            loop {
-                tick.tick().await;
+            while upkeep_stop.run_until_cancelled(tick.tick()).await.is_some() {
                 upkeep_handle.run_upkeep();
             }
         });
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            signal.cancel();
+        });
+        // The listener stays open while the work drains, so that /readyz can
+        // say 503 and late uploads get a 503 with Retry-After.
+        let stop_listening = CancellationToken::new();
+        let server = axum::serve(listener, app(state)).with_graceful_shutdown(stop_listening.clone().cancelled_owned());
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            ended = &mut server => return ended?.map_err(anyhow::Error::from),
+            _ = shutdown.cancelled() => {}
+        }
+        tracing::info!(
+            grace_sec = grace.as_secs(),
+            "shutting down: finishing the transcriptions in flight"
+        );
+        work.close();
+        if tokio::time::timeout(grace, work.wait()).await.is_err() {
+            tracing::warn!(
+                "the grace period ended with work in flight; interrupted batch files resume at the next start"
+            );
+        }
+        stop_listening.cancel();
+        if tokio::time::timeout(CLOSE_CONNECTIONS, server).await.is_err() {
+            tracing::warn!("connections still open after the drain were closed");
+        }
         tracing::info!("sori stopped");
         anyhow::Ok(())
-    })
+    })?;
+    // Blocking tasks still running (a file write, a header check) get a moment, not forever.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
 }
 
 /// The name shown for a model: a known name as given, a file by its stem.
@@ -138,5 +185,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

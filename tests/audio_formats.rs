@@ -73,7 +73,7 @@ fn test_tools_python() -> PathBuf {
 #[test]
 fn lossless_variants_match_sox_sample_for_sample() {
     let tmp = tempfile::tempdir().unwrap();
-    let source = shared_audio("jfk.wav");
+    let source = fixture_audio("jfk.wav");
     let reference = sox_reference(&source, tmp.path());
     // (file name, sox options, whether the variant has another sample rate)
     let variants: &[(&str, &[&str], bool)] = &[
@@ -115,7 +115,7 @@ fn lossless_variants_match_sox_sample_for_sample() {
 #[test]
 fn lossy_formats_decode_to_the_same_speech() {
     let tmp = tempfile::tempdir().unwrap();
-    let source = shared_audio("jfk.wav");
+    let source = fixture_audio("jfk.wav");
     let reference = sox_reference(&source, tmp.path());
     let ogg = tmp.path().join("jfk.ogg");
     sox(&[source.to_str().unwrap(), ogg.to_str().unwrap()]);
@@ -127,7 +127,7 @@ fn lossy_formats_decode_to_the_same_speech() {
         .status()
         .unwrap();
     assert!(status.success(), "writing the M4A/AAC test file failed");
-    for path in [shared_audio("jfk.mp3"), ogg, m4a] {
+    for path in [fixture_audio("jfk.mp3"), ogg, m4a] {
         let ours = sori_prepare(&path);
         assert!(
             (ours.duration_sec - 11.0).abs() < 0.2,

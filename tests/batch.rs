@@ -33,8 +33,8 @@ async fn wait_complete(app: &axum::Router, batch_id: &str) -> Value {
 async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default());
-    let wav = std::fs::read(shared_audio("jfk.wav")).unwrap();
-    let mp3 = std::fs::read(shared_audio("jfk.mp3")).unwrap();
+    let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
+    let mp3 = std::fs::read(fixture_audio("jfk.mp3")).unwrap();
     let request = multipart_request(
         "/batch",
         &[
@@ -141,7 +141,7 @@ async fn batch_requests_are_checked() {
         (status, error_code(&body).as_str()),
         (StatusCode::BAD_REQUEST, "missing_file")
     );
-    let wav = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let with_bad_language = multipart_request("/batch", &[("file", Some("a.wav"), &wav), ("language", None, b"xx")]);
     let (status, _, body) = send(&app, with_bad_language).await;
     assert_eq!(
@@ -168,7 +168,7 @@ async fn batch_requests_are_checked() {
 }
 
 fn post_batch(server: &Server, files: usize) -> String {
-    let wav = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let mut form = reqwest::blocking::multipart::Form::new();
     for i in 0..files {
         form = form.part(
@@ -232,7 +232,7 @@ fn single_requests_are_served_while_a_batch_runs() {
     let server = Server::start(&model_path("tiny.en"), data.path(), &["--workers", "1"], &[]);
     let id = post_batch(&server, 6);
     std::thread::sleep(Duration::from_millis(300));
-    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let (status, body) = server.transcribe("single.wav", jfk, &[]);
     assert_eq!(status, 200, "{body}");
     let progress = &batch(&server, &id)["progress"];

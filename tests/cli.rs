@@ -67,10 +67,9 @@ fn faster_whisper_dir(into: &Path) -> PathBuf {
 
 #[test]
 fn import_ct2_writes_q8_0_by_default_and_f16_on_request_both_understand_speech() {
-    use sori::engine::{TranscribeOptions, Transcriber};
     let tmp = tempfile::tempdir().unwrap();
     let ct2 = faster_whisper_dir(tmp.path());
-    let audio = sori::audio::prepare(std::fs::read(shared_audio("jfk.wav")).unwrap().into(), 60.0).unwrap();
+    let audio = sori::audio::prepare(std::fs::read(fixture_audio("jfk.wav")).unwrap().into(), 60.0).unwrap();
     let mut sizes = Vec::new();
     for format in [None, Some("f16")] {
         let out = tmp.path().join(format!("tiny.en-{}.bin", format.unwrap_or("default")));
@@ -80,9 +79,7 @@ fn import_ct2_writes_q8_0_by_default_and_f16_on_request_both_understand_speech()
         assert!(run.status.success(), "{}", stderr(&run));
         sizes.push(std::fs::metadata(&out).unwrap().len());
         let engine = sori::engine::WhisperTranscriber::load(&out, "tiny.en", SETTINGS).unwrap();
-        let t = engine
-            .transcribe(&audio.samples, &TranscribeOptions::default())
-            .unwrap();
+        let t = transcribe_samples(&engine, &audio.samples).unwrap();
         assert!(wer(JFK_REFERENCE, &t.text) <= 0.1, "{format:?}: {}", t.text);
     }
     let (default_size, f16_size) = (sizes[0], sizes[1]);
@@ -188,7 +185,7 @@ fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
     );
     assert_eq!(status, 400, "{response}");
 
-    let audio = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let audio = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jfk.wav\"\r\n\r\n".to_vec();
     body.extend_from_slice(&audio);
     body.extend_from_slice(b"\r\n--XyZ--\r\n");
@@ -238,7 +235,7 @@ fn memory_a_long_file_used_goes_back_to_the_kernel() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(&model, data.path(), &["--threads-per-worker", "2"], &[]);
     // JFK eight times with half-second pauses: 92 s in 10-15 s pieces on two lanes.
-    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let jfk = sori::audio::prepare(jfk.into(), 60.0).unwrap().samples;
     let mut clip = Vec::new();
     for _ in 0..8 {

@@ -10,7 +10,7 @@ use std::path::Path;
 use bytes::Bytes;
 use common::*;
 use sori::audio;
-use sori::engine::{TranscribeOptions, Transcriber, WhisperSettings, WhisperTranscriber};
+use sori::engine::{WhisperSettings, WhisperTranscriber};
 
 fn samples(path: &Path) -> Vec<f32> {
     audio::prepare(Bytes::from(std::fs::read(path).unwrap()), 3600.0)
@@ -19,9 +19,7 @@ fn samples(path: &Path) -> Vec<f32> {
 }
 
 fn transcribe(engine: &WhisperTranscriber, path: &Path) -> sori::engine::Transcript {
-    engine
-        .transcribe(&samples(path), &TranscribeOptions::default())
-        .unwrap()
+    transcribe_samples(engine, &samples(path)).unwrap()
 }
 
 fn espeak(text: &str, out: &Path) {
@@ -44,11 +42,11 @@ fn the_short_audio_context_keeps_the_words_of_the_full_window() {
     let short_jfk = jfk_excerpt(tmp.path(), 3.2);
     // (model, clip, reference, language); `base` detects the language itself.
     let cases = [
-        ("tiny.en", shared_audio("jfk.wav"), JFK_REFERENCE, "en"),
+        ("tiny.en", fixture_audio("jfk.wav"), JFK_REFERENCE, "en"),
         ("tiny.en", spoken, sentence, "en"),
         ("tiny.en", short_jfk, "And so my fellow Americans", "en"),
-        ("base", shared_audio("ko_test.wav"), KO_REFERENCE, "ko"),
-        ("base", shared_audio("jfk.wav"), JFK_REFERENCE, "en"),
+        ("base", fixture_audio("ko_test.wav"), KO_REFERENCE, "ko"),
+        ("base", fixture_audio("jfk.wav"), JFK_REFERENCE, "en"),
     ];
     for (model, path, reference, language) in cases {
         let path_to_model = model_path(model);
@@ -101,7 +99,7 @@ const LONG_SENTENCES: [&str; 10] = [
 fn audio_longer_than_a_window_comes_back_whole_and_in_place() {
     let tmp = tempfile::tempdir().unwrap();
     let pause = vec![0.0f32; 8_000];
-    let jfk = samples(&shared_audio("jfk.wav"));
+    let jfk = samples(&fixture_audio("jfk.wav"));
     // Five sentences, JFK, five sentences, JFK: about 70 s, three pieces or more.
     let (mut clip, mut reference, mut jfk_starts) = (Vec::new(), Vec::new(), Vec::new());
     for (i, sentence) in LONG_SENTENCES.iter().enumerate() {
@@ -121,9 +119,7 @@ fn audio_longer_than_a_window_comes_back_whole_and_in_place() {
     assert!(seconds > 60.0, "the clip spans more than two windows: {seconds} s");
     let reference = reference.join(" ");
     for model in ["tiny.en", "base"] {
-        let transcript = transcriber(model)
-            .transcribe(&clip, &TranscribeOptions::default())
-            .unwrap();
+        let transcript = transcribe_samples(transcriber(model).as_ref(), &clip).unwrap();
         let error = wer(&reference, &transcript.text);
         assert!(error <= 0.15, "{model}: WER {error}: {:?}", transcript.text);
         assert_eq!(transcript.language, "en", "{model}");

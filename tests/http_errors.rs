@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::http::*;
 use common::*;
-use sori::engine::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
+use sori::engine::{AudioBlocks, JobError, Segment, TranscribeOptions, Transcriber, Transcript};
 
 /// Answers with a fixed sentence; optionally waits until released.
 #[derive(Default)]
@@ -29,7 +29,11 @@ impl Transcriber for StandIn {
         !self.english_only
     }
 
-    fn transcribe(&self, samples: &[f32], _: &TranscribeOptions) -> Result<Transcript, EngineError> {
+    fn transcribe(&self, audio: &mut AudioBlocks<'_>, _: &TranscribeOptions) -> Result<Transcript, JobError> {
+        let mut samples = 0;
+        for block in audio {
+            samples += block?.len();
+        }
         if let Some(gate) = &self.gate {
             let (open, cv) = &**gate;
             let mut open = open.lock().unwrap();
@@ -37,7 +41,7 @@ impl Transcriber for StandIn {
                 open = cv.wait(open).unwrap();
             }
         }
-        let end = samples.len() as f64 / 16_000.0;
+        let end = samples as f64 / 16_000.0;
         let text = "stand in words".to_string();
         Ok(Transcript {
             segments: vec![Segment {
@@ -52,7 +56,7 @@ impl Transcriber for StandIn {
 }
 
 fn jfk() -> Vec<u8> {
-    std::fs::read(shared_audio("jfk.wav")).unwrap()
+    std::fs::read(fixture_audio("jfk.wav")).unwrap()
 }
 
 async fn expect_error(
@@ -166,6 +170,27 @@ async fn a_wav_shorter_than_its_header_claims_is_transcribed_as_far_as_it_goes()
     assert_eq!(status, StatusCode::OK, "{body}");
     let duration = body["audio_duration_sec"].as_f64().unwrap();
     assert!((duration - 5.5).abs() < 0.1, "half of 11 s decoded: {body}");
+    // The answer says that the file is cut, and how much of it was there.
+    let warning = &body["warnings"][0];
+    assert_eq!(warning["code"], "truncated", "{body}");
+    assert!(
+        (warning["declared_sec"].as_f64().unwrap() - 11.0).abs() < 0.01,
+        "{body}"
+    );
+    assert_eq!(warning["decoded_sec"].as_f64(), Some(duration), "{body}");
+    let id = body["file_id"].as_str().unwrap();
+    let (_, _, record) = send(&app, get(&format!("/files/{id}"))).await;
+    assert_eq!(record["warnings"], body["warnings"], "the record keeps the warning");
+
+    // The first 3,000 bytes of an 11 s file: 0.09 s, and a warning that says so.
+    let (status, _, body) = send(&app, transcribe_request("cut.wav", &wav[..3_000], None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["warnings"][0]["code"], "truncated", "{body}");
+    assert!(body["warnings"][0]["decoded_sec"].as_f64().unwrap() < 0.1, "{body}");
+
+    // A whole file has none.
+    let (_, _, body) = send(&app, transcribe_request("jfk.wav", &wav, None)).await;
+    assert_eq!(body["warnings"], serde_json::json!([]), "{body}");
 }
 
 #[tokio::test]
@@ -192,8 +217,14 @@ async fn limits_on_size_and_duration_are_4xx() {
         "audio_too_long",
     )
     .await;
-    let (status, _, _) = send(&app, transcribe_request("short.wav", &wav[..100_000], None)).await;
-    assert_eq!(status, StatusCode::OK);
+    // A WAV whose header states 3 s (its own length) is within the limit.
+    let samples: Vec<i16> = wav[44..100_000]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let short = wav_bytes(&samples, 16_000, 1);
+    let (status, _, body) = send(&app, transcribe_request("short.wav", &short, None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -239,12 +270,12 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
         let (app, wav) = (app.clone(), wav.clone());
         async move { send(&app, transcribe_request("1.wav", &wav, None)).await }
     });
-    wait_until(|| state.engine.workers_busy() == 1).await;
+    wait_until(|| state.transcriptions.engine().workers_busy() == 1).await;
     let queued = tokio::spawn({
         let (app, wav) = (app.clone(), wav.clone());
         async move { send(&app, transcribe_request("2.wav", &wav, None)).await }
     });
-    wait_until(|| state.engine.queue_depth() == 1).await;
+    wait_until(|| state.transcriptions.engine().queue_depth() == 1).await;
 
     let refused = tokio::time::timeout(
         Duration::from_secs(2),
@@ -325,4 +356,131 @@ async fn health_and_readiness() {
         (status, error_code(&body).as_str()),
         (StatusCode::NOT_FOUND, "not_found")
     );
+}
+
+/// A 16-bit mono PCM WAV header that states `rate` and `data_bytes`, followed
+/// by `samples` of silence (a file shorter or longer than it claims).
+fn wav_claiming(rate: u32, data_bytes: u32, samples: usize) -> Vec<u8> {
+    let mut wav = wav_bytes(&vec![0i16; samples], rate, 1);
+    wav[4..8].copy_from_slice(&(36 + data_bytes).to_le_bytes());
+    wav[40..44].copy_from_slice(&data_bytes.to_le_bytes());
+    wav
+}
+
+#[tokio::test]
+async fn impossible_sample_rates_are_refused_with_the_rate_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    // Rate 0 made symphonia panic (500); 1 Hz made 100 "seconds" of 200 samples;
+    // 4 GHz made no seconds at all.
+    for (rate, name) in [(0u32, "zero"), (1, "one-hertz"), (4_000_000_000, "four-gigahertz")] {
+        let bytes = wav_claiming(rate, 200, 100);
+        let (status, _, body) = send(&app, transcribe_request(&format!("{name}.wav"), &bytes, None)).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{name}: {body}");
+        assert_eq!(error_code(&body), "unsupported_media");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("{rate} Hz")),
+            "{name}: the rate is named: {message}"
+        );
+    }
+    // A batch holding a rate-0 file beside a good one: the bad one fails alone.
+    let good = jfk();
+    let bad = wav_claiming(0, 200, 100);
+    let request = multipart_request(
+        "/batch",
+        &[("file", Some("bad.wav"), &bad), ("file", Some("good.wav"), &good)],
+    );
+    let (status, _, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["files"][0]["status"], "failed", "{body}");
+    assert!(body["files"][0]["error"].as_str().unwrap().contains("0 Hz"), "{body}");
+    let id = body["batch_id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        let (_, _, batch) = send(&app, get(&format!("/batch/{id}"))).await;
+        if batch["status"] == "complete" {
+            assert_eq!(batch["files"][1]["status"], "done", "{batch}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the batch did not complete");
+}
+
+#[tokio::test]
+async fn a_header_that_states_more_than_the_limit_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = TestLimits {
+        max_audio_sec: 3600.0,
+        ..TestLimits::default()
+    };
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits);
+    // Four hours stated, one second sent.
+    let bytes = wav_claiming(16_000, 4 * 3600 * 16_000 * 2, 16_000);
+    let (status, _, body) = send(&app, transcribe_request("meeting.wav", &bytes, None)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(&body), "audio_too_long");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("14400 s") && message.contains("3600 s"), "{message}");
+    // In a batch it is refused at upload, alone.
+    let request = multipart_request("/batch", &[("file", Some("meeting.wav"), &bytes)]);
+    let (status, _, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["files"][0]["status"], "failed", "{body}");
+    assert!(data_files(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn every_error_has_the_json_body_and_every_answer_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    for (request, status, code) in [
+        (get("/transcribe"), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (
+            axum::http::Request::delete("/healthz")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (get("/no/such/path"), StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let (got, headers, body) = send(&app, request).await;
+        assert_eq!((got, error_code(&body).as_str()), (status, code), "{body}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    let (status, headers, _) = send(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"),
+        "{policy}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+}
+
+#[tokio::test]
+async fn uploads_from_other_sites_are_refused_and_the_servers_own_page_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let wav = jfk();
+    let from = |origin: &str| {
+        let mut request = transcribe_request("jfk.wav", &wav, None);
+        let headers = request.headers_mut();
+        headers.insert("host", "localhost:8003".parse().unwrap());
+        headers.insert("origin", origin.parse().unwrap());
+        request
+    };
+    for origin in ["http://evil.example", "null", "http://localhost:9999"] {
+        let (status, _, body) = send(&app, from(origin)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}: {body}");
+        assert_eq!(error_code(&body), "forbidden_origin");
+    }
+    assert!(data_files(dir.path()).is_empty(), "a refused upload writes nothing");
+    let (status, _, body) = send(&app, from("http://localhost:8003")).await;
+    assert_eq!(status, StatusCode::OK, "the page's own origin: {body}");
+    let (status, _, body) = send(&app, transcribe_request("jfk.wav", &wav, None)).await;
+    assert_eq!(status, StatusCode::OK, "no Origin (curl, SDKs): {body}");
 }

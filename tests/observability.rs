@@ -120,7 +120,7 @@ fn prometheus_scrapes_sori_and_every_dashboard_query_returns_data() {
     let prometheus = Prometheus::start(server.port);
     prometheus.wait_for("up{job=\"sori\"} == 1", "Sori up");
 
-    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     for _ in 0..2 {
         assert_eq!(server.transcribe("jfk.wav", jfk.clone(), &[]).0, 200);
     }
@@ -168,7 +168,7 @@ fn prometheus_scrapes_sori_and_every_dashboard_query_returns_data() {
 fn metrics_pass_promtool_and_the_shipped_config_is_valid() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
-    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     assert_eq!(server.transcribe("jfk.wav", jfk, &[]).0, 200);
     let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
     for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
@@ -289,7 +289,7 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
     let server = Server::start(&model_path("tiny.en"), data.path(), &[], &env);
     let (trace_id, parent_id) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     let traceparent = format!("00-{trace_id}-{parent_id}-01");
-    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let (status, body) = server.transcribe("jfk.wav", jfk, &[("traceparent", &traceparent)]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["trace_id"], trace_id, "the response carries the caller's trace id");
@@ -335,7 +335,7 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
     // JFK three times (33 s) is cut into three pieces, the first decoded on both
     // threads, the others side by side: one `piece` span each, under `inference`.
     let audio = tempfile::tempdir().unwrap();
-    let (jfk_path, thrice) = (shared_audio("jfk.wav"), audio.path().join("jfk-thrice.wav"));
+    let (jfk_path, thrice) = (fixture_audio("jfk.wav"), audio.path().join("jfk-thrice.wav"));
     let jfk_path = jfk_path.to_str().unwrap();
     sox(&[jfk_path, jfk_path, jfk_path, thrice.to_str().unwrap()]);
     let long_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
@@ -371,7 +371,7 @@ fn a_missing_collector_neither_fails_nor_slows_requests() {
     let closed = free_port();
     let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{closed}"))];
     let server = Server::start(&model_path("tiny.en"), data.path(), &[], &env);
-    let jfk = std::fs::read(shared_audio("jfk.wav")).unwrap();
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let (status, body) = server.transcribe("jfk.wav", jfk, &[]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(

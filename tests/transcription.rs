@@ -39,7 +39,7 @@ fn gpu_driver_present() -> bool {
 
 #[tokio::test]
 async fn jfk_wav_gives_the_whole_contract_and_two_files() {
-    let (body, wall, dir) = transcribe("tiny.en", &shared_audio("jfk.wav"), None).await;
+    let (body, wall, dir) = transcribe("tiny.en", &fixture_audio("jfk.wav"), None).await;
     assert_jfk(&body);
     assert_eq!(body["filename"], "jfk.wav");
     assert_eq!(body["model"], "tiny.en");
@@ -126,7 +126,7 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
 #[tokio::test]
 async fn jfk_mp3_flac_ogg_and_stereo_44k_all_transcribe() {
     let tmp = tempfile::tempdir().unwrap();
-    let wav = shared_audio("jfk.wav");
+    let wav = fixture_audio("jfk.wav");
     let wav = wav.to_str().unwrap();
     let flac = tmp.path().join("jfk.flac");
     let ogg = tmp.path().join("jfk.ogg");
@@ -136,7 +136,7 @@ async fn jfk_mp3_flac_ogg_and_stereo_44k_all_transcribe() {
     sox(&[wav, ogg.to_str().unwrap()]);
     sox(&[wav, "-r", "44100", "-c", "2", stereo.to_str().unwrap()]);
     sox(&[wav, "-r", "48000", "-b", "24", stereo_24bit.to_str().unwrap()]);
-    for path in [shared_audio("jfk.mp3"), flac, ogg, stereo, stereo_24bit] {
+    for path in [fixture_audio("jfk.mp3"), flac, ogg, stereo, stereo_24bit] {
         let (body, _, _) = transcribe("tiny.en", &path, None).await;
         assert_jfk(&body);
         let duration = body["audio_duration_sec"].as_f64().unwrap();
@@ -147,7 +147,7 @@ async fn jfk_mp3_flac_ogg_and_stereo_44k_all_transcribe() {
 #[tokio::test]
 async fn korean_is_detected_and_transcribed_by_base() {
     let tmp = tempfile::tempdir().unwrap();
-    let wav = shared_audio("ko_test.wav");
+    let wav = fixture_audio("ko_test.wav");
     let flac = tmp.path().join("ko.flac");
     let ogg = tmp.path().join("ko.ogg");
     sox(&[wav.to_str().unwrap(), flac.to_str().unwrap()]);
@@ -164,7 +164,7 @@ async fn korean_is_detected_and_transcribed_by_base() {
 
 #[tokio::test]
 async fn a_given_language_is_used_and_results_repeat() {
-    let wav = shared_audio("jfk.wav");
+    let wav = fixture_audio("jfk.wav");
     let (first, _, _) = transcribe("base", &wav, Some("en")).await;
     let (second, _, _) = transcribe("base", &wav, Some("en")).await;
     assert_jfk(&first);

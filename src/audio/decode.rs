@@ -1,7 +1,10 @@
-//! Decoding with symphonia: the container is sniffed from the bytes, every
-//! channel is averaged into one as packets arrive.
+//! Decoding with symphonia, packet by packet: the container is sniffed from
+//! the bytes, the header's sample rate and length are checked before any
+//! sample is decoded, and every channel is averaged into one as packets arrive.
+//! Every call into symphonia is guarded, so a file that trips a panic in it
+//! is refused like any other damaged file.
 
-use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
@@ -11,138 +14,184 @@ use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptio
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use super::AudioError;
+use super::{header, AudioError, AudioInfo, SAMPLE_RATES};
 
-/// Mono samples at the source rate.
-pub struct MonoAudio {
-    pub samples: Vec<f32>,
-    pub sample_rate: u32,
-    pub channels: usize,
+/// An audio track being decoded to mono at its own sample rate.
+pub struct Decoder {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn symphonia::core::codecs::Decoder>,
+    track_id: u32,
+    /// Reused between packets of the same size.
+    buffer: Option<SampleBuffer<f32>>,
+    info: AudioInfo,
+    good_packets: usize,
+    bad_packets: usize,
+    /// Decoding stopped at a packet it could not read, after good ones.
+    stopped_early: bool,
 }
 
-fn open(bytes: bytes::Bytes) -> Result<Box<dyn FormatReader>, AudioError> {
-    if bytes.is_empty() {
-        return Err(AudioError::NotAudio("the file is empty".into()));
-    }
-    open_source(Box::new(Cursor::new(bytes)))
-}
-
-fn open_source(source: Box<dyn MediaSource>) -> Result<Box<dyn FormatReader>, AudioError> {
-    let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
-    let probed = symphonia::default::get_probe()
-        .format(
-            &Hint::new(),
-            stream,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
-        .map_err(|e| match e {
-            SymphoniaError::IoError(_) | SymphoniaError::Unsupported(_) => {
-                AudioError::NotAudio("no known audio format was recognised in its bytes".into())
-            }
-            other => AudioError::NotAudio(describe(&other)),
-        })?;
-    Ok(probed.format)
-}
-
-/// Checks cheaply (headers only) that the bytes are a container Sori reads
-/// with an audio track, so junk is refused before it waits in the queue.
-pub fn probe(bytes: bytes::Bytes) -> Result<(), AudioError> {
-    check_has_audio(open(bytes)?)
-}
-
-/// [`probe`] for a file on disk: only its headers are read.
-pub fn probe_file(path: &std::path::Path) -> Result<(), AudioError> {
-    let file = std::fs::File::open(path).map_err(|e| AudioError::NotAudio(format!("cannot read the upload: {e}")))?;
-    if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
-        return Err(AudioError::Empty);
-    }
-    check_has_audio(open_source(Box::new(file))?)
-}
-
-fn check_has_audio(format: Box<dyn FormatReader>) -> Result<(), AudioError> {
-    let has_audio = format.tracks().iter().any(|t| t.codec_params.codec != CODEC_TYPE_NULL);
-    if !has_audio {
-        return Err(AudioError::NotAudio("no audio track".into()));
-    }
-    Ok(())
-}
-
-/// Decodes the first audio track to mono f32.
-pub fn decode_mono(bytes: bytes::Bytes, max_duration_sec: f64) -> Result<MonoAudio, AudioError> {
-    let mut format = open(bytes)?;
-    let track = format
-        .tracks()
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| AudioError::NotAudio("no audio track".into()))?;
-    let track_id = track.id;
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| AudioError::NotAudio(describe(&e)))?;
-
-    let mut samples = Vec::new();
-    let mut sample_rate = track.codec_params.sample_rate.unwrap_or(0);
-    let mut channels = track.codec_params.channels.map_or(0, |c| c.count());
-    let (mut good_packets, mut bad_packets) = (0usize, 0usize);
-    let mut buffer: Option<SampleBuffer<f32>> = None;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            // The end of the stream, or a file shorter than its header claims:
-            // keep what was decoded.
-            Err(SymphoniaError::IoError(_)) | Err(SymphoniaError::ResetRequired) => break,
-            Err(e) if good_packets > 0 => {
-                tracing::debug!(error = %e, "stopping at an unreadable packet");
-                break;
-            }
-            Err(e) => return Err(AudioError::Corrupt(describe(&e))),
-        };
-        if packet.track_id() != track_id {
-            continue;
+impl Decoder {
+    /// Opens a source and checks what its header states (see [`AudioInfo`]).
+    pub fn open(mut source: Box<dyn MediaSource>) -> Result<Self, AudioError> {
+        if source.byte_len() == Some(0) {
+            return Err(AudioError::Empty);
         }
-        let decoded = match decoder.decode(&packet) {
-            Ok(d) => d,
-            Err(SymphoniaError::DecodeError(_)) => {
-                bad_packets += 1;
+        let stated_rate = header::wav_sample_rate(&mut source)
+            .map_err(|e| AudioError::NotAudio(format!("cannot read the upload: {e}")))?;
+        if let Some(rate) = stated_rate {
+            check_rate(rate)?;
+        }
+        let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
+        let format = guarded("header", || {
+            symphonia::default::get_probe()
+                .format(
+                    &Hint::new(),
+                    stream,
+                    &FormatOptions::default(),
+                    &MetadataOptions::default(),
+                )
+                .map(|probed| probed.format)
+                .map_err(|e| match e {
+                    SymphoniaError::IoError(_) | SymphoniaError::Unsupported(_) => {
+                        AudioError::NotAudio("no known audio format was recognised in its bytes".into())
+                    }
+                    other => AudioError::NotAudio(describe(&other)),
+                })
+        })?;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or_else(|| AudioError::NotAudio("no audio track".into()))?;
+        let params = track.codec_params.clone();
+        let track_id = track.id;
+        if let Some(rate) = params.sample_rate {
+            check_rate(rate)?;
+        }
+        let declared_sec = match (params.n_frames, params.sample_rate) {
+            (Some(frames), Some(rate)) => Some(frames as f64 / rate as f64),
+            _ => None,
+        };
+        let decoder = guarded("codec", || {
+            symphonia::default::get_codecs()
+                .make(&params, &DecoderOptions::default())
+                .map_err(|e| AudioError::NotAudio(describe(&e)))
+        })?;
+        Ok(Self {
+            format,
+            decoder,
+            track_id,
+            buffer: None,
+            info: AudioInfo {
+                sample_rate: params.sample_rate,
+                channels: params.channels.map(|c| c.count()),
+                declared_sec,
+            },
+            good_packets: 0,
+            bad_packets: 0,
+            stopped_early: false,
+        })
+    }
+
+    /// What the header states.
+    pub fn info(&self) -> &AudioInfo {
+        &self.info
+    }
+
+    /// Packets that could not be decoded and were skipped.
+    pub fn skipped_packets(&self) -> usize {
+        self.bad_packets
+    }
+
+    /// Whether decoding ended at an unreadable packet rather than the end of the stream.
+    pub fn stopped_early(&self) -> bool {
+        self.stopped_early
+    }
+
+    /// The next packet's samples, mixed to mono, with their sample rate;
+    /// `None` at the end of the stream (or of a file shorter than its header claims).
+    pub fn next_mono(&mut self) -> Result<Option<(Vec<f32>, u32)>, AudioError> {
+        loop {
+            let packet = match guarded("packets", || Ok(self.format.next_packet()))? {
+                Ok(p) => p,
+                Err(SymphoniaError::IoError(_)) | Err(SymphoniaError::ResetRequired) => return Ok(None),
+                Err(e) if self.good_packets > 0 => {
+                    tracing::debug!(error = %e, "stopping at an unreadable packet");
+                    self.stopped_early = true;
+                    return Ok(None);
+                }
+                Err(e) => return Err(AudioError::Corrupt(describe(&e))),
+            };
+            if packet.track_id() != self.track_id {
                 continue;
             }
-            Err(e) => return Err(AudioError::Corrupt(describe(&e))),
-        };
-        good_packets += 1;
-        let spec = *decoded.spec();
-        sample_rate = spec.rate;
-        channels = spec.channels.count().max(1);
-        let buf = match &mut buffer {
-            Some(b) if b.capacity() >= decoded.capacity() * channels => b,
-            _ => buffer.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
-        };
-        buf.copy_interleaved_ref(decoded);
-        let scale = 1.0 / channels as f32;
-        samples.extend(
-            buf.samples()
-                .chunks_exact(channels)
-                .map(|frame| frame.iter().sum::<f32>() * scale),
-        );
-        if sample_rate > 0 && samples.len() as f64 > max_duration_sec * sample_rate as f64 {
-            return Err(AudioError::TooLong {
-                limit_sec: max_duration_sec,
-            });
+            let (decoder, buffer) = (&mut self.decoder, &mut self.buffer);
+            let mono = guarded("audio", || {
+                let decoded = match decoder.decode(&packet) {
+                    Ok(d) => d,
+                    Err(SymphoniaError::DecodeError(_)) => return Ok(None),
+                    Err(e) => return Err(AudioError::Corrupt(describe(&e))),
+                };
+                let spec = *decoded.spec();
+                let channels = spec.channels.count().max(1);
+                let buf = match buffer {
+                    Some(b) if b.capacity() >= decoded.capacity() * channels => b,
+                    _ => buffer.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
+                };
+                buf.copy_interleaved_ref(decoded);
+                let scale = 1.0 / channels as f32;
+                let mono: Vec<f32> = buf
+                    .samples()
+                    .chunks_exact(channels)
+                    .map(|frame| frame.iter().sum::<f32>() * scale)
+                    .collect();
+                Ok(Some((mono, spec.rate)))
+            })?;
+            let Some((mono, rate)) = mono else {
+                self.bad_packets += 1;
+                if self.bad_packets > 16 && self.bad_packets > self.good_packets {
+                    return Err(self.mostly_damaged());
+                }
+                continue;
+            };
+            self.good_packets += 1;
+            check_rate(rate)?;
+            return Ok(Some((mono, rate)));
         }
     }
-    if bad_packets > good_packets {
-        return Err(AudioError::Corrupt(format!(
-            "{bad_packets} of {} packets are damaged",
-            bad_packets + good_packets
-        )));
+
+    /// The error for a stream whose packets are mostly damaged, if it is one.
+    pub fn check_damage(&self) -> Result<(), AudioError> {
+        if self.bad_packets > self.good_packets {
+            return Err(self.mostly_damaged());
+        }
+        Ok(())
     }
-    if samples.is_empty() || sample_rate == 0 {
-        return Err(AudioError::Empty);
+
+    fn mostly_damaged(&self) -> AudioError {
+        AudioError::Corrupt(format!(
+            "{} of {} packets are damaged",
+            self.bad_packets,
+            self.bad_packets + self.good_packets
+        ))
     }
-    Ok(MonoAudio {
-        samples,
-        sample_rate,
-        channels,
+}
+
+/// Refuses sample rates no real recording uses (a header that says 0 or
+/// 1 Hz would make a tiny file "hours" long).
+fn check_rate(rate: u32) -> Result<(), AudioError> {
+    if SAMPLE_RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err(AudioError::UnsupportedRate(rate))
+    }
+}
+
+/// Runs a call into symphonia; a panic inside it becomes a damaged-file error.
+fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, AudioError>) -> Result<T, AudioError> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|_| {
+        tracing::warn!(part = what, "the audio decoder panicked on an upload");
+        Err(AudioError::Corrupt(format!("its {what} could not be read")))
     })
 }
 

@@ -1,42 +1,131 @@
-//! Resampling to 16 kHz with rubato's FFT resampler.
+//! Resampling to 16 kHz with rubato's FFT resampler, as the audio arrives:
+//! the output is the same, sample for sample, as resampling the whole signal
+//! at once, while only one chunk of input is held.
 
-use rubato::{FftFixedIn, Resampler};
+use rubato::{FftFixedIn, Resampler as _};
 
 use super::WHISPER_SAMPLE_RATE;
 
 /// Frames per resampler call.
 const CHUNK: usize = 4096;
 
-/// Resamples mono audio from `rate` to 16 kHz; the output has exactly
-/// `len * 16000 / rate` samples (rounded up) and no added delay.
-pub fn to_whisper_rate(input: &[f32], rate: u32) -> Result<Vec<f32>, rubato::ResampleError> {
-    let target = WHISPER_SAMPLE_RATE as usize;
-    if rate as usize == target {
-        return Ok(input.to_vec());
+/// A resampler from one source rate to 16 kHz, fed in pieces of any length.
+pub struct Resampler {
+    /// `None` when the source is already at 16 kHz.
+    fft: Option<FftFixedIn<f32>>,
+    rate: u32,
+    /// Input not yet a whole chunk.
+    pending: Vec<f32>,
+    out_buf: Vec<Vec<f32>>,
+    /// Output samples still to drop at the start (the filter's delay).
+    delay_left: usize,
+    /// Input frames pushed so far.
+    input_frames: u64,
+    /// Output samples handed out so far.
+    emitted: u64,
+}
+
+impl Resampler {
+    /// A resampler from `rate` (non-zero) to 16 kHz.
+    pub fn new(rate: u32) -> Result<Self, rubato::ResamplerConstructionError> {
+        let fft = if rate == WHISPER_SAMPLE_RATE {
+            None
+        } else {
+            Some(FftFixedIn::<f32>::new(
+                rate as usize,
+                WHISPER_SAMPLE_RATE as usize,
+                CHUNK,
+                2,
+                1,
+            )?)
+        };
+        let (out_buf, delay_left) = match &fft {
+            Some(f) => (f.output_buffer_allocate(true), f.output_delay()),
+            None => (Vec::new(), 0),
+        };
+        Ok(Self {
+            fft,
+            rate,
+            pending: Vec::with_capacity(CHUNK),
+            out_buf,
+            delay_left,
+            input_frames: 0,
+            emitted: 0,
+        })
     }
-    let mut resampler =
-        FftFixedIn::<f32>::new(rate as usize, target, CHUNK, 2, 1).expect("valid, non-zero sample rates");
-    let expected = (input.len() * target).div_ceil(rate as usize);
-    let delay = resampler.output_delay();
-    let mut output = Vec::with_capacity(expected + delay + CHUNK);
-    let mut out_buf = resampler.output_buffer_allocate(true);
-    let mut chunks = input.chunks_exact(CHUNK);
-    for chunk in &mut chunks {
-        let (_, written) = resampler.process_into_buffer(&[chunk], &mut out_buf, None)?;
-        output.extend_from_slice(&out_buf[0][..written]);
+
+    /// Resamples `input`, appending what is ready to `out`.
+    pub fn push(&mut self, mut input: &[f32], out: &mut Vec<f32>) -> Result<(), rubato::ResampleError> {
+        self.input_frames += input.len() as u64;
+        if self.fft.is_none() {
+            out.extend_from_slice(input);
+            self.emitted += input.len() as u64;
+            return Ok(());
+        }
+        while !input.is_empty() {
+            let take = (CHUNK - self.pending.len()).min(input.len());
+            self.pending.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.pending.len() == CHUNK {
+                let chunk = std::mem::take(&mut self.pending);
+                self.process(Some(&chunk), out)?;
+                self.pending = chunk;
+                self.pending.clear();
+            }
+        }
+        Ok(())
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let (_, written) = resampler.process_partial_into_buffer(Some(&[rest]), &mut out_buf, None)?;
-        output.extend_from_slice(&out_buf[0][..written]);
+
+    /// Flushes the filter: afterwards exactly `input * 16000 / rate` samples
+    /// (rounded up) have been handed out in all, with no added delay.
+    pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), rubato::ResampleError> {
+        if self.fft.is_none() {
+            return Ok(());
+        }
+        let expected = (self.input_frames * WHISPER_SAMPLE_RATE as u64).div_ceil(self.rate as u64);
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.process(Some(&rest), out)?;
+        }
+        while self.emitted < expected {
+            self.process(None, out)?;
+        }
+        let extra = (self.emitted - expected) as usize;
+        out.truncate(out.len() - extra);
+        self.emitted = expected;
+        Ok(())
     }
-    while output.len() < expected + delay {
-        let (_, written) = resampler.process_partial_into_buffer(None::<&[&[f32]]>, &mut out_buf, None)?;
-        output.extend_from_slice(&out_buf[0][..written]);
+
+    /// One call of the FFT resampler: a whole chunk, or a partial one (`None`: zeros).
+    fn process(&mut self, input: Option<&[f32]>, out: &mut Vec<f32>) -> Result<(), rubato::ResampleError> {
+        let fft = self.fft.as_mut().expect("only resampling rates process");
+        let written = match input {
+            Some(chunk) if chunk.len() == CHUNK => fft.process_into_buffer(&[chunk], &mut self.out_buf, None)?.1,
+            Some(chunk) => {
+                fft.process_partial_into_buffer(Some(&[chunk]), &mut self.out_buf, None)?
+                    .1
+            }
+            None => {
+                fft.process_partial_into_buffer(None::<&[&[f32]]>, &mut self.out_buf, None)?
+                    .1
+            }
+        };
+        let skip = self.delay_left.min(written);
+        self.delay_left -= skip;
+        out.extend_from_slice(&self.out_buf[0][skip..written]);
+        self.emitted += (written - skip) as u64;
+        Ok(())
     }
-    output.drain(..delay);
-    output.truncate(expected);
-    Ok(output)
+}
+
+/// Resamples a whole signal from `rate` to 16 kHz.
+#[cfg(test)]
+fn to_whisper_rate(input: &[f32], rate: u32) -> Result<Vec<f32>, rubato::ResampleError> {
+    let mut resampler = Resampler::new(rate).expect("valid, non-zero sample rates");
+    let mut out = Vec::new();
+    resampler.push(input, &mut out)?;
+    resampler.finish(&mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -76,6 +165,19 @@ mod tests {
                 / 1000.0;
             assert!(err < 0.1, "rate {rate}: mean error {err}");
         }
+    }
+
+    #[test]
+    fn feeding_in_odd_pieces_gives_the_same_samples() {
+        let input = sine(440.0, 44_100, 3.0);
+        let whole = to_whisper_rate(&input, 44_100).unwrap();
+        let mut resampler = Resampler::new(44_100).unwrap();
+        let mut pieces = Vec::new();
+        for piece in input.chunks(1_152) {
+            resampler.push(piece, &mut pieces).unwrap();
+        }
+        resampler.finish(&mut pieces).unwrap();
+        assert_eq!(pieces, whole);
     }
 
     #[test]

@@ -7,10 +7,15 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Batch, BatchFile, BatchListItem, FileStatus, Progress};
+use crate::audio::AudioWarning;
 use crate::store::record::RequestPerformance;
-use crate::store::FileId;
+use crate::store::{FileId, TranscriptionRecord};
 
-const SCHEMA: &str = "
+/// The schema's versions, applied in order; `PRAGMA user_version` says how
+/// many a database has. A database made before versions were counted holds
+/// the first one (its statements are idempotent).
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS batches (
     id          TEXT PRIMARY KEY,
     created_at  TEXT NOT NULL,
@@ -32,7 +37,11 @@ CREATE TABLE IF NOT EXISTS batch_files (
 );
 CREATE INDEX IF NOT EXISTS batch_files_by_batch ON batch_files(batch_id, position);
 CREATE INDEX IF NOT EXISTS batch_files_by_status ON batch_files(status);
-";
+",
+    "
+ALTER TABLE batch_files ADD COLUMN warnings TEXT;
+",
+];
 
 /// A file to add to a new batch.
 #[derive(Debug, Clone)]
@@ -62,6 +71,19 @@ pub struct FinishedFile {
     pub audio_duration_sec: f64,
     pub word_count: usize,
     pub performance: RequestPerformance,
+    pub warnings: Vec<AudioWarning>,
+}
+
+impl From<&TranscriptionRecord> for FinishedFile {
+    fn from(record: &TranscriptionRecord) -> Self {
+        Self {
+            language: record.language.clone(),
+            audio_duration_sec: record.audio_duration_sec,
+            word_count: record.word_count,
+            performance: record.performance.clone(),
+            warnings: record.warnings.clone(),
+        }
+    }
 }
 
 /// The database, behind a mutex (SQLite connections are not shared between threads).
@@ -72,22 +94,37 @@ pub struct BatchDb {
 type DbResult<T> = Result<T, rusqlite::Error>;
 
 impl BatchDb {
-    /// Opens (creating) the database and returns files that were being
-    /// processed when the last process died to the queue.
+    /// Opens (creating, or bringing its schema up to date) the database.
     pub fn open(path: &Path) -> DbResult<Self> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        let resumed = conn.execute(
-            "UPDATE batch_files SET status = 'queued' WHERE status = 'processing'",
-            [],
-        )?;
-        if resumed > 0 {
-            tracing::info!(resumed, "resuming batch files interrupted by the last shutdown");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        for (number, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", number as i64 + 1)?;
+            tx.commit()?;
         }
         Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// The files that were being processed when the last process stopped.
+    pub fn interrupted(&self) -> DbResult<Vec<FileId>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare("SELECT id FROM batch_files WHERE status = 'processing'")?;
+        let ids = statement.query_map([], |row| parse_id(&row.get::<_, String>(0)?))?;
+        ids.collect()
+    }
+
+    /// The uploads that queued or processing files still need.
+    pub fn pending_uploads(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare("SELECT audio_path FROM batch_files WHERE status IN ('queued', 'processing')")?;
+        let paths = statement.query_map([], |row| row.get(0))?;
+        paths.collect()
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -123,15 +160,19 @@ impl BatchDb {
         tx.commit()
     }
 
-    /// Takes the oldest queued file and marks it processing.
+    /// Takes the oldest queued file and marks it processing, in one statement
+    /// (no other claim can take the same file between a read and a write).
     pub fn claim_next(&self) -> DbResult<Option<ClaimedFile>> {
         let conn = self.conn();
         let next = conn
             .query_row(
-                "SELECT f.id, f.batch_id, f.filename, f.audio_path, b.language
-                 FROM batch_files f JOIN batches b ON b.id = f.batch_id
-                 WHERE f.status = 'queued'
-                 ORDER BY b.created_at, f.batch_id, f.position LIMIT 1",
+                "UPDATE batch_files SET status = 'processing'
+                 WHERE status = 'queued' AND id = (
+                     SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
+                     WHERE f.status = 'queued'
+                     ORDER BY b.created_at, f.batch_id, f.position LIMIT 1)
+                 RETURNING id, batch_id, filename, audio_path,
+                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id)",
                 [],
                 |row| {
                     Ok((
@@ -147,10 +188,6 @@ impl BatchDb {
         let Some((id, batch_id, filename, audio_path, language)) = next else {
             return Ok(None);
         };
-        conn.execute(
-            "UPDATE batch_files SET status = 'processing' WHERE id = ?1",
-            params![id],
-        )?;
         Ok(Some(ClaimedFile {
             file_id: parse_id(&id)?,
             batch_id: parse_id(&batch_id)?,
@@ -160,30 +197,35 @@ impl BatchDb {
         }))
     }
 
-    /// Returns a claimed file to the queue (the engine was full).
+    /// Returns a claimed file to the queue (the engine was full, or the
+    /// process stopped while it ran).
     pub fn requeue(&self, file_id: FileId) -> DbResult<()> {
         self.conn()
             .execute(
-                "UPDATE batch_files SET status = 'queued' WHERE id = ?1",
+                "UPDATE batch_files SET status = 'queued' WHERE id = ?1 AND status = 'processing'",
                 params![file_id.to_string()],
             )
             .map(drop)
     }
 
-    /// Marks a file done with its figures.
+    /// Marks a claimed file done with its figures; a file no longer
+    /// processing (already finished) is left as it is.
     pub fn finish(&self, file_id: FileId, result: &FinishedFile) -> DbResult<()> {
         let performance = serde_json::to_string(&result.performance).expect("serializable");
+        let warnings = serde_json::to_string(&result.warnings).expect("serializable");
         self.conn()
             .execute(
                 "UPDATE batch_files SET status = 'done', error = NULL, language = ?2, audio_duration_sec = ?3,
-                 word_count = ?4, performance = ?5, finished_at = ?6 WHERE id = ?1",
+                 word_count = ?4, performance = ?5, finished_at = ?6, warnings = ?7
+                 WHERE id = ?1 AND status = 'processing'",
                 params![
                     file_id.to_string(),
                     result.language,
                     result.audio_duration_sec,
                     result.word_count as i64,
                     performance,
-                    chrono::Utc::now().to_rfc3339()
+                    chrono::Utc::now().to_rfc3339(),
+                    warnings
                 ],
             )
             .map(drop)
@@ -193,7 +235,8 @@ impl BatchDb {
     pub fn fail(&self, file_id: FileId, error: &str) -> DbResult<()> {
         self.conn()
             .execute(
-                "UPDATE batch_files SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
+                "UPDATE batch_files SET status = 'failed', error = ?2, finished_at = ?3
+                 WHERE id = ?1 AND status = 'processing'",
                 params![file_id.to_string(), error, chrono::Utc::now().to_rfc3339()],
             )
             .map(drop)
@@ -213,7 +256,7 @@ impl BatchDb {
             return Ok(None);
         };
         let mut statement = conn.prepare(
-            "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance
+            "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings
              FROM batch_files WHERE batch_id = ?1 ORDER BY position",
         )?;
         let files = statement
@@ -231,6 +274,10 @@ impl BatchDb {
                     language: row.get(5)?,
                     error: row.get(6)?,
                     performance,
+                    warnings: row
+                        .get::<_, Option<String>>(8)?
+                        .and_then(|json| serde_json::from_str(&json).ok())
+                        .unwrap_or_default(),
                 })
             })?
             .collect::<DbResult<Vec<_>>>()?;

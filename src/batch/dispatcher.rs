@@ -1,43 +1,59 @@
 //! Feeds queued batch files to the engine, a few at a time, so batches share
 //! the workers with single requests instead of filling the queue.
+//!
+//! A file's result is kept in this order: its paired files are written, then
+//! its row is marked done, then its upload is deleted; a process that stops
+//! between any two leaves a file that the next start finishes (from its
+//! record) or runs again, never a lost or doubled result.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::db::{BatchDb, ClaimedFile, FinishedFile};
-use crate::engine::{Engine, JobError, SubmitError, TranscribeOptions};
-use crate::store::record::TranscriptionRecord;
-use crate::store::{FileId, FileStore};
+use crate::engine::{JobError, SubmitError};
+use crate::error::AppError;
+use crate::store::FileId;
+use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
 /// Announces which batch changed (for Server-Sent Events).
 pub type BatchEvents = broadcast::Sender<FileId>;
 
 /// How long to wait before retrying when the engine's queue is full.
 const FULL_QUEUE_BACKOFF: Duration = Duration::from_millis(500);
+/// How long the dispatcher sleeps with nothing queued, unless woken.
+const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// Runs batch files through the engine.
 pub struct Dispatcher {
     db: Arc<BatchDb>,
-    engine: Arc<Engine>,
-    store: FileStore,
+    transcriptions: Transcriptions,
     events: BatchEvents,
+    /// Woken when files are queued, so they start at once.
     wake: Notify,
     /// Batch files in the engine at once (the worker count): a single request
     /// waits behind at most this many batch files.
     slots: usize,
 }
 
+/// What became of a claimed file.
+enum Outcome {
+    Done(FinishedFile),
+    Failed(String),
+    Retry,
+}
+
 impl Dispatcher {
     /// A dispatcher; call [`Dispatcher::start`] to run it.
-    pub fn new(db: Arc<BatchDb>, engine: Arc<Engine>, store: FileStore, events: BatchEvents) -> Arc<Self> {
-        let slots = engine.workers_alive().1.max(1);
+    pub fn new(db: Arc<BatchDb>, transcriptions: Transcriptions, events: BatchEvents) -> Arc<Self> {
+        let slots = transcriptions.engine().workers_alive().1.max(1);
         Arc::new(Self {
             db,
-            engine,
-            store,
+            transcriptions,
             events,
             wake: Notify::new(),
             slots,
@@ -49,33 +65,36 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    /// Starts the dispatch loop on the runtime.
-    pub fn start(self: &Arc<Self>) {
+    /// Starts the dispatch loop on the runtime: it claims files until
+    /// `shutdown`, and each file it starts is a task of `running`.
+    pub fn start(self: &Arc<Self>, shutdown: CancellationToken, running: TaskTracker) {
         let this = self.clone();
-        tokio::spawn(async move { this.run().await });
+        tokio::spawn(async move { this.run(shutdown, running).await });
     }
 
-    async fn run(self: Arc<Self>) {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken, running: TaskTracker) {
         let slots = Arc::new(Semaphore::new(self.slots));
         loop {
-            let permit = slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            };
             let db = self.db.clone();
             match tokio::task::spawn_blocking(move || db.claim_next()).await {
                 Ok(Ok(Some(file))) => {
                     let _ = self.events.send(file.batch_id);
                     let this = self.clone();
-                    tokio::spawn(async move {
+                    running.spawn(async move {
                         this.process(file).await;
                         drop(permit);
                     });
                 }
                 Ok(Ok(None)) => {
                     drop(permit);
-                    let _ = tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()) => {}
+                    }
                 }
                 Ok(Err(e)) => {
                     drop(permit);
@@ -85,6 +104,7 @@ impl Dispatcher {
                 Err(e) => tracing::error!(error = %e, "the batch queue task failed"),
             }
         }
+        tracing::info!("the batch dispatcher stopped claiming files");
     }
 
     async fn process(&self, file: ClaimedFile) {
@@ -92,6 +112,7 @@ impl Dispatcher {
         let outcome = self.transcribe(&file).instrument(span).await;
         let db = self.db.clone();
         let file_id = file.file_id;
+        let settled = !matches!(outcome, Outcome::Retry);
         let update = match outcome {
             Outcome::Done(result) => tokio::task::spawn_blocking(move || db.finish(file_id, &result)).await,
             Outcome::Failed(message) => tokio::task::spawn_blocking(move || db.fail(file_id, &message)).await,
@@ -101,6 +122,10 @@ impl Dispatcher {
             }
         };
         match update {
+            // The result is recorded: the upload is no longer needed.
+            Ok(Ok(())) if settled => {
+                let _ = tokio::fs::remove_file(&file.audio_path).await;
+            }
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
             Err(e) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
@@ -109,50 +134,26 @@ impl Dispatcher {
     }
 
     async fn transcribe(&self, file: &ClaimedFile) -> Outcome {
-        let audio = match tokio::fs::read(&file.audio_path).await {
-            Ok(bytes) => bytes,
-            Err(e) => return Outcome::Failed(format!("the uploaded audio is gone ({e}); upload the file again")),
-        };
-        let options = TranscribeOptions {
+        if !tokio::fs::try_exists(&file.audio_path).await.unwrap_or(false) {
+            return Outcome::Failed("the uploaded audio is gone; upload the file again".into());
+        }
+        let request = Request {
+            file_id: file.file_id,
+            filename: file.filename.clone(),
+            audio: file.audio_path.clone().into(),
             language: file.language.clone(),
+            trace_id: None,
         };
-        let output = match self.engine.submit(audio.into(), options).await {
-            Ok(output) => output,
-            Err(SubmitError::QueueFull) => return Outcome::Retry,
-            Err(SubmitError::Job(JobError::Audio(e))) => return self.give_up(file, e.to_string()).await,
+        match self.transcriptions.transcribe(request).await {
+            Ok(done) => Outcome::Done(FinishedFile::from(&done.record)),
+            Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry,
+            Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => {
+                Outcome::Failed(AppError::from(e).to_string())
+            }
             Err(e) => {
                 tracing::error!(error = %e, file_id = %file.file_id, "batch transcription failed");
-                return self
-                    .give_up(file, "the server failed to transcribe this file".into())
-                    .await;
+                Outcome::Failed("the server failed to transcribe this file".into())
             }
-        };
-        let model = self.engine.transcriber().model_name().to_string();
-        let record = TranscriptionRecord::from_output(file.file_id, file.filename.clone(), model, &output, None);
-        let (store, saved, text) = (self.store.clone(), record.clone(), output.transcript.text.clone());
-        match tokio::task::spawn_blocking(move || store.save(&saved, &text)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Outcome::Failed(format!("writing the transcript failed: {e}")),
-            Err(e) => return Outcome::Failed(format!("writing the transcript failed: {e}")),
         }
-        let _ = tokio::fs::remove_file(&file.audio_path).await;
-        Outcome::Done(FinishedFile {
-            language: record.language,
-            audio_duration_sec: record.audio_duration_sec,
-            word_count: record.word_count,
-            performance: record.performance,
-        })
     }
-
-    /// A file that cannot be transcribed: its upload is removed, the reason kept.
-    async fn give_up(&self, file: &ClaimedFile, message: String) -> Outcome {
-        let _ = tokio::fs::remove_file(&file.audio_path).await;
-        Outcome::Failed(message)
-    }
-}
-
-enum Outcome {
-    Done(FinishedFile),
-    Failed(String),
-    Retry,
 }

@@ -1,22 +1,27 @@
 //! Durable batches: many files uploaded at once, waiting on disk, recorded in
 //! SQLite, transcribed through the same queue as single requests, and resumed
-//! after a crash.
+//! after a crash without losing or repeating a file.
 
 mod db;
 mod dispatcher;
 pub mod summary;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub use db::{BatchDb, NewFile};
-pub use dispatcher::{BatchEvents, Dispatcher};
+pub use db::NewFile;
+use db::{BatchDb, FinishedFile};
+use dispatcher::{BatchEvents, Dispatcher};
 
-use crate::engine::Engine;
+use crate::audio::AudioWarning;
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, FileStore};
+use crate::transcription::Transcriptions;
 
 /// Where a file of a batch stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +69,9 @@ pub struct BatchFile {
     pub error: Option<String>,
     /// The eight figures (and extras) once done.
     pub performance: Option<RequestPerformance>,
+    /// What its transcript does not cover (a file cut short, damaged packets).
+    #[serde(default)]
+    pub warnings: Vec<AudioWarning>,
 }
 
 /// Counts of files by status.
@@ -105,34 +113,128 @@ pub struct BatchListItem {
     pub progress: Progress,
 }
 
-/// Everything the HTTP side needs for batches.
+/// Batches: their records, the dispatcher that runs their files, and the
+/// events that announce each change. The only owner of the data dir while
+/// it runs (a lock file keeps a second process out).
 pub struct Batches {
-    pub db: Arc<BatchDb>,
-    pub dispatcher: Arc<Dispatcher>,
-    pub events: BatchEvents,
-    /// Where uploads wait until they are transcribed.
-    pub uploads_dir: PathBuf,
+    db: Arc<BatchDb>,
+    dispatcher: Arc<Dispatcher>,
+    events: BatchEvents,
+    /// Held for the life of the process: SQLite and the uploads assume one owner.
+    _lock: std::fs::File,
 }
 
+/// The data dir is in use by another process.
+#[derive(Debug, thiserror::Error)]
+#[error("the data dir {0} is in use by another sori process (it holds {0}/sori.lock); stop it, or give this one another --data-dir")]
+pub struct DataDirInUse(String);
+
 impl Batches {
-    /// Opens `{data_dir}/sori.db` (resuming interrupted files) and prepares the
-    /// dispatcher. Call [`Batches::start`] inside the async runtime.
-    pub fn open(data_dir: &Path, engine: Arc<Engine>, store: FileStore) -> anyhow::Result<Self> {
-        let uploads_dir = data_dir.join("uploads");
-        std::fs::create_dir_all(&uploads_dir)?;
-        let db = Arc::new(BatchDb::open(&data_dir.join("sori.db"))?);
+    /// Locks the data dir, opens `{data_dir}/sori.db`, settles the files the
+    /// last process left processing (done where their record exists, else
+    /// queued again) and removes uploads that no file needs. Call
+    /// [`Batches::start`] inside the async runtime.
+    pub fn open(transcriptions: Transcriptions) -> anyhow::Result<Self> {
+        let store = transcriptions.store().clone();
+        let lock = lock_data_dir(store.dir())?;
+        let db = Arc::new(BatchDb::open(&store.dir().join("sori.db"))?);
+        settle_interrupted(&db, &store)?;
+        sweep_orphan_uploads(&db, &store)?;
         let (events, _) = tokio::sync::broadcast::channel(256);
-        let dispatcher = Dispatcher::new(db.clone(), engine, store, events.clone());
+        let dispatcher = Dispatcher::new(db.clone(), transcriptions, events.clone());
         Ok(Self {
             db,
             dispatcher,
             events,
-            uploads_dir,
+            _lock: lock,
         })
     }
 
-    /// Starts feeding queued files (including resumed ones) to the engine.
-    pub fn start(&self) {
-        self.dispatcher.start();
+    /// Starts feeding queued files (including resumed ones) to the engine
+    /// until `shutdown`; the files it has started are tracked by `running`.
+    pub fn start(&self, shutdown: CancellationToken, running: TaskTracker) {
+        self.dispatcher.start(shutdown, running);
     }
+
+    /// Records a new batch and its files in one transaction and wakes the dispatcher.
+    pub fn create(&self, batch_id: FileId, language: Option<&str>, files: &[NewFile]) -> rusqlite::Result<()> {
+        self.db.create_batch(batch_id, language, files)?;
+        self.dispatcher.wake();
+        Ok(())
+    }
+
+    /// A whole batch, or `None`.
+    pub fn batch(&self, batch_id: FileId) -> rusqlite::Result<Option<Batch>> {
+        self.db.batch(batch_id)
+    }
+
+    /// The most recent batches, newest first.
+    pub fn recent(&self, limit: usize) -> rusqlite::Result<Vec<BatchListItem>> {
+        self.db.recent(limit)
+    }
+
+    /// Announcements of which batch changed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FileId> {
+        self.events.subscribe()
+    }
+}
+
+/// Takes `{dir}/sori.lock` for this process, or says who holds it.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("sori.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DataDirInUse(dir.display().to_string()).into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Files left processing by a process that stopped: a file whose record was
+/// written is done (its result is recorded from that record, not redone);
+/// the others go back to the queue.
+fn settle_interrupted(db: &BatchDb, store: &FileStore) -> anyhow::Result<()> {
+    let (mut finished, mut resumed) = (0, 0);
+    for file_id in db.interrupted()? {
+        match store.load_record(&file_id)? {
+            Some(record) => {
+                db.finish(file_id, &FinishedFile::from(&record))?;
+                let _ = std::fs::remove_file(store.upload_path(&file_id));
+                finished += 1;
+            }
+            None => {
+                db.requeue(file_id)?;
+                resumed += 1;
+            }
+        }
+    }
+    if finished + resumed > 0 {
+        tracing::info!(
+            finished,
+            resumed,
+            "settled batch files interrupted by the last shutdown"
+        );
+    }
+    Ok(())
+}
+
+/// Removes uploads no queued or processing file needs (left by a process
+/// that stopped while it received them).
+fn sweep_orphan_uploads(db: &BatchDb, store: &FileStore) -> anyhow::Result<()> {
+    let needed: HashSet<PathBuf> = db.pending_uploads()?.into_iter().map(PathBuf::from).collect();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(store.uploads_dir())? {
+        let path = entry?.path();
+        if !needed.contains(&path) && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed uploads that no batch file needs");
+    }
+    Ok(())
 }

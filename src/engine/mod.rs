@@ -10,9 +10,11 @@ mod whisper;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audio::AudioError;
+
 pub use allocator::return_large_blocks_when_freed;
 pub use mel::{LogMelSpectrogram, MelSpectrogramMaker};
-pub use pool::{Engine, EngineSettings, JobError, JobOutput, StageTimings, SubmitError};
+pub use pool::{Engine, EngineSettings, JobOutput, SubmitError};
 pub use whisper::{WhisperSettings, WhisperTranscriber};
 
 /// How to transcribe one clip.
@@ -61,6 +63,18 @@ impl Transcript {
 #[error("transcription failed: {0}")]
 pub struct EngineError(pub String);
 
+/// Why a transcription failed: its audio, or the recognizer.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// 16 kHz mono audio in blocks, as it is decoded; an error ends it.
+pub type AudioBlocks<'a> = dyn Iterator<Item = Result<Vec<f32>, AudioError>> + Send + 'a;
+
 /// A speech recognizer. HTTP tests of routing and errors can use a stand-in;
 /// transcription itself is tested with [`WhisperTranscriber`] and a real model.
 pub trait Transcriber: Send + Sync + 'static {
@@ -68,8 +82,9 @@ pub trait Transcriber: Send + Sync + 'static {
     fn model_name(&self) -> &str;
     /// Whether the model knows languages other than English.
     fn is_multilingual(&self) -> bool;
-    /// Transcribes 16 kHz mono samples on the calling thread.
-    fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript, EngineError>;
+    /// Transcribes audio on the calling thread (and threads it starts), reading
+    /// it as far ahead as it needs; an error of the audio ends the transcription.
+    fn transcribe(&self, audio: &mut AudioBlocks<'_>, options: &TranscribeOptions) -> Result<Transcript, JobError>;
 }
 
 /// Whether `code` is a language Whisper knows (`auto` included).

@@ -3,8 +3,6 @@
 //! own without a word split between two pieces; and where decoding should
 //! resume after a point the decoder stopped at.
 
-use std::ops::Range;
-
 /// Samples in one loudness frame (10 ms at 16 kHz).
 const FRAME: usize = 160;
 /// Frames over which loudness is averaged when looking for a pause (150 ms):
@@ -26,29 +24,69 @@ pub struct PieceLimits {
     pub min: usize,
 }
 
-/// Splits `samples` into consecutive pieces that together cover all of them.
-/// Audio no longer than `limits.max` is one piece.
-pub fn split_at_pauses(samples: &[f32], limits: PieceLimits) -> Vec<Range<usize>> {
-    assert!(
-        FRAME * PAUSE_FRAMES < limits.min && limits.min < limits.max,
-        "piece limits leave no room to look for a pause"
-    );
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    // Clips up to one window, nearly every request, need no loudness measured.
-    if samples.len() > limits.max {
-        let energy = frame_energy(samples);
-        while samples.len() - start > limits.max {
-            let first = (start + limits.min) / FRAME;
-            let last = (start + limits.max) / FRAME - PAUSE_FRAMES;
-            let cut = last_pause(&energy[first..last + PAUSE_FRAMES]) + first;
-            let end = cut * FRAME;
-            pieces.push(start..end);
-            start = end;
+/// Cuts audio into pieces as it arrives: each cut in the last pause between
+/// `limits.min` and `limits.max` after the previous one, so a cut depends only
+/// on the next `limits.max` samples and at most that much is held.
+pub struct PieceCutter {
+    limits: PieceLimits,
+    /// Samples read but not yet handed out in a piece.
+    buffer: Vec<f32>,
+    /// Where `buffer` starts in the whole audio (a multiple of `FRAME`).
+    start: usize,
+    /// The source has no more samples.
+    ended: bool,
+}
+
+impl PieceCutter {
+    /// A cutter for pieces within `limits`.
+    pub fn new(limits: PieceLimits) -> Self {
+        assert!(
+            FRAME * PAUSE_FRAMES < limits.min && limits.min < limits.max,
+            "piece limits leave no room to look for a pause"
+        );
+        Self {
+            limits,
+            buffer: Vec::new(),
+            start: 0,
+            ended: false,
         }
     }
-    pieces.push(start..samples.len());
-    pieces
+
+    /// Whether every sample of the source has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.ended && self.buffer.is_empty()
+    }
+
+    /// The next piece, with where it starts in the whole audio, reading from
+    /// `source` as far as the cut needs; `None` once everything is cut.
+    pub fn next_piece<E>(
+        &mut self,
+        source: &mut dyn Iterator<Item = Result<Vec<f32>, E>>,
+    ) -> Result<Option<(usize, Vec<f32>)>, E> {
+        while !self.ended && self.buffer.len() <= self.limits.max {
+            match source.next() {
+                Some(block) => self.buffer.extend(block?),
+                None => self.ended = true,
+            }
+        }
+        if self.buffer.is_empty() {
+            return Ok(None);
+        }
+        let end = if self.buffer.len() <= self.limits.max {
+            self.buffer.len()
+        } else {
+            // Audio that runs on past one piece: cut in the last pause in reach.
+            let first = self.limits.min / FRAME;
+            let last = self.limits.max / FRAME - PAUSE_FRAMES;
+            let energy = frame_energy(&self.buffer[first * FRAME..(last + PAUSE_FRAMES) * FRAME]);
+            (last_pause(&energy) + first) * FRAME
+        };
+        let rest = self.buffer.split_off(end);
+        let piece = std::mem::replace(&mut self.buffer, rest);
+        let start = self.start;
+        self.start += piece.len();
+        Ok(Some((start, piece)))
+    }
 }
 
 /// Where decoding should resume after `from`, a point the decoder stopped at,
@@ -98,6 +136,19 @@ fn last_pause(energy: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Range;
+
+    /// Splits `samples` into consecutive pieces that together cover all of them.
+    /// Audio no longer than `limits.max` is one piece.
+    fn split_at_pauses(samples: &[f32], limits: PieceLimits) -> Vec<Range<usize>> {
+        let mut cutter = PieceCutter::new(limits);
+        let mut source = samples.chunks(4_000).map(|block| Ok::<_, ()>(block.to_vec()));
+        let mut pieces = Vec::new();
+        while let Some((start, piece)) = cutter.next_piece(&mut source).unwrap() {
+            pieces.push(start..start + piece.len());
+        }
+        pieces
+    }
 
     const SECOND: usize = 16_000;
     const LIMITS: PieceLimits = PieceLimits {

@@ -1,23 +1,22 @@
 //! The bounded queue and the worker threads. The async side only enqueues and
 //! awaits a reply; decoding, resampling and inference all run on a worker,
-//! inside one PerformanceMonitor session, whose figures go to Prometheus here.
+//! inside one PerformanceMonitor session, whose report comes back with the
+//! transcript (the caller records it).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::{allocator, EngineError, TranscribeOptions, Transcriber, Transcript};
-use crate::audio::{self, AudioError, PreparedAudio};
-use crate::monitor::{PerformanceMonitor, PerformanceReport};
+use super::{allocator, EngineError, JobError, TranscribeOptions, Transcriber, Transcript};
+use crate::audio::{AudioStream, AudioWarning};
+use crate::monitor::{PerformanceMonitor, PerformanceReport, StageTimings};
 use crate::rounding::round_to;
-use crate::telemetry::metrics;
 
 /// Sizes of the worker pool.
 #[derive(Debug, Clone, Copy)]
@@ -30,34 +29,16 @@ pub struct EngineSettings {
     pub max_audio_sec: f64,
 }
 
-/// How long each stage of a job took, seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct StageTimings {
-    /// Waiting in the queue (not part of the measured processing).
-    pub queue_wait_sec: f64,
-    /// Decoding, downmixing and resampling.
-    pub decode_sec: f64,
-    /// The model's work.
-    pub inference_sec: f64,
-}
-
 /// A finished job.
 #[derive(Debug, Clone)]
 pub struct JobOutput {
     pub transcript: Transcript,
-    /// Length of the original audio, seconds.
+    /// Length of the decoded audio, seconds.
     pub audio_duration_sec: f64,
     pub performance: PerformanceReport,
     pub timings: StageTimings,
-}
-
-/// Why a job failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error(transparent)]
-    Audio(#[from] AudioError),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
+    /// What the answer must say about the audio (cut short, damaged packets).
+    pub warnings: Vec<AudioWarning>,
 }
 
 /// Why a job was not run.
@@ -75,7 +56,8 @@ pub enum SubmitError {
 }
 
 struct Job {
-    audio: Bytes,
+    /// The upload on disk (its owner deletes it once the job is answered).
+    audio: PathBuf,
     options: TranscribeOptions,
     enqueued: Instant,
     /// The request's span: the worker's spans are its children.
@@ -133,7 +115,7 @@ impl Engine {
     }
 
     /// Queues a job and waits for its result. A full queue fails at once.
-    pub async fn submit(&self, audio: Bytes, options: TranscribeOptions) -> Result<JobOutput, SubmitError> {
+    pub async fn submit(&self, audio: PathBuf, options: TranscribeOptions) -> Result<JobOutput, SubmitError> {
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
         let waiting = tracing::info_span!("queue_wait");
@@ -172,6 +154,11 @@ impl Engine {
     /// Jobs waiting for a worker.
     pub fn queue_depth(&self) -> usize {
         self.gauges.queued.load(Ordering::SeqCst)
+    }
+
+    /// Longest audio accepted, seconds.
+    pub fn max_audio_sec(&self) -> f64 {
+        self.settings.max_audio_sec
     }
 
     /// Jobs that may wait.
@@ -222,33 +209,27 @@ impl Worker {
         self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn process(&self, audio: Bytes, options: &TranscribeOptions, queue_wait_sec: f64) -> Result<JobOutput, JobError> {
+    fn process(&self, audio: PathBuf, options: &TranscribeOptions, queue_wait_sec: f64) -> Result<JobOutput, JobError> {
         let session = self.monitor.start();
         let started = Instant::now();
-        let PreparedAudio {
-            samples, duration_sec, ..
-        } = audio::prepare(audio, self.max_audio_sec)?;
-        let decoded = Instant::now();
+        let mut stream = AudioStream::open_file(&audio, self.max_audio_sec)?;
         let transcript = tracing::info_span!("inference", model = self.transcriber.model_name())
-            .in_scope(|| self.transcriber.transcribe(&samples, options))?;
-        let inference_sec = decoded.elapsed().as_secs_f64();
+            .in_scope(|| self.transcriber.transcribe(&mut stream, options))?;
         let performance = session.finish();
-        // Every finished job counts in Prometheus, whether a request or a batch sent it.
-        metrics::record_transcription(
-            self.transcriber.model_name(),
-            &performance,
-            duration_sec,
-            queue_wait_sec,
-        );
+        // Decoding runs as the model asks for audio, so its time is inside
+        // the transcription's: what is not decoding is the model's.
+        let decode_sec = stream.busy().as_secs_f64();
+        let inference_sec = (started.elapsed().as_secs_f64() - decode_sec).max(0.0);
         Ok(JobOutput {
             transcript,
-            audio_duration_sec: duration_sec,
+            audio_duration_sec: stream.decoded_sec(),
             performance,
             timings: StageTimings {
                 queue_wait_sec: round_to(queue_wait_sec, 4),
-                decode_sec: round_to(decoded.duration_since(started).as_secs_f64(), 4),
+                decode_sec: round_to(decode_sec, 4),
                 inference_sec: round_to(inference_sec, 4),
             },
+            warnings: stream.warnings(),
         })
     }
 }

@@ -16,17 +16,16 @@
 //! decoded with a context sized to it (whisper.cpp would encode another full
 //! window from there, or skip the rest).
 
-use std::collections::HashMap;
-use std::ops::Range;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::thread;
 
 use super::ffi::{Context, Params, State};
 use super::mel::MelSpectrogramMaker;
-use super::pauses::{resume_point, split_at_pauses, PieceLimits};
-use super::{EngineError, Segment, TranscribeOptions, Transcriber, Transcript};
-use crate::audio::WHISPER_SAMPLE_RATE;
+use super::pauses::{resume_point, PieceCutter, PieceLimits};
+use super::{AudioBlocks, EngineError, JobError, Segment, TranscribeOptions, Transcriber, Transcript};
+use crate::audio::{AudioError, WHISPER_SAMPLE_RATE};
 
 /// whisper.cpp skips input under one second; shorter clips are padded with silence.
 const MIN_SAMPLES: usize = WHISPER_SAMPLE_RATE as usize * 5 / 4;
@@ -50,6 +49,10 @@ const PIECE_LIMITS: PieceLimits = PieceLimits {
     max: WHISPER_SAMPLE_RATE as usize * 15,
     min: WHISPER_SAMPLE_RATE as usize * 10,
 };
+/// Pieces cut ahead before decoding starts (6 minutes of audio, 23 MB): audio
+/// that ends within them is scheduled knowing every piece; longer audio is cut
+/// as the lanes go, so memory does not grow with its length.
+const LOOKAHEAD_PIECES: usize = 24;
 /// Mel frames (100 ms) below which whisper.cpp stops before encoding anything.
 const UNDECODED_FRAMES: usize = 10;
 /// whisper's default thresholds for a decode to count as failed.
@@ -75,8 +78,8 @@ pub struct WhisperTranscriber {
 }
 
 /// What one lane of a long transcription returns: each piece it took, by
-/// index, with its transcript; an error of its own if it could not start.
-type LaneOutput = Result<Vec<(usize, Result<Transcript, EngineError>)>, EngineError>;
+/// index and offset, with its transcript; an error of its own if it could not start.
+type LaneOutput = Result<Vec<(usize, usize, Result<Transcript, EngineError>)>, EngineError>;
 
 /// One decode's text, segments, language and quality.
 struct Decoded {
@@ -151,11 +154,7 @@ impl WhisperTranscriber {
         );
         let language = heard.language.clone();
         let rest = self.transcribe_piece(state, &samples[resume..], &language, threads)?;
-        Ok(join_pieces(
-            vec![heard, rest],
-            &[0..resume, resume..samples.len()],
-            language,
-        ))
+        Ok(join_pieces(vec![(0, heard), (resume, rest)], language))
     }
 
     /// One whisper.cpp decode of audio no longer than one window.
@@ -193,71 +192,68 @@ impl WhisperTranscriber {
             .transcript)
     }
 
-    /// Transcribes audio longer than one piece, cut at `pieces`. The pieces
-    /// are independent, so most are decoded side by side: the transcription's
-    /// threads become lanes of one thread each (a thread on its own waits for
-    /// no other, which is where a parallel decode of one window loses time).
-    /// Pieces that would leave a lane idle at the end are decoded first, one at
-    /// a time on all threads; with language detection, the first of them
-    /// decides the language of the rest, as whisper.cpp decides it on the first window.
+    /// Transcribes audio longer than one piece. The pieces are independent,
+    /// so most are decoded side by side: the transcription's threads become
+    /// lanes of one thread each (a thread on its own waits for no other, which
+    /// is where a parallel decode of one window loses time). The first `alone`
+    /// pieces are decoded first, one at a time on all threads; with language
+    /// detection, the first of them decides the language of the rest, as
+    /// whisper.cpp decides it on the first window.
     fn transcribe_long(
         &self,
-        samples: &[f32],
-        pieces: &[Range<usize>],
+        feed: &Feed<'_>,
+        alone: usize,
+        lanes: usize,
         language: &str,
-    ) -> Result<Transcript, EngineError> {
+    ) -> Result<Transcript, JobError> {
         let threads = self.settings.threads;
-        let lanes = threads.min(pieces.len());
-        let alone = match language {
-            "auto" => 1 + (pieces.len() - 1) % lanes,
-            _ => pieces.len() % lanes,
-        };
         let mut language = language.to_string();
-        let mut transcripts = Vec::with_capacity(pieces.len());
+        let mut transcripts = Vec::new();
         if alone > 0 {
             // Dropped before the lanes make theirs: one state per thread at a time.
             let mut state = self.context.new_state().map_err(EngineError)?;
-            for (i, piece) in pieces[..alone].iter().enumerate() {
-                let transcript = tracing::info_span!("piece", index = i as i64)
-                    .in_scope(|| self.transcribe_piece(&mut state, &samples[piece.clone()], &language, threads))?;
+            for _ in 0..alone {
+                let Some(piece) = feed.take() else { break };
+                let transcript = tracing::info_span!("piece", index = piece.index as i64)
+                    .in_scope(|| self.transcribe_piece(&mut state, &piece.samples, &language, threads))?;
                 language = transcript.language.clone();
-                transcripts.push(transcript);
+                transcripts.push((piece.offset, transcript));
             }
         }
-        transcripts.extend(self.transcribe_side_by_side(samples, pieces, alone, &language, lanes)?);
-        Ok(join_pieces(transcripts, pieces, language))
+        transcripts.extend(self.transcribe_side_by_side(feed, &language, lanes)?);
+        feed.check()?;
+        Ok(join_pieces(transcripts, language))
     }
 
-    /// Transcribes `pieces` from index `first` on in `lanes` threads that share
-    /// this transcription's threads; each lane takes the next piece when it is
-    /// done with one.
+    /// Transcribes the rest of `feed` in `lanes` threads that share this
+    /// transcription's threads; each lane takes the next piece when it is
+    /// done with one, and the lane that takes it cuts it from the audio.
     fn transcribe_side_by_side(
         &self,
-        samples: &[f32],
-        pieces: &[Range<usize>],
-        first: usize,
+        feed: &Feed<'_>,
         language: &str,
         lanes: usize,
-    ) -> Result<Vec<Transcript>, EngineError> {
+    ) -> Result<Vec<(usize, Transcript)>, EngineError> {
         let threads = self.settings.threads;
-        let next = AtomicUsize::new(first);
         let span = tracing::Span::current();
         let lanes: Vec<LaneOutput> = thread::scope(|scope| {
             let handles: Vec<_> = (0..lanes)
                 .map(|lane| {
                     let lane_threads = threads / lanes + usize::from(lane < threads % lanes);
-                    let (next, span) = (&next, &span);
+                    let span = &span;
                     scope.spawn(move || {
                         let mut state = self.context.new_state().map_err(EngineError)?;
                         let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(piece) = pieces.get(i) else { break Ok(mine) };
-                            let result = tracing::info_span!(parent: span, "piece", index = i as i64).in_scope(|| {
-                                self.transcribe_piece(&mut state, &samples[piece.clone()], language, lane_threads)
-                            });
-                            mine.push((i, result));
+                        while let Some(piece) = feed.take() {
+                            let result = tracing::info_span!(parent: span, "piece", index = piece.index as i64)
+                                .in_scope(|| self.transcribe_piece(&mut state, &piece.samples, language, lane_threads));
+                            let failed = result.is_err();
+                            mine.push((piece.index, piece.offset, result));
+                            if failed {
+                                feed.stop();
+                            }
                         }
+                        Ok(mine)
                     })
                 })
                 .collect();
@@ -266,12 +262,15 @@ impl WhisperTranscriber {
                 .map(|lane| lane.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
                 .collect()
         });
-        let mut decoded = Vec::with_capacity(pieces.len());
+        let mut decoded = Vec::new();
         for lane in lanes {
             decoded.extend(lane?);
         }
-        decoded.sort_by_key(|(i, _)| *i);
-        decoded.into_iter().map(|(_, result)| result).collect()
+        decoded.sort_by_key(|(i, _, _)| *i);
+        decoded
+            .into_iter()
+            .map(|(_, offset, result)| result.map(|t| (offset, t)))
+            .collect()
     }
 
     fn params(&self, language: &str, threads: usize, audio_ctx: Option<usize>) -> Params {
@@ -350,14 +349,13 @@ impl WhisperTranscriber {
     }
 }
 
-/// One transcript from the pieces' transcripts, their times moved to the
-/// pieces' places in the whole audio.
-fn join_pieces(transcripts: Vec<Transcript>, pieces: &[Range<usize>], language: String) -> Transcript {
+/// One transcript from the pieces' transcripts, each with the sample at
+/// which its piece starts: their times are moved to their place in the audio.
+fn join_pieces(transcripts: Vec<(usize, Transcript)>, language: String) -> Transcript {
     let segments: Vec<Segment> = transcripts
         .into_iter()
-        .zip(pieces)
-        .flat_map(|(transcript, piece)| {
-            let offset = piece.start as f64 / SAMPLES_PER_SEC;
+        .flat_map(|(start, transcript)| {
+            let offset = start as f64 / SAMPLES_PER_SEC;
             transcript.segments.into_iter().map(move |s| Segment {
                 start: s.start + offset,
                 end: s.end + offset,
@@ -405,18 +403,131 @@ impl Transcriber for WhisperTranscriber {
         self.multilingual
     }
 
-    fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript, EngineError> {
+    fn transcribe(&self, audio: &mut AudioBlocks<'_>, options: &TranscribeOptions) -> Result<Transcript, JobError> {
         let language = match (&options.language, self.multilingual) {
             (_, false) => "en",
             (Some(lang), true) => lang.as_str(),
             (None, true) => "auto",
         };
-        let pieces = split_at_pauses(samples, PIECE_LIMITS);
-        if pieces.len() == 1 {
-            let mut state = self.context.new_state().map_err(EngineError)?;
-            return self.transcribe_piece(&mut state, samples, language, self.settings.threads);
+        let feed = Feed::new(audio);
+        let threads = self.settings.threads;
+        match feed.read_ahead(LOOKAHEAD_PIECES)? {
+            // Nearly every request: one piece, on all threads.
+            Some(1) => {
+                let piece = feed.take().expect("one piece was read");
+                let mut state = self.context.new_state().map_err(EngineError)?;
+                Ok(self.transcribe_piece(&mut state, &piece.samples, language, threads)?)
+            }
+            // Every piece is known: those that would leave a lane idle at the end go first.
+            Some(pieces) => {
+                let lanes = threads.min(pieces);
+                let alone = match language {
+                    "auto" => 1 + (pieces - 1) % lanes,
+                    _ => pieces % lanes,
+                };
+                self.transcribe_long(&feed, alone, lanes, language)
+            }
+            // Longer than the read-ahead: the lanes cut the rest as they go.
+            None => self.transcribe_long(&feed, usize::from(language == "auto"), threads, language),
         }
-        self.transcribe_long(samples, &pieces, language)
+    }
+}
+
+/// One piece of the audio, cut at pauses.
+struct Piece {
+    /// Its place among the pieces.
+    index: usize,
+    /// The sample at which it starts in the whole audio.
+    offset: usize,
+    samples: Vec<f32>,
+}
+
+/// The pieces of one transcription, cut from its audio as they are asked for,
+/// so that only the pieces being decoded (and the read-ahead) are in memory.
+struct Feed<'a> {
+    inner: Mutex<FeedState<'a>>,
+}
+
+struct FeedState<'a> {
+    audio: &'a mut AudioBlocks<'a>,
+    cutter: PieceCutter,
+    /// Pieces cut ahead, in order.
+    ready: VecDeque<Piece>,
+    /// Pieces cut so far.
+    cut: usize,
+    /// Why the audio ended early, or that a piece failed: no more pieces are handed out.
+    error: Option<AudioError>,
+    stopped: bool,
+}
+
+impl<'a> Feed<'a> {
+    fn new(audio: &'a mut AudioBlocks<'a>) -> Self {
+        Self {
+            inner: Mutex::new(FeedState {
+                audio,
+                cutter: PieceCutter::new(PIECE_LIMITS),
+                ready: VecDeque::new(),
+                cut: 0,
+                error: None,
+                stopped: false,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FeedState<'a>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cuts up to `most` pieces ahead; the number of pieces when that is all of them.
+    fn read_ahead(&self, most: usize) -> Result<Option<usize>, AudioError> {
+        let mut state = self.state();
+        while state.ready.len() < most {
+            let Some(piece) = state.cut_next()? else { break };
+            state.ready.push_back(piece);
+        }
+        Ok(state.cutter.is_done().then_some(state.cut))
+    }
+
+    /// The next piece, or `None` when there are no more (or the audio failed).
+    fn take(&self) -> Option<Piece> {
+        let mut state = self.state();
+        if state.stopped || state.error.is_some() {
+            return None;
+        }
+        if let Some(piece) = state.ready.pop_front() {
+            return Some(piece);
+        }
+        match state.cut_next() {
+            Ok(piece) => piece,
+            Err(e) => {
+                state.error = Some(e);
+                None
+            }
+        }
+    }
+
+    /// Hands out no more pieces (one failed: the transcription fails).
+    fn stop(&self) {
+        self.state().stopped = true;
+    }
+
+    /// The audio's error, if it ended with one.
+    fn check(&self) -> Result<(), AudioError> {
+        self.state().error.take().map_or(Ok(()), Err)
+    }
+}
+
+impl FeedState<'_> {
+    fn cut_next(&mut self) -> Result<Option<Piece>, AudioError> {
+        let Some((offset, samples)) = self.cutter.next_piece(self.audio)? else {
+            return Ok(None);
+        };
+        self.cut += 1;
+        Ok(Some(Piece {
+            index: self.cut - 1,
+            offset,
+            samples,
+        }))
     }
 }
 

@@ -2,18 +2,17 @@
 //! Server-Sent Events, and `GET /batches`.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 
-use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use futures_util::stream::{self, Stream};
-use tokio::io::AsyncWriteExt;
+use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::transcribe::{check_language, clean_filename};
+use super::transcribe::check_language;
+use super::upload::{clean_filename, multipart_error, spool_field, text_field, SpooledUpload};
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
 use crate::batch::{Batch, BatchListItem, NewFile};
@@ -26,7 +25,8 @@ pub const MAX_FILES_PER_BATCH: usize = 10_000;
 const RECENT_BATCHES: usize = 50;
 
 /// `POST /batch`: many `file` fields (and an optional `language`). Each upload
-/// is streamed to disk, checked, and queued; the answer comes at once.
+/// is streamed to disk, checked, and queued; the answer comes at once. A file
+/// that is not audio is recorded as failed with the reason, alone.
 pub async fn create(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -37,66 +37,52 @@ pub async fn create(
             format!("send the audio as multipart/form-data with fields named file ({e})"),
         )
     })?;
-    let mut saved = SavedUploads::default();
-    let (files, language) = receive(&state, multipart, &mut saved).await?;
+    let (files, language) = receive(&state, multipart).await?;
     let language = check_language(&state, language)?;
 
-    let mut new_files = Vec::with_capacity(files.len());
-    for (file_id, filename, path) in files {
-        let probe_path = path.clone();
-        let rejected = tokio::task::spawn_blocking(move || crate::audio::probe_file(&probe_path))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .err()
-            .map(|e| AppError::from(e).to_string());
-        if rejected.is_some() {
-            let _ = tokio::fs::remove_file(&path).await;
-        }
-        new_files.push(NewFile {
-            file_id,
-            filename,
-            audio_path: path.to_string_lossy().into_owned(),
-            rejected,
-        });
-    }
+    let max_sec = state.transcriptions.engine().max_audio_sec();
     let batch_id = FileId::new();
-    let db = state.batches.db.clone();
+    let batches = state.batches.clone();
     let lang = language.clone();
+    // Checked and recorded on a blocking thread that owns the uploads: if the
+    // client goes away meanwhile, the batch is still recorded whole (and its
+    // uploads kept), or not at all (and they are removed).
     blocking(format!("recording batch {batch_id}"), move || {
-        db.create_batch(batch_id, lang.as_deref(), &new_files)
+        let mut new_files = Vec::with_capacity(files.len());
+        let mut keep = Vec::with_capacity(files.len());
+        for (file_id, filename, upload) in files {
+            let rejected = crate::audio::probe_file(upload.path(), max_sec)
+                .err()
+                .map(|e| AppError::from(e).to_string());
+            new_files.push(NewFile {
+                file_id,
+                filename,
+                audio_path: upload.path().to_string_lossy().into_owned(),
+                rejected: rejected.clone(),
+            });
+            // A refused upload is deleted now; a queued one waits for its turn.
+            if rejected.is_none() {
+                keep.push(upload);
+            }
+        }
+        batches.create(batch_id, lang.as_deref(), &new_files)?;
+        keep.into_iter().for_each(SpooledUpload::keep);
+        Ok::<_, rusqlite::Error>(())
     })
     .await?;
-    saved.keep();
-    state.batches.dispatcher.wake();
     let batch = load(&state, batch_id).await?;
     tracing::info!(%batch_id, files = batch.progress.total, "batch queued");
     Ok((StatusCode::ACCEPTED, Json(batch)))
 }
 
-/// Uploads written so far; removed again unless the batch is recorded.
-#[derive(Default)]
-struct SavedUploads(Vec<PathBuf>);
+type Received = (Vec<(FileId, String, SpooledUpload)>, Option<String>);
 
-impl SavedUploads {
-    fn keep(&mut self) {
-        self.0.clear();
-    }
-}
-
-impl Drop for SavedUploads {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-type Received = (Vec<(FileId, String, PathBuf)>, Option<String>);
-
-async fn receive(state: &AppState, mut multipart: Multipart, saved: &mut SavedUploads) -> Result<Received, AppError> {
+async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received, AppError> {
+    let (file_limit, body_limit) = (state.limits.max_upload_bytes, state.limits.max_batch_upload_bytes);
+    let failed = |e| multipart_error(e, "the batch upload", body_limit);
     let mut files = Vec::new();
     let mut language = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(state, e))? {
+    while let Some(field) = multipart.next_field().await.map_err(failed)? {
         match field.name() {
             Some("file") => {
                 if files.len() == MAX_FILES_PER_BATCH {
@@ -107,22 +93,13 @@ async fn receive(state: &AppState, mut multipart: Multipart, saved: &mut SavedUp
                 }
                 let file_id = FileId::new();
                 let filename = clean_filename(field.file_name().unwrap_or("upload"));
-                let path = state.batches.uploads_dir.join(format!("{file_id}.upload"));
-                saved.0.push(path.clone());
-                save_field(state, field, &path, &filename).await?;
-                files.push((file_id, filename, path));
+                let path = state.transcriptions.store().upload_path(&file_id);
+                let upload = spool_field(field, path, file_limit, "the batch upload", body_limit).await?;
+                files.push((file_id, filename, upload));
             }
-            Some("language") => {
-                let value = field
-                    .text()
-                    .await
-                    .map_err(|e| multipart_error(state, e))?
-                    .trim()
-                    .to_lowercase();
-                language = (!value.is_empty()).then_some(value);
-            }
+            Some("language") => language = text_field(field, "the batch upload", body_limit).await?,
             _ => {
-                field.bytes().await.map_err(|e| multipart_error(state, e))?;
+                field.bytes().await.map_err(failed)?;
             }
         }
     }
@@ -135,52 +112,14 @@ async fn receive(state: &AppState, mut multipart: Multipart, saved: &mut SavedUp
     Ok((files, language))
 }
 
-/// Streams one upload to disk, never holding more than a chunk in memory.
-async fn save_field(
-    state: &AppState,
-    mut field: Field<'_>,
-    path: &std::path::Path,
-    name: &str,
-) -> Result<(), AppError> {
-    let io_error = |e: std::io::Error| AppError::Internal(format!("saving an upload: {e}"));
-    let mut out = tokio::fs::File::create(path).await.map_err(io_error)?;
-    let mut size = 0u64;
-    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(state, e))? {
-        size += chunk.len() as u64;
-        if size > state.max_upload_bytes {
-            return Err(AppError::PayloadTooLarge {
-                what: format!("the file {name:?}"),
-                limit_mb: state.max_upload_bytes >> 20,
-            });
-        }
-        out.write_all(&chunk).await.map_err(io_error)?;
-    }
-    out.flush().await.map_err(io_error)?;
-    Ok(())
-}
-
-fn multipart_error(state: &AppState, e: MultipartError) -> AppError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::PayloadTooLarge {
-            what: "the batch upload".into(),
-            limit_mb: state.max_batch_upload_bytes >> 20,
-        }
-    } else {
-        AppError::bad_request(
-            "invalid_multipart",
-            format!("the multipart body could not be read: {}", e.body_text()),
-        )
-    }
-}
-
 fn parse_batch_id(raw: &str) -> Result<FileId, AppError> {
     raw.parse()
         .map_err(|_| AppError::NotFound(format!("no batch with id {raw:?}")))
 }
 
 async fn load(state: &AppState, batch_id: FileId) -> Result<Batch, AppError> {
-    let db = state.batches.db.clone();
-    blocking(format!("reading batch {batch_id}"), move || db.batch(batch_id))
+    let batches = state.batches.clone();
+    blocking(format!("reading batch {batch_id}"), move || batches.batch(batch_id))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no batch with id {batch_id}")))
 }
@@ -197,20 +136,22 @@ pub async fn summary(State(state): State<AppState>, Path(raw): Path<String>) -> 
 
 /// `GET /batches`: the most recent batches.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<BatchListItem>>, AppError> {
-    let db = state.batches.db.clone();
-    let batches = blocking("listing batches".into(), move || db.recent(RECENT_BATCHES)).await?;
-    Ok(Json(batches))
+    let batches = state.batches.clone();
+    let recent = blocking("listing batches".into(), move || batches.recent(RECENT_BATCHES)).await?;
+    Ok(Json(recent))
 }
 
 /// `GET /batch/{id}/events`: the batch as a `batch` event now and after every
-/// change; the stream ends after the event that shows it complete.
+/// change; the stream ends after the event that shows it complete, or when
+/// the server shuts down.
 pub async fn events(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let batch_id = parse_batch_id(&raw)?;
-    let receiver = state.batches.events.subscribe();
+    let receiver = state.batches.subscribe();
     let first = load(&state, batch_id).await?;
+    let shutdown = state.shutdown.clone();
     let stream = stream::unfold(
         (Some(first), receiver, state, false),
         move |(pending, mut receiver, state, finished)| async move {
@@ -232,5 +173,6 @@ pub async fn events(
             Some((Ok(event), (None, receiver, state, complete)))
         },
     );
+    let stream = stream.take_until(shutdown.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

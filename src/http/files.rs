@@ -20,7 +20,7 @@ pub async fn record(
     Path(raw): Path<String>,
 ) -> Result<Json<TranscriptionRecord>, AppError> {
     let id = parse_id(&raw)?;
-    let store = state.store.clone();
+    let store = state.transcriptions.store().clone();
     let record = blocking(format!("reading record {id}"), move || store.load_record(&id)).await?;
     record
         .map(Json)
@@ -30,7 +30,7 @@ pub async fn record(
 /// The transcript of one transcription, as plain text.
 pub async fn text(State(state): State<AppState>, Path(raw): Path<String>) -> Result<impl IntoResponse, AppError> {
     let id = parse_id(&raw)?;
-    let store = state.store.clone();
+    let store = state.transcriptions.store().clone();
     let text = blocking(format!("reading transcript {id}"), move || store.load_text(&id)).await?;
     let text = text.ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))

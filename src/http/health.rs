@@ -12,22 +12,25 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the model is loaded and every worker is alive.
+/// `GET /readyz`: the model is loaded, every worker is alive and the server
+/// is not shutting down (a load balancer stops sending work at once).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let (alive, started) = state.engine.workers_alive();
-    let ready = alive == started && alive > 0;
+    let engine = state.transcriptions.engine();
+    let (alive, started) = engine.workers_alive();
+    let draining = state.shutdown.is_cancelled();
+    let ready = alive == started && alive > 0 && !draining;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "model": state.engine.transcriber().model_name(),
+        "status": if ready { "ready" } else if draining { "shutting_down" } else { "not_ready" },
+        "model": engine.transcriber().model_name(),
         "workers_alive": alive,
         "workers": started,
-        "queue_depth": state.engine.queue_depth(),
-        "queue_capacity": state.engine.queue_capacity(),
+        "queue_depth": engine.queue_depth(),
+        "queue_capacity": engine.queue_capacity(),
     });
     (status, Json(body))
 }

@@ -11,7 +11,8 @@ use crate::telemetry::metrics;
 
 /// Renders every metric, after refreshing the gauges of the present state.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    metrics::refresh_state(&state.engine, state.engine.monitor().gpu());
+    let engine = state.transcriptions.engine();
+    metrics::refresh_state(engine, engine.monitor().gpu());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

@@ -2,42 +2,104 @@
 
 mod batch;
 mod files;
+mod guards;
 mod health;
 mod metrics;
 mod transcribe;
 mod ui;
+mod upload;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
-use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::batch::Batches;
-use crate::engine::Engine;
 use crate::error::AppError;
-use crate::store::FileStore;
+use crate::transcription::Transcriptions;
 
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Arc<Engine>,
-    pub store: FileStore,
-    /// Batches: their database, dispatcher and events.
-    pub batches: Arc<Batches>,
+/// Limits on what one client may send, and how long it may take.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
     /// Largest accepted upload of one file, bytes.
     pub max_upload_bytes: u64,
     /// Largest accepted `POST /batch` body, bytes.
     pub max_batch_upload_bytes: u64,
+    /// An upload that sends nothing for this long is dropped, so a stalled
+    /// client cannot hold a request open.
+    pub upload_idle_timeout: Duration,
+    /// An upload not complete after this long is dropped, so a client that
+    /// trickles a byte now and then cannot hold a request open either.
+    pub upload_deadline: Duration,
+    /// Uploads received at once; more get 503, so slow clients cannot take every connection.
+    pub max_concurrent_uploads: usize,
+    /// Origins (`https://app.example.com`) allowed to send state-changing
+    /// requests besides the server's own; `*` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 512 << 20,
+            max_batch_upload_bytes: 4096 << 20,
+            upload_idle_timeout: Duration::from_secs(30),
+            upload_deadline: Duration::from_secs(600),
+            max_concurrent_uploads: 32,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Runs, records and saves transcriptions (the engine and the data folder).
+    pub transcriptions: Transcriptions,
+    /// Batches: their database, dispatcher and events.
+    pub batches: Arc<Batches>,
+    /// What clients may send.
+    pub limits: Arc<HttpLimits>,
+    /// One permit per upload being received (`limits.max_concurrent_uploads`).
+    pub upload_slots: Arc<Semaphore>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// An upload that sends nothing for this long is dropped, so a stalled
-    /// or hostile client cannot hold a request open forever.
-    pub upload_idle_timeout: Duration,
+    /// Cancelled when the server begins to shut down: readiness turns 503,
+    /// uploads are refused, event streams end.
+    pub shutdown: CancellationToken,
+    /// The work a shutdown waits for: every upload request until it is
+    /// answered, and every batch file being transcribed.
+    pub work: TaskTracker,
+}
+
+impl AppState {
+    /// The state of a server with these parts and limits.
+    pub fn new(
+        transcriptions: Transcriptions,
+        batches: Arc<Batches>,
+        limits: HttpLimits,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+        shutdown: CancellationToken,
+        work: TaskTracker,
+    ) -> Self {
+        Self {
+            transcriptions,
+            batches,
+            upload_slots: Arc::new(Semaphore::new(limits.max_concurrent_uploads)),
+            limits: Arc::new(limits),
+            metrics,
+            shutdown,
+            work,
+        }
+    }
 }
 
 /// Runs blocking I/O (files, the database) off the async threads; its failure
@@ -55,14 +117,20 @@ where
 
 /// The whole API.
 pub fn app(state: AppState) -> Router {
-    let body_limit = usize::try_from(state.max_upload_bytes).unwrap_or(usize::MAX);
-    let batch_limit = usize::try_from(state.max_batch_upload_bytes).unwrap_or(usize::MAX);
+    let body_limit = usize::try_from(state.limits.max_upload_bytes).unwrap_or(usize::MAX);
+    let batch_limit = usize::try_from(state.limits.max_batch_upload_bytes).unwrap_or(usize::MAX);
+    let uploads = middleware::from_fn_with_state(state.clone(), guards::limit_uploads);
     Router::new()
         .route("/", get(ui::index))
         .route("/static/app.js", get(ui::script))
         .route("/static/style.css", get(ui::style))
-        .route("/transcribe", post(transcribe::transcribe))
-        .route("/batch", post(batch::create).layer(DefaultBodyLimit::max(batch_limit)))
+        .route("/transcribe", post(transcribe::transcribe).route_layer(uploads.clone()))
+        .route(
+            "/batch",
+            post(batch::create)
+                .route_layer(uploads)
+                .layer(DefaultBodyLimit::max(batch_limit)),
+        )
         .route("/batch/{batch_id}", get(batch::get))
         .route("/batch/{batch_id}/summary", get(batch::summary))
         .route("/batch/{batch_id}/events", get(batch::events))
@@ -72,10 +140,13 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
-        .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
+        .fallback(|| async { AppError::NotFound("no such endpoint; see the API in the README".into()) })
+        .method_not_allowed_fallback(guards::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(RequestBodyTimeoutLayer::new(state.upload_idle_timeout))
+        .layer(RequestBodyTimeoutLayer::new(state.limits.upload_idle_timeout))
         .route_layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), guards::same_origin))
+        .layer(middleware::from_fn(guards::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

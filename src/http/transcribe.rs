@@ -1,23 +1,23 @@
 //! `POST /transcribe`: one uploaded file in, its transcript and what it cost out.
 
-use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::Json;
-use bytes::Bytes;
 use serde::Serialize;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{blocking, AppState};
-use crate::engine::{is_known_language, Segment, StageTimings, TranscribeOptions};
+use super::upload::{clean_filename, multipart_error, spool_field, text_field, SpooledUpload};
+use super::AppState;
+use crate::audio::AudioWarning;
+use crate::engine::{is_known_language, Segment};
 use crate::error::AppError;
+use crate::monitor::StageTimings;
 use crate::store::record::RequestPerformance;
-use crate::store::{FileId, TranscriptionRecord};
+use crate::store::FileId;
 use crate::telemetry;
-
-/// Longest file name kept, in characters.
-const MAX_FILENAME_CHARS: usize = 255;
+use crate::transcription::Request;
 
 /// The JSON answer.
 #[derive(Debug, Serialize)]
@@ -32,14 +32,17 @@ pub struct TranscribeResponse {
     pub segments: Vec<Segment>,
     pub performance: RequestPerformance,
     pub timings: StageTimings,
+    /// What the transcript does not cover (a file cut short, damaged packets).
+    pub warnings: Vec<AudioWarning>,
     /// The W3C trace id of this request (also in the record and the log line).
     pub trace_id: Option<String>,
 }
 
 /// What the multipart form carried.
 struct Upload {
+    file_id: FileId,
     filename: String,
-    audio: Bytes,
+    audio: SpooledUpload,
     language: Option<String>,
 }
 
@@ -75,50 +78,29 @@ async fn run(
             format!("send the audio as multipart/form-data with a field named file ({e})"),
         )
     })?;
-    let upload = read_upload(multipart, state.max_upload_bytes).await?;
+    let upload = read_upload(&state, multipart).await?;
     let language = check_language(&state, upload.language)?;
-    if upload.audio.is_empty() {
-        return Err(AppError::Unprocessable {
-            code: "empty_audio",
-            message: "the uploaded file is empty (0 bytes)".into(),
-        });
-    }
-
-    // Cheap header sniffing first, so junk never waits in the queue.
-    let probe_bytes = upload.audio.clone();
-    tokio::task::spawn_blocking(move || crate::audio::probe(probe_bytes))
+    // The header first (format, sample rate, stated length), so junk never waits in the queue.
+    let engine = state.transcriptions.engine();
+    let (path, max_sec) = (upload.audio.path().to_path_buf(), engine.max_audio_sec());
+    tokio::task::spawn_blocking(move || crate::audio::probe_file(&path, max_sec))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))??;
 
-    let engine = state.engine.clone();
-    let output = engine.submit(upload.audio, TranscribeOptions { language }).await?;
-
-    let file_id = FileId::new();
-    let trace_id = telemetry::trace_id_of(span);
-    let model = engine.transcriber().model_name().to_string();
-    let record = TranscriptionRecord::from_output(file_id, upload.filename, model, &output, trace_id.clone());
-    record_on_span(span, &record);
-    let store = state.store.clone();
-    let (saved_record, text) = (record.clone(), output.transcript.text.clone());
-    let write_span = tracing::info_span!("write_files");
-    blocking(format!("writing the files of {file_id}"), move || {
-        write_span.in_scope(|| store.save(&saved_record, &text))
-    })
-    .await?;
-    tracing::info!(
-        %file_id,
-        trace_id = trace_id.as_deref().unwrap_or("-"),
-        model = %record.model,
-        language = %record.language,
-        audio_sec = record.audio_duration_sec,
-        processing_sec = record.performance.report.processing_time_sec,
-        cpu_avg = record.performance.report.cpu_percent_avg,
-        ram_peak_mb = record.performance.report.ram_mb_peak,
-        "transcribed"
-    );
-
+    let transcribed = state
+        .transcriptions
+        .transcribe(Request {
+            file_id: upload.file_id,
+            filename: upload.filename,
+            audio: upload.audio.path().to_path_buf(),
+            language,
+            trace_id: telemetry::trace_id_of(span),
+        })
+        .await?;
+    drop(upload.audio);
+    let (record, output) = (transcribed.record, transcribed.output);
     Ok(Json(TranscribeResponse {
-        file_id,
+        file_id: record.file_id,
         filename: record.filename,
         text: output.transcript.text,
         language: record.language,
@@ -128,40 +110,17 @@ async fn run(
         segments: output.transcript.segments,
         performance: record.performance,
         timings: output.timings,
-        trace_id,
+        warnings: record.warnings,
+        trace_id: record.trace_id,
     }))
 }
 
-/// Puts what the transcription was and cost onto the request's span.
-fn record_on_span(span: &tracing::Span, record: &TranscriptionRecord) {
-    span.set_attribute("file_id", record.file_id.to_string());
-    span.set_attribute("model", record.model.clone());
-    span.set_attribute("language", record.language.clone());
-    span.set_attribute("audio_duration_sec", record.audio_duration_sec);
-    span.set_attribute("word_count", record.word_count as i64);
-    for (key, value) in record.performance.report.eight() {
-        span.set_attribute(key, value);
-    }
-    span.set_attribute("real_time_factor", record.performance.real_time_factor);
-}
-
-async fn read_upload(mut multipart: Multipart, limit_bytes: u64) -> Result<Upload, AppError> {
-    let too_large = |e: MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge {
-                what: "the upload".into(),
-                limit_mb: limit_bytes >> 20,
-            }
-        } else {
-            AppError::bad_request(
-                "invalid_multipart",
-                format!("the multipart body could not be read: {}", e.body_text()),
-            )
-        }
-    };
-    let mut file: Option<(String, Bytes)> = None;
+async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Upload, AppError> {
+    let limit = state.limits.max_upload_bytes;
+    let failed = |e| multipart_error(e, "the upload", limit);
+    let mut file: Option<(FileId, String, SpooledUpload)> = None;
     let mut language = None;
-    while let Some(field) = multipart.next_field().await.map_err(too_large)? {
+    while let Some(field) = multipart.next_field().await.map_err(failed)? {
         match field.name() {
             Some("file") => {
                 if file.is_some() {
@@ -170,27 +129,27 @@ async fn read_upload(mut multipart: Multipart, limit_bytes: u64) -> Result<Uploa
                         "send one field named file per request",
                     ));
                 }
+                let file_id = FileId::new();
                 let name = clean_filename(field.file_name().unwrap_or("upload"));
-                file = Some((name, field.bytes().await.map_err(too_large)?));
+                let path = state.transcriptions.store().upload_path(&file_id);
+                let spooled = spool_field(field, path, limit, "the upload", limit).await?;
+                file = Some((file_id, name, spooled));
             }
-            Some("language") => {
-                let value = field.text().await.map_err(too_large)?;
-                let value = value.trim().to_lowercase();
-                language = (!value.is_empty()).then_some(value);
-            }
+            Some("language") => language = text_field(field, "the upload", limit).await?,
             _ => {
                 // Unknown fields are read and ignored.
-                field.bytes().await.map_err(too_large)?;
+                field.bytes().await.map_err(failed)?;
             }
         }
     }
-    let (filename, audio) = file.ok_or_else(|| {
+    let (file_id, filename, audio) = file.ok_or_else(|| {
         AppError::bad_request(
             "missing_file",
             "the form has no field named file; send the audio as -F file=@recording.wav",
         )
     })?;
     Ok(Upload {
+        file_id,
         filename,
         audio,
         language,
@@ -208,7 +167,7 @@ pub(super) fn check_language(state: &AppState, language: Option<String>) -> Resu
             format!("{code:?} is not a Whisper language code; use e.g. en, ko, ja, or auto"),
         ));
     }
-    let transcriber = state.engine.transcriber();
+    let transcriber = state.transcriptions.engine().transcriber();
     if !transcriber.is_multilingual() && code != "en" && code != "auto" {
         return Err(AppError::bad_request(
             "unsupported_language",
@@ -219,35 +178,4 @@ pub(super) fn check_language(state: &AppState, language: Option<String>) -> Resu
         ));
     }
     Ok((code != "auto").then_some(code))
-}
-
-/// The last path component of a client's file name, at most 255 characters,
-/// without control characters (browsers may send `C:\fakepath\x.wav`).
-pub(super) fn clean_filename(raw: &str) -> String {
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
-    let cleaned: String = base
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_FILENAME_CHARS)
-        .collect();
-    if cleaned.trim().is_empty() {
-        "upload".into()
-    } else {
-        cleaned
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_filename;
-
-    #[test]
-    fn file_names_keep_only_their_last_component() {
-        assert_eq!(clean_filename("C:\\fakepath\\talk.wav"), "talk.wav");
-        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
-        assert_eq!(clean_filename("a\u{0}b\nc.wav"), "abc.wav");
-        assert_eq!(clean_filename("/"), "upload");
-        assert_eq!(clean_filename(&"x".repeat(1000)).chars().count(), 255);
-        assert_eq!(clean_filename("회의 녹음.m4a"), "회의 녹음.m4a");
-    }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 pub use gpu::{DeviceSummary, GpuProbe, GpuSample};
 use report::Point;
-pub use report::{PerformanceReport, SeriesPoint, MAX_SERIES_POINTS};
+pub use report::{PerformanceReport, SeriesPoint, StageTimings, MAX_SERIES_POINTS};
 
 /// Samples this process while sessions are open. Cheap to clone; the sampler
 /// thread stops when the last clone is dropped.

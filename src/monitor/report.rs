@@ -9,6 +9,18 @@ use crate::rounding::round_to;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// How long each stage of a job took, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageTimings {
+    /// Waiting in the queue (not part of the measured processing).
+    pub queue_wait_sec: f64,
+    /// Reading, decoding, downmixing and resampling the audio (done block by
+    /// block as the model asks for it).
+    pub decode_sec: f64,
+    /// The rest of the processing time: the model's work.
+    pub inference_sec: f64,
+}
+
 /// One reading of the process.
 #[derive(Debug, Clone, Copy)]
 pub struct Point {
@@ -19,7 +31,7 @@ pub struct Point {
 }
 
 /// What one request cost the machine. The first eight fields are the
-/// contract (see DESIGN.md); the rest are extras.
+/// contract (docs/ARCHITECTURE.md); the rest are extras.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceReport {
     /// This process's CPU use while the request ran, time-weighted mean; 100 = one core.
@@ -50,7 +62,7 @@ pub struct PerformanceReport {
 }
 
 impl PerformanceReport {
-    /// The eight figures by their contract names (DESIGN.md), in contract order.
+    /// The eight figures by their contract names (docs/ARCHITECTURE.md), in contract order.
     pub fn eight(&self) -> [(&'static str, f64); 8] {
         [
             ("cpu_percent_avg", self.cpu_percent_avg),

@@ -1,5 +1,6 @@
 //! The data dir: each transcription leaves `{file_id}.txt` (the transcript)
-//! and `{file_id}.performance.json` (its record), both written atomically.
+//! and `{file_id}.performance.json` (its record), both written atomically;
+//! uploads wait in `uploads/{file_id}.upload` until they are transcribed.
 
 pub mod record;
 
@@ -9,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 pub use record::{FileId, TranscriptionRecord};
 
+/// The uploads folder inside the data dir.
+const UPLOADS: &str = "uploads";
+
 /// Paired transcript and record files in one folder.
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -16,11 +20,27 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Opens (creating if needed) the data dir and checks that it is writable.
+    /// Opens (creating if needed) the data dir and its uploads folder, and
+    /// checks that they are writable.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        fs::create_dir_all(dir.join(UPLOADS))?;
         tempfile::NamedTempFile::new_in(dir)?;
         Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    /// The folder where uploads wait.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.dir.join(UPLOADS)
+    }
+
+    /// Where the upload of `id` waits.
+    pub fn upload_path(&self, id: &FileId) -> PathBuf {
+        self.uploads_dir().join(format!("{id}.upload"))
+    }
+
+    /// Whether both files of `id` exist (the record is written last).
+    pub fn has_record(&self, id: &FileId) -> bool {
+        self.record_path(id).exists()
     }
 
     /// The folder.

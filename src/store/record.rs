@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{JobOutput, StageTimings};
-use crate::monitor::PerformanceReport;
+use crate::audio::AudioWarning;
+use crate::monitor::{PerformanceReport, StageTimings};
 use crate::rounding::round_to;
 
 /// A transcription's id: a UUID in its canonical hyphenated form. Parsing
@@ -98,30 +98,9 @@ pub struct TranscriptionRecord {
     /// The W3C trace id of the request, to find its trace in Jaeger.
     #[serde(default)]
     pub trace_id: Option<String>,
-}
-
-impl TranscriptionRecord {
-    /// The record of a finished job.
-    pub fn from_output(
-        file_id: FileId,
-        filename: String,
-        model: String,
-        output: &JobOutput,
-        trace_id: Option<String>,
-    ) -> Self {
-        Self {
-            file_id,
-            filename,
-            created_at: chrono::Utc::now(),
-            model,
-            language: output.transcript.language.clone(),
-            audio_duration_sec: round_to(output.audio_duration_sec, 3),
-            word_count: output.transcript.text.split_whitespace().count(),
-            performance: RequestPerformance::new(output.performance.clone(), output.audio_duration_sec),
-            timings: output.timings,
-            trace_id,
-        }
-    }
+    /// What the transcript does not cover (a file cut short, damaged packets).
+    #[serde(default)]
+    pub warnings: Vec<AudioWarning>,
 }
 
 #[cfg(test)]

@@ -14,7 +14,10 @@ use sori::batch::Batches;
 use sori::engine::{Engine, EngineSettings, Transcriber};
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
-use sori::AppState;
+use sori::transcription::Transcriptions;
+use sori::{AppState, HttpLimits};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Limits of a test app.
 pub struct TestLimits {
@@ -51,19 +54,24 @@ pub fn test_app(
             max_audio_sec: limits.max_audio_sec,
         },
     );
-    let engine = Arc::new(engine);
     let store = FileStore::open(data_dir).unwrap();
-    let batches = Batches::open(data_dir, engine.clone(), store.clone()).unwrap();
-    batches.start();
-    let state = AppState {
-        engine,
-        store,
-        batches: Arc::new(batches),
+    let transcriptions = Transcriptions::new(Arc::new(engine), store);
+    let batches = Batches::open(transcriptions.clone()).unwrap();
+    let (shutdown, work) = (CancellationToken::new(), TaskTracker::new());
+    batches.start(shutdown.clone(), work.clone());
+    let http = HttpLimits {
         max_upload_bytes: limits.max_upload_bytes,
         max_batch_upload_bytes: limits.max_upload_bytes * 4,
-        upload_idle_timeout: Duration::from_secs(30),
-        metrics: sori::telemetry::metrics::install(),
+        ..HttpLimits::default()
     };
+    let state = AppState::new(
+        transcriptions,
+        Arc::new(batches),
+        http,
+        sori::telemetry::metrics::install(),
+        shutdown,
+        work,
+    );
     (sori::app(state.clone()), state)
 }
 
@@ -117,12 +125,15 @@ pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
-/// Files in the data dir besides the batch database and the uploads folder, sorted.
+/// Files in the data dir besides the batch database, its lock and the uploads
+/// folder, sorted; the uploads folder must be empty (nothing is left behind).
 pub fn data_files(dir: &std::path::Path) -> Vec<String> {
+    let uploads: Vec<_> = std::fs::read_dir(dir.join("uploads")).unwrap().collect();
+    assert!(uploads.is_empty(), "uploads left behind: {uploads:?}");
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with("sori.db") && name != "uploads")
+        .filter(|name| !name.starts_with("sori.db") && name != "sori.lock" && name != "uploads")
         .collect();
     names.sort();
     names

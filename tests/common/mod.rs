@@ -15,9 +15,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared real-speech folder beside the checkout.
-pub fn shared_audio(name: &str) -> PathBuf {
-    let path = repo_root().join("../shared/audio").join(name);
+/// A real-speech clip from `tests/fixtures/audio` (its README gives sources and transcripts).
+pub fn fixture_audio(name: &str) -> PathBuf {
+    let path = repo_root().join("tests/fixtures/audio").join(name);
     assert!(path.exists(), "missing test audio {}", path.display());
     path
 }
@@ -55,6 +55,16 @@ pub fn transcriber(name: &str) -> Arc<WhisperTranscriber> {
         .clone()
 }
 
+/// Transcribes samples already in memory, handed over in blocks as the
+/// server's audio stream hands them.
+pub fn transcribe_samples(
+    transcriber: &dyn sori::engine::Transcriber,
+    samples: &[f32],
+) -> Result<sori::engine::Transcript, sori::engine::JobError> {
+    let mut blocks = samples.chunks(16_384).map(|block| Ok(block.to_vec()));
+    transcriber.transcribe(&mut blocks, &sori::engine::TranscribeOptions::default())
+}
+
 /// Writes `bytes` to a new temporary file with the given suffix.
 pub fn temp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -80,7 +90,7 @@ pub fn jfk_excerpt(dir: &Path, seconds: f64) -> PathBuf {
     let out = dir.join(format!("jfk-{seconds}s.wav"));
     let length = seconds.to_string();
     sox(&[
-        shared_audio("jfk.wav").to_str().unwrap(),
+        fixture_audio("jfk.wav").to_str().unwrap(),
         out.to_str().unwrap(),
         "trim",
         "0",
@@ -128,7 +138,7 @@ pub fn cer(reference: &str, hypothesis: &str) -> f64 {
     edit_distance(&r, &h) as f64 / r.len() as f64
 }
 
-/// The eight performance keys of the contract (DESIGN.md), in order.
+/// The eight performance keys of the contract (docs/ARCHITECTURE.md), in order.
 pub const EIGHT: [&str; 8] = [
     "cpu_percent_avg",
     "cpu_percent_max",

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback port.
+/// A loopback port free now, for peers that cannot report the port they
+/// bound (Prometheus), or for a port nothing listens on; Sori itself binds
+/// port 0 and says which port it got.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -13,32 +15,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running server.
+/// A running server. Its log is kept in a file and printed when a test fails.
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    log: tempfile::NamedTempFile,
 }
 
 impl Server {
-    /// Starts `sori serve` with `model`, extra arguments and environment, and
-    /// waits until `/readyz` answers 200.
+    /// Starts `sori serve` with `model`, extra arguments and environment on a
+    /// port the kernel picks (read back from its log, so no other test can
+    /// take it first), and waits until `/readyz` answers 200.
     pub fn start(model: &Path, data_dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
-        let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sori"));
-        command
-            .args(["serve", "--model", model.to_str().unwrap(), "--port", &port.to_string()])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let server = Self {
-            child: command.spawn().unwrap(),
-            port,
-        };
+        let server = Self::spawn(model, data_dir, args, env);
         let started = Instant::now();
         loop {
             if let Ok(r) = reqwest::blocking::get(server.url("/readyz")) {
@@ -52,6 +41,51 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Starts `sori serve` and waits until it listens (not until it is ready).
+    pub fn spawn(model: &Path, data_dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sori"));
+        command
+            .args(["serve", "--model", model.to_str().unwrap(), "--port", "0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut server = Self {
+            child: command.spawn().unwrap(),
+            port: 0,
+            log,
+        };
+        let started = Instant::now();
+        while server.port == 0 {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("the server exited with {status}:\n{}", server.log());
+            }
+            server.port = server
+                .log()
+                .lines()
+                .find_map(|line| line.split("listening on http://127.0.0.1:").nth(1))
+                .and_then(|rest| rest.trim().parse().ok())
+                .unwrap_or(0);
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the server did not listen:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// `http://127.0.0.1:{port}{path}`.
@@ -98,5 +132,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- the server's log ---\n{}", self.log());
+        }
     }
 }

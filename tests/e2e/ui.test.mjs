@@ -12,7 +12,7 @@ import { chromium } from "playwright-core";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const OUT = join(ROOT, "test-output");
-const AUDIO = resolve(ROOT, "../shared/audio");
+const AUDIO = join(ROOT, "tests/fixtures/audio");
 const MODEL = join(process.env.SORI_MODEL_DIR || join(ROOT, "models"), "ggml-tiny.en-q8_0.bin");
 const XSS_NAME = "<img src=x onerror=alert(1)>.wav";
 

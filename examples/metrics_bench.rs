@@ -1,4 +1,4 @@
-//! `/metrics` render time for `bench/compare.py`: records 10,000 transcriptions
+//! `/metrics` render time for `scripts/compare_peers.py`: records 10,000 transcriptions
 //! into the real Prometheus recorder (two models, with errors and HTTP request
 //! counts beside them), then renders the page 2,000 times, timing each render,
 //! and prints one JSON line: median, p99 and largest time, and the page's size.

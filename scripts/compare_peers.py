@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "tests" / "fixtures" / "audio"
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs back to the old farm house."
 TWO_WORDS = "Hello world."
@@ -418,7 +418,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--long", action="store_true", help="add a 5-minute clip")
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--json", default=str(ROOT / "test-output" / "bench-results.json"))
     args = parser.parse_args()
 
     models = Path(args.models)
@@ -485,7 +485,7 @@ def startup(args, models, starts=3):
 
 
 def metrics_render(args):
-    """`/metrics` render times after 10,000 recorded transcriptions (bench/metrics.rs)."""
+    """`/metrics` render times after 10,000 recorded transcriptions (examples/metrics_bench.rs)."""
     result = json.loads(subprocess.run([args.metrics], capture_output=True, text=True, check=True).stdout)
     print(f"\n### /metrics render after {result['recorded']:,} recorded transcriptions "
           f"({result['renders']:,} renders, each timed)\n")

@@ -1,4 +1,4 @@
-//! Sori's engine in-process, without HTTP, for `bench/compare.py`: loads a
+//! Sori's engine in-process, without HTTP, for `scripts/compare_peers.py`: loads a
 //! model once, then for each audio path read from stdin runs what a worker
 //! runs (decode, resample, inference, inside a monitor session) and prints one
 //! JSON line with the wall time, the text and what the run cost.
@@ -7,7 +7,7 @@
 //! benchmark measures what the PerformanceMonitor itself costs.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,12 +46,12 @@ fn main() -> anyhow::Result<()> {
     writeln!(out, "ready")?;
     out.flush()?;
     for line in std::io::stdin().lock().lines() {
-        let bytes = std::fs::read(line?.trim())?;
+        let path = line?;
         let (cpu_before, sampler_before) = (process::cpu_time_sec(), sampler_cpu_sec());
         let started = Instant::now();
         let session = monitor.as_ref().map(PerformanceMonitor::start);
-        let prepared = audio::prepare(bytes.into(), f64::INFINITY)?;
-        let transcript = transcriber.transcribe(&prepared.samples, &TranscribeOptions::default())?;
+        let mut stream = audio::AudioStream::open_file(Path::new(path.trim()), f64::INFINITY)?;
+        let transcript = transcriber.transcribe(&mut stream, &TranscribeOptions::default())?;
         let sample_count = session.map_or(0, |s| s.finish().sample_count);
         let wall = started.elapsed().as_secs_f64();
         let answer = serde_json::json!({

@@ -1,0 +1,128 @@
+//! Multipart uploads streamed to the data folder's `uploads/`, never held in
+//! memory: the one way both `/transcribe` and `/batch` receive audio.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::multipart::{Field, MultipartError};
+use axum::http::StatusCode;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::AppError;
+
+/// Longest file name kept, in characters.
+const MAX_FILENAME_CHARS: usize = 255;
+
+/// An upload on disk, deleted when dropped unless [`SpooledUpload::keep`] was called.
+#[derive(Debug)]
+pub struct SpooledUpload {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl SpooledUpload {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Leaves the file in place (it belongs to a recorded batch now).
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for SpooledUpload {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// How a multipart error reads: too large (naming `what` and its limit) or malformed.
+pub fn multipart_error(e: MultipartError, what: &str, limit_bytes: u64) -> AppError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge {
+            what: what.to_string(),
+            limit_mb: limit_bytes >> 20,
+        }
+    } else {
+        AppError::bad_request(
+            "invalid_multipart",
+            format!("the multipart body could not be read: {}", e.body_text()),
+        )
+    }
+}
+
+/// Streams one file field to `path`, never holding more than a chunk in
+/// memory; refuses it once it passes `limit_bytes`. A failure leaves no file.
+pub async fn spool_field(
+    mut field: Field<'_>,
+    path: PathBuf,
+    limit_bytes: u64,
+    body_what: &str,
+    body_limit_bytes: u64,
+) -> Result<SpooledUpload, AppError> {
+    let name = clean_filename(field.file_name().unwrap_or("upload"));
+    let io_error = |e: std::io::Error| AppError::Internal(format!("saving an upload: {e}"));
+    let mut out = tokio::fs::File::create(&path).await.map_err(io_error)?;
+    let upload = SpooledUpload { path, keep: false };
+    let mut size = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| multipart_error(e, body_what, body_limit_bytes))?
+    {
+        size += chunk.len() as u64;
+        if size > limit_bytes {
+            return Err(AppError::PayloadTooLarge {
+                what: format!("the file {name:?}"),
+                limit_mb: limit_bytes >> 20,
+            });
+        }
+        out.write_all(&chunk).await.map_err(io_error)?;
+    }
+    out.flush().await.map_err(io_error)?;
+    Ok(upload)
+}
+
+/// The last path component of a client's file name, at most 255 characters,
+/// without control characters (browsers may send `C:\fakepath\x.wav`).
+pub fn clean_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILENAME_CHARS)
+        .collect();
+    if cleaned.trim().is_empty() {
+        "upload".into()
+    } else {
+        cleaned
+    }
+}
+
+/// A form field's text, trimmed and lower-cased; `None` when empty.
+pub async fn text_field(field: Field<'_>, body_what: &str, body_limit_bytes: u64) -> Result<Option<String>, AppError> {
+    let value = field
+        .text()
+        .await
+        .map_err(|e| multipart_error(e, body_what, body_limit_bytes))?;
+    let value = value.trim().to_lowercase();
+    Ok((!value.is_empty()).then_some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_filename;
+
+    #[test]
+    fn file_names_keep_only_their_last_component() {
+        assert_eq!(clean_filename("C:\\fakepath\\talk.wav"), "talk.wav");
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("a\u{0}b\nc.wav"), "abc.wav");
+        assert_eq!(clean_filename("/"), "upload");
+        assert_eq!(clean_filename(&"x".repeat(1000)).chars().count(), 255);
+        assert_eq!(clean_filename("회의 녹음.m4a"), "회의 녹음.m4a");
+    }
+}

@@ -1,0 +1,133 @@
+//! One transcription, end to end, for every caller (a single upload, a batch
+//! file): run the job on the engine, record its figures in Prometheus and on
+//! the request's span, and write its paired files.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::engine::{Engine, JobOutput, SubmitError, TranscribeOptions};
+use crate::rounding::round_to;
+use crate::store::record::RequestPerformance;
+use crate::store::{FileId, FileStore, TranscriptionRecord};
+use crate::telemetry::metrics;
+
+/// What to transcribe.
+pub struct Request {
+    /// The id its files will have.
+    pub file_id: FileId,
+    /// The name the client gave it.
+    pub filename: String,
+    /// The upload on disk (the caller deletes it).
+    pub audio: PathBuf,
+    /// A Whisper language code; `None` detects it.
+    pub language: Option<String>,
+    /// The W3C trace id of the request, kept in the record.
+    pub trace_id: Option<String>,
+}
+
+/// A finished transcription: its record (as written) and what the model heard.
+pub struct Transcribed {
+    pub record: TranscriptionRecord,
+    pub output: JobOutput,
+}
+
+/// Why a transcription has no record.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscriptionError {
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// The paired files could not be written.
+    #[error("writing the files of {file_id} failed: {source}")]
+    Save { file_id: FileId, source: std::io::Error },
+}
+
+/// Transcribes uploads and keeps what they cost.
+#[derive(Clone)]
+pub struct Transcriptions {
+    engine: Arc<Engine>,
+    store: FileStore,
+}
+
+impl Transcriptions {
+    /// Transcriptions on `engine`, written into `store`.
+    pub fn new(engine: Arc<Engine>, store: FileStore) -> Self {
+        Self { engine, store }
+    }
+
+    /// The engine the jobs run on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The data folder.
+    pub fn store(&self) -> &FileStore {
+        &self.store
+    }
+
+    /// Runs `request` on the engine, counts it in Prometheus, puts its figures
+    /// on the current span and writes `{id}.txt` + `{id}.performance.json`.
+    pub async fn transcribe(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
+        let options = TranscribeOptions {
+            language: request.language,
+        };
+        let output = self.engine.submit(request.audio, options).await?;
+        let model = self.engine.transcriber().model_name().to_string();
+        metrics::record_transcription(
+            &model,
+            &output.performance,
+            output.audio_duration_sec,
+            output.timings.queue_wait_sec,
+        );
+        let record = TranscriptionRecord {
+            file_id: request.file_id,
+            filename: request.filename,
+            created_at: chrono::Utc::now(),
+            model,
+            language: output.transcript.language.clone(),
+            audio_duration_sec: round_to(output.audio_duration_sec, 3),
+            word_count: output.transcript.text.split_whitespace().count(),
+            performance: RequestPerformance::new(output.performance.clone(), output.audio_duration_sec),
+            timings: output.timings,
+            trace_id: request.trace_id,
+            warnings: output.warnings.clone(),
+        };
+        record_on_span(&tracing::Span::current(), &record);
+        let (store, saved, text) = (self.store.clone(), record.clone(), output.transcript.text.clone());
+        let write_span = tracing::info_span!("write_files");
+        let file_id = record.file_id;
+        tokio::task::spawn_blocking(move || write_span.in_scope(|| store.save(&saved, &text)))
+            .await
+            .map_err(|e| TranscriptionError::Save {
+                file_id,
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .map_err(|source| TranscriptionError::Save { file_id, source })?;
+        tracing::info!(
+            %file_id,
+            trace_id = record.trace_id.as_deref().unwrap_or("-"),
+            model = %record.model,
+            language = %record.language,
+            audio_sec = record.audio_duration_sec,
+            processing_sec = record.performance.report.processing_time_sec,
+            cpu_avg = record.performance.report.cpu_percent_avg,
+            ram_peak_mb = record.performance.report.ram_mb_peak,
+            "transcribed"
+        );
+        Ok(Transcribed { record, output })
+    }
+}
+
+/// Puts what the transcription was and cost onto the request's span.
+fn record_on_span(span: &tracing::Span, record: &TranscriptionRecord) {
+    span.set_attribute("file_id", record.file_id.to_string());
+    span.set_attribute("model", record.model.clone());
+    span.set_attribute("language", record.language.clone());
+    span.set_attribute("audio_duration_sec", record.audio_duration_sec);
+    span.set_attribute("word_count", record.word_count as i64);
+    for (key, value) in record.performance.report.eight() {
+        span.set_attribute(key, value);
+    }
+    span.set_attribute("real_time_factor", record.performance.real_time_factor);
+}
