@@ -19,7 +19,7 @@ run: build
 
 ## test: the whole suite (format, lint, unit, integration with the real models, the browser)
 test: build models test-deps test-tools lint
-	cargo test --release
+	cargo test --release --features crash-points
 	$(MAKE) test-e2e
 
 ## test-e2e: the web UI in Debian's chromium, driven by playwright-core (screenshots in test-output/)
@@ -69,7 +69,7 @@ models: build
 
 lint: deps
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release --all-targets --all-features -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -3,6 +3,7 @@
 pub mod audio;
 pub mod batch;
 pub mod config;
+pub mod crash_point;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -222,6 +222,17 @@ function follow(batchId) {
     renderBatch(batch);
     if (batch.status === "complete") source.close();
   });
+  // One file changed: it replaces its row, and the progress is the batch's now.
+  source.addEventListener("file", (e) => {
+    const change = JSON.parse(e.data);
+    const batch = state.batch;
+    if (!batch || batch.batch_id !== change.batch_id) return;
+    const at = batch.files.findIndex((f) => f.file_id === change.file.file_id);
+    if (at >= 0) batch.files[at] = change.file;
+    batch.progress = change.progress;
+    batch.status = change.status;
+    renderBatch(batch);
+  });
 }
 
 function renderBatch(b) {

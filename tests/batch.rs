@@ -204,26 +204,40 @@ fn server_sent_events_follow_the_batch_to_completion() {
         .send()
         .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut snapshots = Vec::new();
+    let mut events: Vec<(String, Value)> = Vec::new();
+    let mut name = String::new();
     for line in BufReader::new(response).lines() {
         let line = line.unwrap();
-        if let Some(data) = line.strip_prefix("data: ") {
-            snapshots.push(serde_json::from_str::<Value>(data).unwrap());
+        if let Some(event) = line.strip_prefix("event: ") {
+            name = event.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            events.push((name.clone(), serde_json::from_str::<Value>(data).unwrap()));
         }
     }
-    assert!(
-        snapshots.len() >= 3,
-        "a snapshot at once and after changes: {}",
-        snapshots.len()
-    );
-    let done: Vec<u64> = snapshots
+    let (first, last) = (&events[0], events.last().unwrap());
+    assert_eq!(first.0, "batch", "the whole batch first");
+    assert_eq!(first.1["files"].as_array().unwrap().len(), 2);
+    // Between them, one small event per change: the file that changed and the progress.
+    let changes: Vec<&Value> = events[1..events.len() - 1]
         .iter()
-        .map(|s| s["progress"]["done"].as_u64().unwrap())
+        .map(|(n, v)| {
+            assert_eq!(n, "file", "{v}");
+            assert!(v.get("files").is_none(), "a change does not carry the whole batch: {v}");
+            v
+        })
+        .collect();
+    assert!(changes.len() >= 2, "each file's start and end: {}", changes.len());
+    let done: Vec<u64> = events
+        .iter()
+        .map(|(_, v)| v["progress"]["done"].as_u64().unwrap())
         .collect();
     assert!(done.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {done:?}");
-    let last = snapshots.last().unwrap();
-    assert_eq!(last["status"], "complete", "the stream ends with the complete batch");
-    assert_eq!(last["progress"]["done"], 2);
+    assert!(changes
+        .iter()
+        .any(|c| c["file"]["status"] == "done" && c["file"]["performance"].is_object()));
+    assert_eq!(last.0, "batch", "the stream ends with the complete batch");
+    assert_eq!(last.1["status"], "complete");
+    assert_eq!(last.1["progress"]["done"], 2);
 }
 
 #[test]
@@ -300,4 +314,92 @@ fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files() {
     assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0);
     let list: Value = reqwest::blocking::get(server.url("/batches")).unwrap().json().unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+/// The records in the data dir, by file name, with their contents.
+fn records(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".performance.json"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// For each step of a batch file's life, a process killed right after it
+/// (`abort`, as `kill -9`): the next start loses no file, transcribes none
+/// twice, keeps one record per file, and leaves no upload behind.
+#[cfg(feature = "crash-points")]
+#[test]
+fn a_crash_at_every_step_of_a_batch_loses_nothing_and_doubles_nothing() {
+    let model = model_path("tiny.en");
+    for point in ["batch_recorded", "files_written", "result_recorded"] {
+        let data = tempfile::tempdir().unwrap();
+        let env = [("SORI_CRASH_AT", point.to_string())];
+        let mut server = Server::start(&model, data.path(), &[], &env);
+        let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
+        let form = (0..2).fold(reqwest::blocking::multipart::Form::new(), |form, i| {
+            form.part(
+                "file",
+                reqwest::blocking::multipart::Part::bytes(wav.clone()).file_name(format!("clip-{i}.wav")),
+            )
+        });
+        // At `batch_recorded` the process dies before it answers.
+        let answer = reqwest::blocking::Client::new()
+            .post(server.url("/batch"))
+            .multipart(form)
+            .send();
+        assert_eq!(answer.is_err(), point == "batch_recorded", "{point}: {answer:?}");
+        let started = Instant::now();
+        while server.child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(60), "{point}: no crash");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(server);
+        let before = records(data.path());
+        // And an upload whose request never finished (no batch file needs it).
+        let orphan = data.path().join("uploads/00000000-0000-4000-8000-000000000000.upload");
+        std::fs::write(&orphan, b"half an upload").unwrap();
+
+        let server = Server::start(&model, data.path(), &[], &[]);
+        let list: Value = reqwest::blocking::get(server.url("/batches")).unwrap().json().unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 1, "{point}: the batch is whole: {list}");
+        let id = list[0]["batch_id"].as_str().unwrap().to_string();
+        let started = Instant::now();
+        let finished = loop {
+            let b = batch(&server, &id);
+            if b["status"] == "complete" {
+                break b;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{point}: not resumed: {b}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(finished["progress"]["done"], 2, "{point}: {finished}");
+        let after = records(data.path());
+        assert_eq!(after.len(), 2, "{point}: one record per file");
+        for (name, written) in &before {
+            assert_eq!(&after[name], written, "{point}: {name} was not transcribed again");
+        }
+        for file in finished["files"].as_array().unwrap() {
+            let name = format!("{}.performance.json", file["file_id"].as_str().unwrap());
+            let record: Value = serde_json::from_str(&after[&name]).unwrap();
+            assert_eq!(
+                file["performance"]["processing_time_sec"], record["performance"]["processing_time_sec"],
+                "{point}: the row holds the record's figures"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(data.path().join("uploads")).unwrap().count(),
+            0,
+            "{point}: no upload left, the orphan swept"
+        );
+    }
 }

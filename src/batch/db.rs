@@ -255,41 +255,30 @@ impl BatchDb {
         let Some((created_at, language)) = head else {
             return Ok(None);
         };
-        let mut statement = conn.prepare(
-            "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings
-             FROM batch_files WHERE batch_id = ?1 ORDER BY position",
-        )?;
+        let mut statement = conn.prepare(&format!("{FILE_COLUMNS} WHERE batch_id = ?1 ORDER BY position"))?;
         let files = statement
-            .query_map(params![batch_id.to_string()], |row| {
-                let performance: Option<RequestPerformance> = row
-                    .get::<_, Option<String>>(7)?
-                    .and_then(|json| serde_json::from_str(&json).ok());
-                Ok(BatchFile {
-                    file_id: parse_id(&row.get::<_, String>(0)?)?,
-                    filename: row.get(1)?,
-                    status: FileStatus::parse(&row.get::<_, String>(2)?),
-                    audio_duration_sec: row.get(3)?,
-                    word_count: row.get::<_, Option<i64>>(4)?.map(|n| n as usize),
-                    processing_time_sec: performance.as_ref().map(|p| p.report.processing_time_sec),
-                    language: row.get(5)?,
-                    error: row.get(6)?,
-                    performance,
-                    warnings: row
-                        .get::<_, Option<String>>(8)?
-                        .and_then(|json| serde_json::from_str(&json).ok())
-                        .unwrap_or_default(),
-                })
-            })?
+            .query_map(params![batch_id.to_string()], file_of_row)?
             .collect::<DbResult<Vec<_>>>()?;
         let progress = progress_of(files.iter().map(|f| f.status));
         Ok(Some(Batch {
             batch_id,
             created_at: parse_time(&created_at),
             language,
-            status: status_word(&progress).to_string(),
+            status: progress.status_word().to_string(),
             progress,
             files,
         }))
+    }
+
+    /// One file of a batch as it stands now, or `None`.
+    pub fn file(&self, file_id: FileId) -> DbResult<Option<BatchFile>> {
+        self.conn()
+            .query_row(
+                &format!("{FILE_COLUMNS} WHERE id = ?1"),
+                params![file_id.to_string()],
+                file_of_row,
+            )
+            .optional()
     }
 
     /// The most recent batches, newest first.
@@ -306,7 +295,7 @@ impl BatchDb {
             Ok(BatchListItem {
                 batch_id: parse_id(&row.get::<_, String>(0)?)?,
                 created_at: parse_time(&row.get::<_, String>(1)?),
-                status: status_word(&progress).to_string(),
+                status: progress.status_word().to_string(),
                 progress,
             })
         })?;
@@ -314,26 +303,40 @@ impl BatchDb {
     }
 }
 
+/// The columns [`file_of_row`] reads, in its order.
+const FILE_COLUMNS: &str =
+    "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings
+     FROM batch_files";
+
+/// A file as the API shows it, from a row of [`FILE_COLUMNS`].
+fn file_of_row(row: &rusqlite::Row<'_>) -> DbResult<BatchFile> {
+    let performance: Option<RequestPerformance> = row
+        .get::<_, Option<String>>(7)?
+        .and_then(|json| serde_json::from_str(&json).ok());
+    Ok(BatchFile {
+        file_id: parse_id(&row.get::<_, String>(0)?)?,
+        filename: row.get(1)?,
+        status: FileStatus::parse(&row.get::<_, String>(2)?),
+        audio_duration_sec: row.get(3)?,
+        word_count: row.get::<_, Option<i64>>(4)?.map(|n| n as usize),
+        processing_time_sec: performance.as_ref().map(|p| p.report.processing_time_sec),
+        language: row.get(5)?,
+        error: row.get(6)?,
+        performance,
+        warnings: row
+            .get::<_, Option<String>>(8)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
+    })
+}
+
 fn progress_of(statuses: impl Iterator<Item = FileStatus>) -> Progress {
     let mut p = Progress::default();
     for status in statuses {
         p.total += 1;
-        match status {
-            FileStatus::Queued => p.queued += 1,
-            FileStatus::Processing => p.processing += 1,
-            FileStatus::Done => p.done += 1,
-            FileStatus::Failed => p.failed += 1,
-        }
+        *p.of(status) += 1;
     }
     p
-}
-
-fn status_word(progress: &Progress) -> &'static str {
-    if progress.is_complete() {
-        "complete"
-    } else {
-        "running"
-    }
 }
 
 fn parse_id(s: &str) -> DbResult<FileId> {

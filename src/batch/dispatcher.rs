@@ -15,13 +15,13 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::db::{BatchDb, ClaimedFile, FinishedFile};
+use super::FileChanged;
 use crate::engine::{JobError, SubmitError};
 use crate::error::AppError;
-use crate::store::FileId;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
-/// Announces which batch changed (for Server-Sent Events).
-pub type BatchEvents = broadcast::Sender<FileId>;
+/// Announces which file of which batch changed (for Server-Sent Events).
+pub type BatchEvents = broadcast::Sender<FileChanged>;
 
 /// How long to wait before retrying when the engine's queue is full.
 const FULL_QUEUE_BACKOFF: Duration = Duration::from_millis(500);
@@ -82,7 +82,7 @@ impl Dispatcher {
             let db = self.db.clone();
             match tokio::task::spawn_blocking(move || db.claim_next()).await {
                 Ok(Ok(Some(file))) => {
-                    let _ = self.events.send(file.batch_id);
+                    self.announce(&file);
                     let this = self.clone();
                     running.spawn(async move {
                         this.process(file).await;
@@ -113,6 +113,9 @@ impl Dispatcher {
         let db = self.db.clone();
         let file_id = file.file_id;
         let settled = !matches!(outcome, Outcome::Retry);
+        if matches!(outcome, Outcome::Done(_)) {
+            crate::crash_point::here("files_written");
+        }
         let update = match outcome {
             Outcome::Done(result) => tokio::task::spawn_blocking(move || db.finish(file_id, &result)).await,
             Outcome::Failed(message) => tokio::task::spawn_blocking(move || db.fail(file_id, &message)).await,
@@ -124,13 +127,21 @@ impl Dispatcher {
         match update {
             // The result is recorded: the upload is no longer needed.
             Ok(Ok(())) if settled => {
+                crate::crash_point::here("result_recorded");
                 let _ = tokio::fs::remove_file(&file.audio_path).await;
             }
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
             Err(e) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
         }
-        let _ = self.events.send(file.batch_id);
+        self.announce(&file);
+    }
+
+    fn announce(&self, file: &ClaimedFile) {
+        let _ = self.events.send(FileChanged {
+            batch_id: file.batch_id,
+            file_id: file.file_id,
+        });
     }
 
     async fn transcribe(&self, file: &ClaimedFile) -> Outcome {

@@ -89,6 +89,40 @@ impl Progress {
     pub fn is_complete(&self) -> bool {
         self.done + self.failed == self.total
     }
+
+    /// `complete` or `running`.
+    pub fn status_word(&self) -> &'static str {
+        if self.is_complete() {
+            "complete"
+        } else {
+            "running"
+        }
+    }
+
+    /// The count of files in `status`.
+    pub(crate) fn of(&mut self, status: FileStatus) -> &mut usize {
+        match status {
+            FileStatus::Queued => &mut self.queued,
+            FileStatus::Processing => &mut self.processing,
+            FileStatus::Done => &mut self.done,
+            FileStatus::Failed => &mut self.failed,
+        }
+    }
+
+    /// The progress after one file moved from `from` to `to`.
+    pub fn moved(mut self, from: FileStatus, to: FileStatus) -> Self {
+        let left = self.of(from);
+        *left = left.saturating_sub(1);
+        *self.of(to) += 1;
+        self
+    }
+}
+
+/// A change to one file of a batch, as the dispatcher announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileChanged {
+    pub batch_id: FileId,
+    pub file_id: FileId,
 }
 
 /// A whole batch with its files.
@@ -173,9 +207,14 @@ impl Batches {
         self.db.recent(limit)
     }
 
-    /// Announcements of which batch changed.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FileId> {
+    /// Announcements of which file of which batch changed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FileChanged> {
         self.events.subscribe()
+    }
+
+    /// One file of a batch as it stands now.
+    pub fn file(&self, file_id: FileId) -> rusqlite::Result<Option<BatchFile>> {
+        self.db.file(file_id)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Batches over HTTP: `POST /batch`, `GET /batch/{id}`, its summary, its
 //! Server-Sent Events, and `GET /batches`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
@@ -9,13 +10,14 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{self, Stream, StreamExt};
+use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::transcribe::check_language;
 use super::upload::{clean_filename, multipart_error, spool_field, text_field, SpooledUpload};
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
-use crate::batch::{Batch, BatchListItem, NewFile};
+use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, NewFile, Progress};
 use crate::error::AppError;
 use crate::store::FileId;
 
@@ -67,6 +69,7 @@ pub async fn create(
         }
         batches.create(batch_id, lang.as_deref(), &new_files)?;
         keep.into_iter().for_each(SpooledUpload::keep);
+        crate::crash_point::here("batch_recorded");
         Ok::<_, rusqlite::Error>(())
     })
     .await?;
@@ -141,9 +144,58 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<BatchListIte
     Ok(Json(recent))
 }
 
-/// `GET /batch/{id}/events`: the batch as a `batch` event now and after every
-/// change; the stream ends after the event that shows it complete, or when
-/// the server shuts down.
+/// One file of a batch after a change, with the batch's progress then.
+#[derive(Debug, Serialize)]
+struct FileEvent<'a> {
+    batch_id: FileId,
+    status: &'static str,
+    progress: Progress,
+    file: &'a BatchFile,
+}
+
+/// Where an event stream stands: what the client was last told.
+struct Following {
+    batch_id: FileId,
+    /// The status of each file as last sent.
+    sent: HashMap<FileId, FileStatus>,
+    progress: Progress,
+}
+
+impl Following {
+    fn new(batch: &Batch) -> Self {
+        Self {
+            batch_id: batch.batch_id,
+            sent: batch.files.iter().map(|f| (f.file_id, f.status)).collect(),
+            progress: batch.progress,
+        }
+    }
+
+    /// The event for a changed file, or `None` when the client already knows its status.
+    fn file_event(&mut self, file: &BatchFile) -> Option<Event> {
+        let before = self.sent.insert(file.file_id, file.status)?;
+        if before == file.status {
+            return None;
+        }
+        self.progress = self.progress.moved(before, file.status);
+        let event = FileEvent {
+            batch_id: self.batch_id,
+            status: self.progress.status_word(),
+            progress: self.progress,
+            file,
+        };
+        Some(Event::default().event("file").json_data(&event).expect("serializable"))
+    }
+}
+
+fn batch_event(batch: &Batch) -> Event {
+    Event::default().event("batch").json_data(batch).expect("serializable")
+}
+
+/// `GET /batch/{id}/events`: a `batch` event with the whole batch now, then a
+/// `file` event for each change (the file as it is now, and the batch's
+/// progress), so that a 5,000-file batch costs one row per change, not the
+/// whole batch; the stream ends with a `batch` event of the complete batch,
+/// or when the server shuts down.
 pub async fn events(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -152,27 +204,39 @@ pub async fn events(
     let receiver = state.batches.subscribe();
     let first = load(&state, batch_id).await?;
     let shutdown = state.shutdown.clone();
-    let stream = stream::unfold(
-        (Some(first), receiver, state, false),
-        move |(pending, mut receiver, state, finished)| async move {
-            if finished {
-                return None;
-            }
-            let batch = match pending {
-                Some(batch) => batch,
-                None => loop {
-                    match receiver.recv().await {
-                        Ok(id) if id != batch_id => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => break load(&state, batch_id).await.ok()?,
-                        Err(RecvError::Closed) => return None,
+    let opening = (!first.progress.is_complete()).then(|| Following::new(&first));
+    let first = stream::once(async move { Ok(batch_event(&first)) });
+    let changes = stream::unfold(
+        (opening, receiver, state),
+        move |(following, mut receiver, state)| async move {
+            let mut following = following?;
+            loop {
+                let change = match receiver.recv().await {
+                    Ok(change) if change.batch_id != batch_id => continue,
+                    Ok(change) => Some(change.file_id),
+                    // Missed announcements: start again from the whole batch.
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => return None,
+                };
+                if let Some(file_id) = change {
+                    let batches = state.batches.clone();
+                    let file = blocking(format!("reading file {file_id}"), move || batches.file(file_id))
+                        .await
+                        .ok()??;
+                    let Some(event) = following.file_event(&file) else {
+                        continue;
+                    };
+                    if !following.progress.is_complete() {
+                        return Some((Ok(event), (Some(following), receiver, state)));
                     }
-                },
-            };
-            let complete = batch.progress.is_complete();
-            let event = Event::default().event("batch").json_data(&batch).expect("serializable");
-            Some((Ok(event), (None, receiver, state, complete)))
+                }
+                // Complete (or lagged): the whole batch, once.
+                let batch = load(&state, batch_id).await.ok()?;
+                let next = (!batch.progress.is_complete()).then(|| Following::new(&batch));
+                return Some((Ok(batch_event(&batch)), (next, receiver, state)));
+            }
         },
     );
-    let stream = stream.take_until(shutdown.cancelled_owned());
+    let stream = first.chain(changes).take_until(shutdown.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
