@@ -218,17 +218,6 @@ fn the_server_transcribes_and_stops_gracefully_on_sigterm() {
     assert_eq!(transcripts, 2, "the transcript and its record");
 }
 
-/// The resident memory of a process, MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
-
 #[test]
 fn memory_a_long_file_used_goes_back_to_the_kernel() {
     let model = model_path("tiny.en");
@@ -242,17 +231,17 @@ fn memory_a_long_file_used_goes_back_to_the_kernel() {
         clip.extend(jfk.iter().map(|s| (s * 32_767.0) as i16));
         clip.extend(std::iter::repeat_n(0i16, 8_000));
     }
-    let idle = rss_mib(server.child.id());
+    let idle = proc_memory_mib(server.child.id(), "VmRSS");
     let (status, body) = server.transcribe("long.wav", wav_bytes(&clip, 16_000, 1), &[]);
     assert_eq!(status, 200, "{body}");
     let peak = body["performance"]["ram_mb_peak"].as_f64().unwrap();
     // The last of it is handed back after the reply; give that a moment.
     // (Kept by the allocator instead, 65 MiB or more stayed here.)
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut after = rss_mib(server.child.id());
+    let mut after = proc_memory_mib(server.child.id(), "VmRSS");
     while after > idle + 40.0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        after = rss_mib(server.child.id());
+        after = proc_memory_mib(server.child.id(), "VmRSS");
     }
     assert!(
         after <= idle + 40.0,

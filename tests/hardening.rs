@@ -32,17 +32,6 @@ fn read_answer(stream: &mut TcpStream) -> (u16, String) {
     (status, response)
 }
 
-/// The kernel's high-water mark of a process's resident memory, MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
-
 #[test]
 fn a_trickling_upload_is_cut_at_its_deadline_and_extra_uploads_wait_their_turn() {
     let data = tempfile::tempdir().unwrap();
@@ -106,14 +95,14 @@ fn a_file_that_claims_hours_is_refused_at_once_without_memory() {
     let patched = (packed & !((1u64 << 36) - 1)) | total_samples;
     bytes[18..26].copy_from_slice(&patched.to_be_bytes());
 
-    let before = peak_rss_mib(server.child.id());
+    let before = proc_memory_mib(server.child.id(), "VmHWM");
     let started = Instant::now();
     let (status, body) = server.transcribe("claims-hours.flac", bytes, &[]);
     assert_eq!(status, 422, "{body}");
     assert_eq!(error_code(&body), "audio_too_long");
     assert!(body["error"]["message"].as_str().unwrap().contains("12000 s"), "{body}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    let after = peak_rss_mib(server.child.id());
+    let after = proc_memory_mib(server.child.id(), "VmHWM");
     assert!(after - before < 20.0, "peak memory {before:.0} -> {after:.0} MiB");
 }
 

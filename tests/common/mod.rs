@@ -65,6 +65,18 @@ pub fn transcribe_samples(
     transcriber.transcribe(&mut blocks, &sori::engine::TranscribeOptions::default())
 }
 
+/// A memory figure of a process from `/proc/{pid}/status` (`VmRSS`, or the
+/// kernel's high-water mark `VmHWM`), MiB.
+pub fn proc_memory_mib(pid: u32, key: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
 /// Writes `bytes` to a new temporary file with the given suffix.
 pub fn temp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
