@@ -11,7 +11,7 @@ BUILD_PACKAGES := cmake clang libclang-dev
 TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e bench
+.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e bench fuzz
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
@@ -39,6 +39,15 @@ bench: build models test-deps .venv-bench/bin/python
 	for format in f16 q4_0; do $(SORI) model fetch tiny.en --quantize $$format; done
 	$(SORI) model fetch base --quantize f16
 	python3 scripts/compare_peers.py --python .venv-bench/bin/python $(BENCH_ARGS)
+
+## fuzz: the decode path under libFuzzer (cargo-fuzz), seeded with the test audio; FUZZ_SEC=600 by default
+FUZZ_SEC ?= 600
+fuzz: deps
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.1 --locked
+	mkdir -p fuzz/corpus/decode && cp tests/fixtures/audio/*.wav tests/fixtures/audio/*.mp3 fuzz/corpus/decode/
+	# cargo-fuzz passes nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain take them.
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O decode corpus/decode -- \
+		-max_total_time=$(FUZZ_SEC) -rss_limit_mb=1024 -timeout=10 -max_len=400000
 
 .venv-bench/bin/python:
 	python3 -m venv .venv-bench

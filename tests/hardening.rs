@@ -166,6 +166,35 @@ fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Three batch files wait behind it, and a client follows the batch's events.
+    let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
+    let form = (0..3).fold(reqwest::blocking::multipart::Form::new(), |form, i| {
+        form.part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(wav.clone()).file_name(format!("queued-{i}.wav")),
+        )
+    });
+    let posted: serde_json::Value = reqwest::blocking::Client::new()
+        .post(server.url("/batch"))
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let batch_id = posted["batch_id"].as_str().unwrap().to_string();
+    let events_url = server.url(&format!("/batch/{batch_id}/events"));
+    let events = std::thread::spawn(move || {
+        let response = reqwest::blocking::Client::new()
+            .get(events_url)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .unwrap();
+        let mut text = String::new();
+        let _ = std::io::BufReader::new(response).read_to_string(&mut text);
+        (text, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     let signalled = Instant::now();
@@ -193,4 +222,39 @@ fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
         total < Duration::from_secs(30),
         "exited {total:?} after SIGTERM ({took:?} after the answer)"
     );
+    let (streamed, ended) = events.join().unwrap();
+    assert!(streamed.contains("event: batch"), "{streamed}");
+    assert!(
+        ended.duration_since(signalled) < Duration::from_secs(30),
+        "the event stream ended with the server, not at its client's timeout"
+    );
+
+    // Batch files not started stay queued (none is left half done), and the next start runs them.
+    let db = rusqlite::Connection::open(data.path().join("sori.db")).unwrap();
+    let count = |status: &str| -> i64 {
+        db.query_row("SELECT COUNT(*) FROM batch_files WHERE status = ?1", [status], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(count("processing"), 0);
+    assert!(count("queued") >= 1, "queued files stay queued");
+    drop(db);
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
+    let started = Instant::now();
+    loop {
+        let batch: serde_json::Value = reqwest::blocking::get(server.url(&format!("/batch/{batch_id}")))
+            .unwrap()
+            .json()
+            .unwrap();
+        if batch["status"] == "complete" {
+            assert_eq!(batch["progress"]["done"], 3, "{batch}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the batch did not resume: {batch}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -50,7 +50,7 @@ pub enum AudioError {
 fn too_long_message(limit_sec: f64, stated_sec: Option<f64>) -> String {
     match stated_sec {
         Some(stated) => format!(
-            "the audio is {stated:.0} s long (as its header states); this server accepts at most {limit_sec:.0} s"
+            "the audio is {stated:.0} s long (as the file states); this server accepts at most {limit_sec:.0} s"
         ),
         None => format!("the audio is longer than the {limit_sec:.0} s this server accepts"),
     }
