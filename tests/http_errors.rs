@@ -484,3 +484,66 @@ async fn uploads_from_other_sites_are_refused_and_the_servers_own_page_is_not() 
     let (status, _, body) = send(&app, transcribe_request("jfk.wav", &wav, None)).await;
     assert_eq!(status, StatusCode::OK, "no Origin (curl, SDKs): {body}");
 }
+
+/// A client that goes away while its batch is being recorded leaves the whole
+/// batch (every queued file with its upload) or nothing (no upload left), at
+/// whatever moment it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_request_dropped_at_any_moment_leaves_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Transcription never starts, so files stay queued and keep their uploads.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let stand_in = StandIn {
+        english_only: false,
+        gate: Some(gate.clone()),
+    };
+    let (app, state) = test_app(Arc::new(stand_in), dir.path(), TestLimits::default());
+    let wav = jfk();
+    let files: Vec<Part> = (0..40).map(|_| ("file", Some("clip.wav"), &wav[..])).collect();
+    let uploads = dir.path().join("uploads");
+    let mut outcomes = (0, 0);
+    // From dropped at once to dropped after the answer: stop once both were seen often.
+    for delay_ms in (0..1_000).step_by(3) {
+        if outcomes.0 >= 5 {
+            break;
+        }
+        let before: Vec<_> = std::fs::read_dir(&uploads)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let request = multipart_request("/batch", &files);
+        let app = app.clone();
+        let task = tokio::spawn(async move { send(&app, request).await });
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        task.abort();
+        let _ = task.await;
+        // Let a blocking step that was already running finish.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now: Vec<_> = std::fs::read_dir(&uploads)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let new_uploads = now.iter().filter(|p| !before.contains(p)).count();
+        let batches = state.batches.recent(1000).unwrap();
+        let recorded = batches.len() > outcomes.0;
+        if recorded {
+            let batch = state.batches.batch(batches[0].batch_id).unwrap().unwrap();
+            assert_eq!(batch.files.len(), 40, "{delay_ms} ms: a whole batch");
+            let waiting = batch.files.iter().filter(|f| f.status.as_str() != "failed").count();
+            assert_eq!(
+                new_uploads, waiting,
+                "{delay_ms} ms: every queued file keeps its upload"
+            );
+            outcomes.0 += 1;
+        } else {
+            assert_eq!(new_uploads, 0, "{delay_ms} ms: nothing recorded, so nothing left");
+            outcomes.1 += 1;
+        }
+    }
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    assert!(
+        outcomes.0 > 0 && outcomes.1 > 0,
+        "requests dropped before and after they were recorded: {outcomes:?}"
+    );
+}

@@ -65,8 +65,11 @@ pub async fn spool_field(
 ) -> Result<SpooledUpload, AppError> {
     let name = clean_filename(field.file_name().unwrap_or("upload"));
     let io_error = |e: std::io::Error| AppError::Internal(format!("saving an upload: {e}"));
-    let mut out = tokio::fs::File::create(&path).await.map_err(io_error)?;
+    // Created here, not on a blocking thread: a request dropped while the file
+    // was being created could otherwise leave it behind after its guard was gone.
+    let file = std::fs::File::create(&path).map_err(io_error)?;
     let upload = SpooledUpload { path, keep: false };
+    let mut out = tokio::fs::File::from_std(file);
     let mut size = 0u64;
     while let Some(chunk) = field
         .chunk()
