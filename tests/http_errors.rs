@@ -547,3 +547,21 @@ async fn a_batch_request_dropped_at_any_moment_leaves_all_or_nothing() {
         "requests dropped before and after they were recorded: {outcomes:?}"
     );
 }
+
+#[tokio::test]
+async fn text_fields_are_bounded_and_unknown_fields_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let wav = jfk();
+    let huge = vec![b'e'; 10 << 20];
+    let request = multipart_request(
+        "/transcribe",
+        &[("language", None, &huge), ("file", Some("a.wav"), &wav)],
+    );
+    expect_error(&app, request, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let request = multipart_request("/batch", &[("language", None, &huge), ("file", Some("a.wav"), &wav)]);
+    expect_error(&app, request, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let request = multipart_request("/transcribe", &[("notes", None, &huge), ("file", Some("a.wav"), &wav)]);
+    let (status, _, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::OK, "an unknown field is read past: {body}");
+}

@@ -15,20 +15,61 @@ fn monitor(interval_ms: u64) -> PerformanceMonitor {
     PerformanceMonitor::new(Duration::from_millis(interval_ms), GpuProbe::detect())
 }
 
-/// Keeps the calling thread busy for `d`.
-fn spin(d: Duration) {
+/// Keeps the calling thread busy for `d`; returns the CPU seconds the kernel
+/// gave this thread meanwhile (less than `d` when other work shares the cores).
+fn spin(d: Duration) -> f64 {
+    let before = thread_cpu_sec();
     let start = Instant::now();
     let mut x = 0u64;
     while start.elapsed() < d {
         x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
+    thread_cpu_sec() - before
+}
+
+/// The calling thread's CPU time, from the kernel.
+fn thread_cpu_sec() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid pointer to a timespec for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// The process's user + system CPU time from `/proc/self/stat`, seconds
+/// (clock ticks: 10 ms resolution).
+fn proc_cpu_sec() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The report's CPU figures against the kernel's: its CPU seconds within two
+/// clock ticks (and the sampler's own few milliseconds) of `/proc`, at least
+/// what the busy threads themselves were given, and its average exactly
+/// CPU seconds over wall seconds.
+fn assert_cpu_matches_the_kernel(r: &sori::monitor::PerformanceReport, proc_delta: f64, busy_threads_sec: f64) {
+    assert!(
+        (r.cpu_time_sec - proc_delta).abs() <= 0.03,
+        "/proc says {proc_delta} s: {r:?}"
+    );
+    assert!(
+        r.cpu_time_sec >= busy_threads_sec - 0.005 && r.cpu_time_sec <= busy_threads_sec + 0.05,
+        "the busy threads had {busy_threads_sec} s: {r:?}"
+    );
+    let average = r.cpu_time_sec / r.processing_time_sec * 100.0;
+    assert!((r.cpu_percent_avg - average).abs() <= 0.5, "{r:?}");
 }
 
 #[test]
 fn one_busy_thread_is_one_core() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_, r) = monitor(500).measure(|| spin(Duration::from_secs(1)));
-    assert!((r.cpu_percent_avg - 100.0).abs() <= 10.0, "{r:?}");
+    let before = proc_cpu_sec();
+    let (busy, r) = monitor(500).measure(|| spin(Duration::from_secs(1)));
+    assert_cpu_matches_the_kernel(&r, proc_cpu_sec() - before, busy);
+    // One thread can never use more than one core.
+    assert!(r.cpu_percent_avg <= 105.0, "{r:?}");
     assert!(r.cpu_percent_max >= r.cpu_percent_avg, "{r:?}");
     assert!(r.cpu_percent_max <= 115.0, "{r:?}");
     assert!(r.sample_count >= 3, "the sampler ran: {r:?}");
@@ -39,12 +80,15 @@ fn two_busy_threads_are_two_cores() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     assert!(cores >= 2, "this test needs two cores");
-    let (_, r) = monitor(500).measure(|| {
+    let before = proc_cpu_sec();
+    let (busy, r) = monitor(500).measure(|| {
         let other = thread::spawn(|| spin(Duration::from_secs(1)));
-        spin(Duration::from_secs(1));
-        other.join().unwrap();
+        let mine = spin(Duration::from_secs(1));
+        mine + other.join().unwrap()
     });
-    assert!((r.cpu_percent_avg - 200.0).abs() <= 20.0, "{r:?}");
+    // Both threads are counted, whatever else shares the machine's cores.
+    assert_cpu_matches_the_kernel(&r, proc_cpu_sec() - before, busy);
+    assert!(r.cpu_percent_avg <= 210.0, "two threads, two cores at most: {r:?}");
 }
 
 #[test]

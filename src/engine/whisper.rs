@@ -412,6 +412,7 @@ impl Transcriber for WhisperTranscriber {
         let feed = Feed::new(audio);
         let threads = self.settings.threads;
         match feed.read_ahead(LOOKAHEAD_PIECES)? {
+            Some(0) => Err(AudioError::Empty.into()),
             // Nearly every request: one piece, on all threads.
             Some(1) => {
                 let piece = feed.take().expect("one piece was read");

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::transcribe::check_language;
-use super::upload::{clean_filename, multipart_error, spool_field, text_field, SpooledUpload};
+use super::upload::{clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload};
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, NewFile, Progress};
@@ -101,9 +101,7 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
                 files.push((file_id, filename, upload));
             }
             Some("language") => language = text_field(field, "the batch upload", body_limit).await?,
-            _ => {
-                field.bytes().await.map_err(failed)?;
-            }
+            _ => skip_field(field, "the batch upload", body_limit).await?,
         }
     }
     if files.is_empty() {

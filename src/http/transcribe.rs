@@ -8,7 +8,7 @@ use serde::Serialize;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::upload::{clean_filename, multipart_error, spool_field, text_field, SpooledUpload};
+use super::upload::{clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload};
 use super::AppState;
 use crate::audio::AudioWarning;
 use crate::engine::{is_known_language, Segment};
@@ -136,10 +136,8 @@ async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Uploa
                 file = Some((file_id, name, spooled));
             }
             Some("language") => language = text_field(field, "the upload", limit).await?,
-            _ => {
-                // Unknown fields are read and ignored.
-                field.bytes().await.map_err(failed)?;
-            }
+            // Unknown fields are read and ignored.
+            _ => skip_field(field, "the upload", limit).await?,
         }
     }
     let (file_id, filename, audio) = file.ok_or_else(|| {

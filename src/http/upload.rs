@@ -11,6 +11,8 @@ use crate::error::AppError;
 
 /// Longest file name kept, in characters.
 const MAX_FILENAME_CHARS: usize = 255;
+/// Longest value of a text field (`language`), bytes.
+const MAX_TEXT_FIELD_BYTES: usize = 256;
 
 /// An upload on disk, deleted when dropped unless [`SpooledUpload::keep`] was called.
 #[derive(Debug)]
@@ -105,14 +107,43 @@ pub fn clean_filename(raw: &str) -> String {
     }
 }
 
-/// A form field's text, trimmed and lower-cased; `None` when empty.
-pub async fn text_field(field: Field<'_>, body_what: &str, body_limit_bytes: u64) -> Result<Option<String>, AppError> {
-    let value = field
-        .text()
+/// A form field's text, trimmed and lower-cased; `None` when empty. At most
+/// [`MAX_TEXT_FIELD_BYTES`] are held: a longer value is refused.
+pub async fn text_field(
+    mut field: Field<'_>,
+    body_what: &str,
+    body_limit_bytes: u64,
+) -> Result<Option<String>, AppError> {
+    let name = field.name().unwrap_or("?").to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
         .await
-        .map_err(|e| multipart_error(e, body_what, body_limit_bytes))?;
+        .map_err(|e| multipart_error(e, body_what, body_limit_bytes))?
+    {
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+            return Err(AppError::bad_request(
+                "invalid_request",
+                format!("the field {name} is longer than {MAX_TEXT_FIELD_BYTES} bytes; send a short value such as en"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let value = String::from_utf8(bytes)
+        .map_err(|_| AppError::bad_request("invalid_request", format!("the field {name} is not UTF-8 text")))?;
     let value = value.trim().to_lowercase();
     Ok((!value.is_empty()).then_some(value))
+}
+
+/// Reads a field Sori does not use to its end, holding nothing of it.
+pub async fn skip_field(mut field: Field<'_>, body_what: &str, body_limit_bytes: u64) -> Result<(), AppError> {
+    while field
+        .chunk()
+        .await
+        .map_err(|e| multipart_error(e, body_what, body_limit_bytes))?
+        .is_some()
+    {}
+    Ok(())
 }
 
 #[cfg(test)]
