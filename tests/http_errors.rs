@@ -565,3 +565,31 @@ async fn text_fields_are_bounded_and_unknown_fields_are_skipped() {
     let (status, _, body) = send(&app, request).await;
     assert_eq!(status, StatusCode::OK, "an unknown field is read past: {body}");
 }
+
+#[tokio::test]
+async fn audio_that_states_no_length_is_cut_off_at_the_limit_while_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = TestLimits {
+        max_audio_sec: 5.0,
+        ..TestLimits::default()
+    };
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits);
+    // JFK (11 s) as FLAC whose STREAMINFO says "length unknown" (0 samples).
+    let tmp = tempfile::tempdir().unwrap();
+    let flac = tmp.path().join("unknown-length.flac");
+    sox(&[fixture_audio("jfk.wav").to_str().unwrap(), flac.to_str().unwrap()]);
+    let mut bytes = std::fs::read(&flac).unwrap();
+    let packed = u64::from_be_bytes(bytes[18..26].try_into().unwrap());
+    bytes[18..26].copy_from_slice(&(packed & !((1u64 << 36) - 1)).to_be_bytes());
+    let (status, _, body) = send(&app, transcribe_request("unknown-length.flac", &bytes, None)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(&body), "audio_too_long");
+    assert!(body["error"]["message"].as_str().unwrap().contains("longer than the 5 s"), "{body}");
+    assert!(data_files(dir.path()).is_empty());
+    // Within the limit, the same kind of file transcribes.
+    let limits = TestLimits::default();
+    let (app, _) = test_app(Arc::new(StandIn::default()), tmp.path().join("data").as_path(), limits);
+    let (status, _, body) = send(&app, transcribe_request("unknown-length.flac", &bytes, None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!((body["audio_duration_sec"].as_f64().unwrap() - 11.0).abs() < 0.01, "{body}");
+}
