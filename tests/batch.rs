@@ -272,18 +272,7 @@ fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files() {
     drop(server);
 
     let server = Server::start(&model, data.path(), &[], &[]);
-    let started = Instant::now();
-    let finished = loop {
-        let b = batch(&server, &id);
-        if b["status"] == "complete" {
-            break b;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the batch did not resume: {b}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let finished = server.wait_batch_complete(&id, Duration::from_secs(120));
     assert_eq!(finished["progress"]["done"], 5, "{finished}");
     assert_eq!(finished["progress"]["failed"], 0, "{finished}");
     let ids: Vec<&str> = finished["files"]
@@ -370,18 +359,7 @@ fn a_crash_at_every_step_of_a_batch_loses_nothing_and_doubles_nothing() {
         let list: Value = reqwest::blocking::get(server.url("/batches")).unwrap().json().unwrap();
         assert_eq!(list.as_array().unwrap().len(), 1, "{point}: the batch is whole: {list}");
         let id = list[0]["batch_id"].as_str().unwrap().to_string();
-        let started = Instant::now();
-        let finished = loop {
-            let b = batch(&server, &id);
-            if b["status"] == "complete" {
-                break b;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "{point}: not resumed: {b}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let finished = server.wait_batch_complete(&id, Duration::from_secs(120));
         assert_eq!(finished["progress"]["done"], 2, "{point}: {finished}");
         let after = records(data.path());
         assert_eq!(after.len(), 2, "{point}: one record per file");

@@ -241,20 +241,6 @@ fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
     assert!(count("queued") >= 1, "queued files stay queued");
     drop(db);
     let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
-    let started = Instant::now();
-    loop {
-        let batch: serde_json::Value = reqwest::blocking::get(server.url(&format!("/batch/{batch_id}")))
-            .unwrap()
-            .json()
-            .unwrap();
-        if batch["status"] == "complete" {
-            assert_eq!(batch["progress"]["done"], 3, "{batch}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the batch did not resume: {batch}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let batch = server.wait_batch_complete(&batch_id, Duration::from_secs(60));
+    assert_eq!(batch["progress"]["done"], 3, "{batch}");
 }

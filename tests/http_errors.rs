@@ -584,12 +584,21 @@ async fn audio_that_states_no_length_is_cut_off_at_the_limit_while_decoding() {
     let (status, _, body) = send(&app, transcribe_request("unknown-length.flac", &bytes, None)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(error_code(&body), "audio_too_long");
-    assert!(body["error"]["message"].as_str().unwrap().contains("longer than the 5 s"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than the 5 s"),
+        "{body}"
+    );
     assert!(data_files(dir.path()).is_empty());
     // Within the limit, the same kind of file transcribes.
     let limits = TestLimits::default();
     let (app, _) = test_app(Arc::new(StandIn::default()), tmp.path().join("data").as_path(), limits);
     let (status, _, body) = send(&app, transcribe_request("unknown-length.flac", &bytes, None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!((body["audio_duration_sec"].as_f64().unwrap() - 11.0).abs() < 0.01, "{body}");
+    assert!(
+        (body["audio_duration_sec"].as_f64().unwrap() - 11.0).abs() < 0.01,
+        "{body}"
+    );
 }

@@ -110,6 +110,22 @@ impl Server {
         (status, response.json().unwrap())
     }
 
+    /// Reads `GET /batch/{id}` until the batch is complete, and returns it.
+    pub fn wait_batch_complete(&self, id: &str, limit: Duration) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let batch: serde_json::Value = reqwest::blocking::get(self.url(&format!("/batch/{id}")))
+                .unwrap()
+                .json()
+                .unwrap();
+            if batch["status"] == "complete" {
+                return batch;
+            }
+            assert!(started.elapsed() < limit, "the batch did not complete: {batch}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit; returns how long it took and whether it exited 0.
     pub fn terminate(mut self) -> (Duration, bool) {
         let started = Instant::now();
