@@ -130,4 +130,9 @@ fn record_on_span(span: &tracing::Span, record: &TranscriptionRecord) {
         span.set_attribute(key, value);
     }
     span.set_attribute("real_time_factor", record.performance.real_time_factor);
+    span.set_attribute(
+        "concurrent_jobs_max",
+        record.performance.report.concurrent_jobs_max as i64,
+    );
+    span.set_attribute("scope", record.performance.report.scope.as_str());
 }

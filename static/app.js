@@ -17,6 +17,9 @@ const TEXT = {
     cpu_avg: "CPU 평균", cpu_max: "CPU 최대", ram_avg: "RAM 평균", ram_peak: "RAM 최대",
     gpu_vram: "GPU VRAM", gpu_vram_peak: "GPU VRAM 최대", gpu_util: "GPU 활용도", processing: "처리 시간",
     rtf: "실시간 배율", audio: "오디오 길이", no_gpu: "GPU 없음",
+    scope: "측정 범위", scope_request: "이 요청만", scope_process: "프로세스 전체 (동시 작업 {n}개 포함)",
+    scope_unrecorded: "프로세스 전체 (기록 없음)",
+    measured_alone: "단독 측정 파일", measured_with_others: "동시 작업과 함께 측정된 파일",
     batch_title: "일괄 처리", col_name: "파일명", col_status: "상태", col_duration: "시간", col_words: "단어수",
     col_processing: "처리시간", col_language: "언어", col_error: "오류", col_performance: "성능",
     status_queued: "대기", status_processing: "처리 중", status_done: "완료", status_failed: "실패",
@@ -41,6 +44,9 @@ const TEXT = {
     cpu_avg: "CPU avg", cpu_max: "CPU max", ram_avg: "RAM avg", ram_peak: "RAM peak",
     gpu_vram: "GPU VRAM", gpu_vram_peak: "GPU VRAM peak", gpu_util: "GPU utilization", processing: "Processing time",
     rtf: "Real-time factor", audio: "Audio length", no_gpu: "no GPU",
+    scope: "Measured", scope_request: "this request alone", scope_process: "whole process ({n} other jobs overlapped)",
+    scope_unrecorded: "whole process (not recorded)",
+    measured_alone: "Files measured alone", measured_with_others: "Files measured with other jobs",
     batch_title: "Batch", col_name: "File name", col_status: "Status", col_duration: "Duration", col_words: "Words",
     col_processing: "Processing", col_language: "Language", col_error: "Error", col_performance: "Performance",
     status_queued: "queued", status_processing: "processing", status_done: "done", status_failed: "failed",
@@ -92,6 +98,11 @@ function eightFigures(p) {
     ["gpu_util", fmt.pct(p.gpu_percent)],
     ["processing", fmt.sec(p.processing_time_sec)],
   ];
+}
+
+/** What the CPU, RAM and GPU figures cover, in words. */
+function scopeOf(p) {
+  return ["scope", t(`scope_${p.scope || "unrecorded"}`, { n: p.concurrent_jobs_max ?? 0 })];
 }
 
 function fillMetrics(dl, pairs) {
@@ -186,7 +197,7 @@ function renderSingle(r) {
     return li;
   }));
   const p = r.performance;
-  fillMetrics($("single-metrics"), [...eightFigures(p), ["rtf", p.real_time_factor.toFixed(3)], ["audio", fmt.sec(r.audio_duration_sec)]]);
+  fillMetrics($("single-metrics"), [...eightFigures(p), ["rtf", p.real_time_factor.toFixed(3)], ["audio", fmt.sec(r.audio_duration_sec)], scopeOf(p)]);
   drawSamples($("single-chart"), p.samples || []);
 }
 
@@ -276,7 +287,7 @@ function perfCell(file) {
 
 function openFileModal(file) {
   $("file-modal-title").textContent = file.filename;
-  fillMetrics($("file-modal-metrics"), [...eightFigures(file.performance), ["rtf", file.performance.real_time_factor.toFixed(3)]]);
+  fillMetrics($("file-modal-metrics"), [...eightFigures(file.performance), ["rtf", file.performance.real_time_factor.toFixed(3)], scopeOf(file.performance)]);
   drawSamples($("file-modal-chart"), file.performance.samples || []);
   $("file-modal").showModal();
 }
@@ -290,6 +301,8 @@ async function openSummary() {
     ["files_total", String(s.count_total)],
     ["files_done", String(s.count_done)],
     ["files_failed", String(s.count_failed)],
+    ["measured_alone", String(s.count_measured_alone)],
+    ["measured_with_others", String(s.count_measured_with_others)],
     ["total_audio", fmt.sec(s.total_audio_sec)],
     ["total_processing", fmt.sec(s.total_processing_sec)],
     ["throughput", `${s.throughput_audio_sec_per_sec.toFixed(2)}×`],

@@ -306,6 +306,7 @@ fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files() {
 }
 
 /// The records in the data dir, by file name, with their contents.
+#[cfg(feature = "crash-points")]
 fn records(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
     std::fs::read_dir(dir)
         .unwrap()

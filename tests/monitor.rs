@@ -145,3 +145,34 @@ fn an_idle_monitor_takes_no_readings() {
         "readings taken while idle leaked into a session: {r:?}"
     );
 }
+
+#[test]
+fn overlapping_sessions_say_so_and_a_lone_one_is_its_own() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let m = monitor(50);
+    let (_, alone) = m.measure(|| thread::sleep(Duration::from_millis(20)));
+    assert_eq!(
+        (alone.concurrent_jobs_max, alone.scope.as_str()),
+        (0, "request"),
+        "{alone:?}"
+    );
+    // The first starts alone; two more start while it runs; the last starts after the second ends.
+    let first = m.start();
+    let second = m.start();
+    let third = m.start();
+    let second = second.finish();
+    let fourth = m.start();
+    let (first, third, fourth) = (first.finish(), third.finish(), fourth.finish());
+    assert_eq!(
+        (first.concurrent_jobs_max, first.scope.as_str()),
+        (2, "process"),
+        "{first:?}"
+    );
+    assert_eq!(second.concurrent_jobs_max, 2, "{second:?}");
+    assert_eq!(third.concurrent_jobs_max, 2, "{third:?}");
+    assert_eq!(
+        (fourth.concurrent_jobs_max, fourth.scope.as_str()),
+        (2, "process"),
+        "{fourth:?}"
+    );
+}

@@ -320,6 +320,12 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
     assert_eq!(attrs.get("model"), Some(&AnyValue::StringValue(model.into())));
     assert_eq!(attrs.get("language"), Some(&AnyValue::StringValue("en".into())));
     assert_eq!(attrs.get("outcome"), Some(&AnyValue::StringValue("success".into())));
+    assert_eq!(
+        attrs.get("scope"),
+        Some(&AnyValue::StringValue("request".into())),
+        "it ran alone"
+    );
+    assert_eq!(attrs.get("concurrent_jobs_max"), Some(&AnyValue::IntValue(0)));
     for child in ["queue_wait", "decode", "resample", "inference", "write_files"] {
         let span = spans
             .iter()

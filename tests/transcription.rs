@@ -187,3 +187,39 @@ async fn a_clip_shorter_than_a_second_still_transcribes() {
     );
     assert!(body["performance"]["processing_time_sec"].as_f64().unwrap() > 0.0);
 }
+
+/// Two transcriptions at once on two workers: each says that other work
+/// overlapped it and that its figures are the whole process's; one alone
+/// says its figures are its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_report_says_whether_other_jobs_overlapped_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = TestLimits {
+        workers: 2,
+        ..TestLimits::default()
+    };
+    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), limits);
+    let audio = tempfile::tempdir().unwrap();
+    let thrice = audio.path().join("jfk-thrice.wav");
+    let jfk = fixture_audio("jfk.wav");
+    let jfk = jfk.to_str().unwrap();
+    sox(&[jfk, jfk, jfk, thrice.to_str().unwrap()]);
+    let bytes = std::fs::read(&thrice).unwrap();
+    let (a, b) = tokio::join!(
+        send(&app, transcribe_request("a.wav", &bytes, None)),
+        send(&app, transcribe_request("b.wav", &bytes, None)),
+    );
+    for (status, _, body) in [a, b] {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let p = &body["performance"];
+        assert_eq!(p["concurrent_jobs_max"], 1, "{p}");
+        assert_eq!(p["scope"], "process", "{p}");
+        let id = body["file_id"].as_str().unwrap();
+        let (_, _, record) = send(&app, get(&format!("/files/{id}"))).await;
+        assert_eq!(record["performance"]["scope"], "process", "the record says so too");
+    }
+    let (status, _, alone) = send(&app, transcribe_request("c.wav", &bytes, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alone["performance"]["concurrent_jobs_max"], 0, "{alone}");
+    assert_eq!(alone["performance"]["scope"], "request", "{alone}");
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Batch, FileStatus};
+use crate::monitor::MeasurementScope;
 use crate::rounding::round_to;
 use crate::store::FileId;
 
@@ -60,6 +61,10 @@ pub struct BatchSummary {
     pub metrics: BTreeMap<String, Stat>,
     /// Processing time and CPU per done file, in batch order.
     pub files: Vec<FilePoint>,
+    /// Done files whose figures are their own (they ran alone).
+    pub count_measured_alone: usize,
+    /// Done files whose figures are the whole process's (other jobs overlapped them).
+    pub count_measured_with_others: usize,
 }
 
 /// Summarizes a batch.
@@ -73,6 +78,10 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
             }
         }
     }
+    let scopes: Vec<MeasurementScope> = done
+        .iter()
+        .filter_map(|f| Some(f.performance.as_ref()?.report.scope))
+        .collect();
     let total_audio_sec: f64 = done.iter().filter_map(|f| f.audio_duration_sec).sum();
     let total_processing_sec: f64 = done.iter().filter_map(|f| f.processing_time_sec).sum();
     BatchSummary {
@@ -103,6 +112,8 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
                 })
             })
             .collect(),
+        count_measured_alone: scopes.iter().filter(|&&s| s == MeasurementScope::Request).count(),
+        count_measured_with_others: scopes.iter().filter(|&&s| s == MeasurementScope::Process).count(),
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 pub use gpu::{DeviceSummary, GpuProbe, GpuSample};
 use report::Point;
-pub use report::{PerformanceReport, SeriesPoint, StageTimings, MAX_SERIES_POINTS};
+pub use report::{MeasurementScope, PerformanceReport, SeriesPoint, StageTimings, MAX_SERIES_POINTS};
 
 /// Samples this process while sessions are open. Cheap to clone; the sampler
 /// thread stops when the last clone is dropped.
@@ -33,8 +33,15 @@ struct Shared {
 #[derive(Default)]
 struct State {
     next_id: u64,
-    sessions: HashMap<u64, Vec<Point>>,
+    sessions: HashMap<u64, Session>,
     stopping: bool,
+}
+
+/// What the monitor keeps for one open session.
+struct Session {
+    points: Vec<Point>,
+    /// The most other sessions that were open at once during this one.
+    overlap: usize,
 }
 
 /// Stops and joins the sampler thread when dropped.
@@ -92,7 +99,16 @@ impl PerformanceMonitor {
         let owns_peak = state.sessions.is_empty() && process::reset_peak_rss();
         let id = state.next_id;
         state.next_id += 1;
-        state.sessions.insert(id, vec![self.shared.read()]);
+        // Every open session now overlaps as many others as this one does.
+        let others = state.sessions.len();
+        for session in state.sessions.values_mut() {
+            session.overlap = session.overlap.max(others);
+        }
+        let session = Session {
+            points: vec![self.shared.read()],
+            overlap: others,
+        };
+        state.sessions.insert(id, session);
         drop(state);
         self.shared.wake.notify_all();
         MonitorSession {
@@ -138,8 +154,8 @@ fn sample_loop(shared: &Shared) {
             continue;
         }
         let point = shared.read();
-        for points in state.sessions.values_mut() {
-            points.push(point);
+        for session in state.sessions.values_mut() {
+            session.points.push(point);
         }
     }
 }
@@ -160,19 +176,19 @@ impl MonitorSession {
         } else {
             None
         };
-        let mut points = self
+        let Session { mut points, overlap } = self
             .shared
             .state
             .lock()
             .expect("monitor lock")
             .sessions
             .remove(&self.id)
-            .unwrap_or_default();
+            .expect("a session is open until it finishes");
         // A sampler reading taken after `end` belongs to no one's span.
         points.retain(|p| p.at <= end.at);
         points.push(end);
         let interval = self.shared.interval.as_secs_f64();
-        report::compute(&points, interval, peak, self.shared.gpu.available())
+        report::compute(&points, interval, peak, self.shared.gpu.available(), overlap)
     }
 }
 

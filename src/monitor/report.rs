@@ -56,9 +56,40 @@ pub struct PerformanceReport {
     pub sample_count: usize,
     /// Whether an NVIDIA GPU was seen.
     pub gpu_available: bool,
+    /// The most other measured jobs that ran at the same time as this one.
+    #[serde(default)]
+    pub concurrent_jobs_max: usize,
+    /// What the CPU, RAM and GPU figures cover (see [`MeasurementScope`]).
+    #[serde(default)]
+    pub scope: MeasurementScope,
     /// CPU and RAM over the request's duration (at most [`MAX_SERIES_POINTS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<SeriesPoint>,
+}
+
+/// What a report's CPU, RAM and GPU figures cover.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasurementScope {
+    /// The job ran alone: every figure is its own.
+    Request,
+    /// Other jobs overlapped it: CPU, RAM and GPU are the whole process's
+    /// over the job's time, the overlapping jobs' included.
+    Process,
+    /// A record written before Sori said which (its figures are the process's).
+    #[default]
+    Unrecorded,
+}
+
+impl MeasurementScope {
+    /// The name in the JSON and on the span.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Process => "process",
+            Self::Unrecorded => "unrecorded",
+        }
+    }
 }
 
 impl PerformanceReport {
@@ -93,8 +124,15 @@ pub struct SeriesPoint {
 
 /// Computes the report. `points` holds at least the start and end readings,
 /// in time order; `interval_sec` is the sampler's interval; `peak_rss` is a
-/// high-water mark valid for exactly this span, where one is known.
-pub fn compute(points: &[Point], interval_sec: f64, peak_rss: Option<u64>, gpu_available: bool) -> PerformanceReport {
+/// high-water mark valid for exactly this span, where one is known;
+/// `overlap` is the most other jobs measured at once during it.
+pub fn compute(
+    points: &[Point],
+    interval_sec: f64,
+    peak_rss: Option<u64>,
+    gpu_available: bool,
+    overlap: usize,
+) -> PerformanceReport {
     let (first, last) = (points[0], points[points.len() - 1]);
     let wall = last.at.duration_since(first.at).as_secs_f64();
     let cpu_time = (last.cpu_time_sec - first.cpu_time_sec).max(0.0);
@@ -129,6 +167,12 @@ pub fn compute(points: &[Point], interval_sec: f64, peak_rss: Option<u64>, gpu_a
         cpu_time_sec: round_to(cpu_time, 4),
         sample_count: points.len(),
         gpu_available,
+        concurrent_jobs_max: overlap,
+        scope: if overlap == 0 {
+            MeasurementScope::Request
+        } else {
+            MeasurementScope::Process
+        },
         samples: series(points, &bounds),
     }
 }
@@ -206,7 +250,7 @@ mod tests {
             point(s, 1.0, 0.75, 200),
             point(s, 1.001, 0.76, 200),
         ];
-        let r = compute(&points, 0.5, None, false);
+        let r = compute(&points, 0.5, None, false, 0);
         assert!((r.cpu_percent_avg - 75.92).abs() < 0.01, "{r:?}");
         assert!((r.cpu_percent_max - 100.0).abs() < 0.01, "{r:?}");
         assert_eq!(r.ram_mb_peak, 300.0);
@@ -231,7 +275,7 @@ mod tests {
         let points: Vec<Point> = (0..=1000)
             .map(|i| point(s, i as f64 * 0.5, i as f64 * 0.25, 100))
             .collect();
-        let r = compute(&points, 0.5, None, false);
+        let r = compute(&points, 0.5, None, false, 0);
         assert!(r.samples.len() <= MAX_SERIES_POINTS, "{}", r.samples.len());
         assert_eq!(r.samples.last().unwrap().t_sec, 500.0);
         assert!(r.samples.iter().all(|p| (p.cpu_percent - 50.0).abs() < 1e-6));
@@ -241,7 +285,7 @@ mod tests {
     fn high_water_mark_raises_the_peak_only() {
         let s = Instant::now();
         let points = [point(s, 0.0, 0.0, 100), point(s, 0.1, 0.1, 100)];
-        let r = compute(&points, 0.5, Some(400 << 20), false);
+        let r = compute(&points, 0.5, Some(400 << 20), false, 0);
         assert_eq!((r.ram_mb_avg, r.ram_mb_peak), (100.0, 400.0));
         assert!(r.cpu_percent_max >= r.cpu_percent_avg);
     }

@@ -93,6 +93,8 @@ test("a single upload shows the transcript, segments and the eight figures", asy
   }
   const processing = await page.locator('#single-metrics [data-metric="processing"] dd').textContent();
   assert.match(processing, /^\d+(\.\d+)? s$/);
+  // A request that ran alone says that its figures are its own.
+  assert.equal(await page.locator('#single-metrics [data-metric="scope"] dd').textContent(), "이 요청만");
   assert.ok(await page.locator("#single-chart polyline").count() === 2, "CPU and RAM lines");
   await page.screenshot({ path: join(OUT, "single-result.png"), fullPage: true });
 });
@@ -136,7 +138,8 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   await page.locator("#batch-rows button.perf").first().click();
   const fileModal = page.locator("#file-modal");
   await fileModal.waitFor({ state: "visible" });
-  assert.equal(await fileModal.locator("dt").count(), 9, "the eight figures and the real-time factor");
+  assert.equal(await fileModal.locator("dt").count(), 10, "the eight figures, the real-time factor and the scope");
+  assert.equal(await fileModal.locator('[data-metric="scope"] dd').textContent(), "이 요청만", "one worker: each file ran alone");
   assert.ok(await fileModal.locator("polyline").count() === 2);
   await page.screenshot({ path: join(OUT, "file-modal.png") });
   await page.keyboard.press("Escape");
@@ -148,6 +151,8 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   assert.equal(await summary.locator("#summary-stats tr").count(), 8);
   const done = await summary.locator('[data-metric="files_done"] dd').textContent();
   assert.equal(done, "3");
+  assert.equal(await summary.locator('[data-metric="measured_alone"] dd').textContent(), "3");
+  assert.equal(await summary.locator('[data-metric="measured_with_others"] dd').textContent(), "0");
   assert.equal(await summary.locator("#summary-chart rect").count(), 3, "one bar per done file");
   await page.screenshot({ path: join(OUT, "summary-modal.png") });
   await page.keyboard.press("Escape");
