@@ -271,7 +271,8 @@ fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files() {
     server.child.wait().unwrap();
     drop(server);
 
-    let server = Server::start(&model, data.path(), &[], &[]);
+    // The same folder, spelled another way: the uploads are found by their ids.
+    let server = Server::start(&model, &data.path().join("."), &[], &[]);
     let finished = server.wait_batch_complete(&id, Duration::from_secs(120));
     assert_eq!(finished["progress"]["done"], 5, "{finished}");
     assert_eq!(finished["progress"]["failed"], 0, "{finished}");

@@ -48,8 +48,6 @@ ALTER TABLE batch_files ADD COLUMN warnings TEXT;
 pub struct NewFile {
     pub file_id: FileId,
     pub filename: String,
-    /// Where the upload waits.
-    pub audio_path: String,
     /// Set when the upload was refused at once (not audio, empty).
     pub rejected: Option<String>,
 }
@@ -60,7 +58,6 @@ pub struct ClaimedFile {
     pub file_id: FileId,
     pub batch_id: FileId,
     pub filename: String,
-    pub audio_path: String,
     pub language: Option<String>,
 }
 
@@ -118,13 +115,12 @@ impl BatchDb {
         ids.collect()
     }
 
-    /// The uploads that queued or processing files still need.
-    pub fn pending_uploads(&self) -> DbResult<Vec<String>> {
+    /// The files that still need their uploads (queued or processing).
+    pub fn pending(&self) -> DbResult<Vec<FileId>> {
         let conn = self.conn();
-        let mut statement =
-            conn.prepare("SELECT audio_path FROM batch_files WHERE status IN ('queued', 'processing')")?;
-        let paths = statement.query_map([], |row| row.get(0))?;
-        paths.collect()
+        let mut statement = conn.prepare("SELECT id FROM batch_files WHERE status IN ('queued', 'processing')")?;
+        let ids = statement.query_map([], |row| parse_id(&row.get::<_, String>(0)?))?;
+        ids.collect()
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -150,7 +146,8 @@ impl BatchDb {
                     batch_id.to_string(),
                     position as i64,
                     f.filename,
-                    f.audio_path,
+                    // Informational: an upload is found by its file's id, wherever the data dir is.
+                    format!("uploads/{}.upload", f.file_id),
                     status,
                     f.rejected,
                     now
@@ -171,7 +168,7 @@ impl BatchDb {
                      SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
                      WHERE f.status = 'queued'
                      ORDER BY b.created_at, f.batch_id, f.position LIMIT 1)
-                 RETURNING id, batch_id, filename, audio_path,
+                 RETURNING id, batch_id, filename,
                      (SELECT language FROM batches WHERE batches.id = batch_files.batch_id)",
                 [],
                 |row| {
@@ -179,20 +176,18 @@ impl BatchDb {
                         row.get::<_, String>(0)?,
                         row.get::<_, String>(1)?,
                         row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, Option<String>>(4)?,
+                        row.get::<_, Option<String>>(3)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((id, batch_id, filename, audio_path, language)) = next else {
+        let Some((id, batch_id, filename, language)) = next else {
             return Ok(None);
         };
         Ok(Some(ClaimedFile {
             file_id: parse_id(&id)?,
             batch_id: parse_id(&batch_id)?,
             filename,
-            audio_path,
             language,
         }))
     }

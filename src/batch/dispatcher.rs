@@ -128,7 +128,7 @@ impl Dispatcher {
             // The result is recorded: the upload is no longer needed.
             Ok(Ok(())) if settled => {
                 crate::crash_point::here("result_recorded");
-                let _ = tokio::fs::remove_file(&file.audio_path).await;
+                let _ = tokio::fs::remove_file(self.transcriptions.store().upload_path(&file_id)).await;
             }
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
@@ -145,13 +145,14 @@ impl Dispatcher {
     }
 
     async fn transcribe(&self, file: &ClaimedFile) -> Outcome {
-        if !tokio::fs::try_exists(&file.audio_path).await.unwrap_or(false) {
+        let audio = self.transcriptions.store().upload_path(&file.file_id);
+        if !tokio::fs::try_exists(&audio).await.unwrap_or(false) {
             return Outcome::Failed("the uploaded audio is gone; upload the file again".into());
         }
         let request = Request {
             file_id: file.file_id,
             filename: file.filename.clone(),
-            audio: file.audio_path.clone().into(),
+            audio,
             language: file.language.clone(),
             trace_id: None,
         };

@@ -262,12 +262,12 @@ fn settle_interrupted(db: &BatchDb, store: &FileStore) -> anyhow::Result<()> {
 }
 
 /// Removes uploads no queued or processing file needs (left by a process
-/// that stopped while it received them).
+/// that stopped while it received them). Uploads are named by their file's id.
 fn sweep_orphan_uploads(db: &BatchDb, store: &FileStore) -> anyhow::Result<()> {
-    let needed: HashSet<PathBuf> = db.pending_uploads()?.into_iter().map(PathBuf::from).collect();
+    let needed: HashSet<PathBuf> = db.pending()?.iter().map(|id| store.upload_path(id)).collect();
     let mut removed = 0;
     for entry in std::fs::read_dir(store.uploads_dir())? {
-        let path = entry?.path();
+        let path = store.uploads_dir().join(entry?.file_name());
         if !needed.contains(&path) && std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }

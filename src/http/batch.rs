@@ -59,7 +59,6 @@ pub async fn create(
             new_files.push(NewFile {
                 file_id,
                 filename,
-                audio_path: upload.path().to_string_lossy().into_owned(),
                 rejected: rejected.clone(),
             });
             // A refused upload is deleted now; a queued one waits for its turn.
