@@ -14,7 +14,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptio
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use super::{header, AudioError, AudioInfo, SAMPLE_RATES};
+use super::{header, AudioError, SAMPLE_RATES};
 
 /// An audio track being decoded to mono at its own sample rate.
 pub struct Decoder {
@@ -23,7 +23,9 @@ pub struct Decoder {
     track_id: u32,
     /// Reused between packets of the same size.
     buffer: Option<SampleBuffer<f32>>,
-    info: AudioInfo,
+    /// The length the container states (WAV data size, FLAC STREAMINFO, MP4
+    /// duration, MP3 Xing/VBRI or symphonia's estimate), seconds.
+    declared_sec: Option<f64>,
     good_packets: usize,
     bad_packets: usize,
     /// Decoding stopped at a packet it could not read, after good ones.
@@ -31,7 +33,8 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Opens a source and checks what its header states (see [`AudioInfo`]).
+    /// Opens a source and checks what its header states: a sample rate real
+    /// recordings use, an audio track, a codec symphonia decodes.
     pub fn open(mut source: Box<dyn MediaSource>) -> Result<Self, AudioError> {
         if source.byte_len() == Some(0) {
             return Err(AudioError::Empty);
@@ -82,20 +85,16 @@ impl Decoder {
             decoder,
             track_id,
             buffer: None,
-            info: AudioInfo {
-                sample_rate: params.sample_rate,
-                channels: params.channels.map(|c| c.count()),
-                declared_sec,
-            },
+            declared_sec,
             good_packets: 0,
             bad_packets: 0,
             stopped_early: false,
         })
     }
 
-    /// What the header states.
-    pub fn info(&self) -> &AudioInfo {
-        &self.info
+    /// The length the container states, seconds.
+    pub fn declared_sec(&self) -> Option<f64> {
+        self.declared_sec
     }
 
     /// Packets that could not be decoded and were skipped.

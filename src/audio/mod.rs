@@ -56,17 +56,6 @@ fn too_long_message(limit_sec: f64, stated_sec: Option<f64>) -> String {
     }
 }
 
-/// What a file's header states, read before any sample is decoded.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AudioInfo {
-    /// The stated sample rate (some containers only state it in the first packet).
-    pub sample_rate: Option<u32>,
-    /// The stated channel count.
-    pub channels: Option<usize>,
-    /// The stated length in seconds (WAV data size, FLAC STREAMINFO, MP4 duration, MP3 Xing/VBRI).
-    pub declared_sec: Option<f64>,
-}
-
 /// Something the answer must say about the audio although it was transcribed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
@@ -80,8 +69,8 @@ pub enum AudioWarning {
 /// Opens `path` and checks its header: a file that is not audio, has an
 /// impossible sample rate, or states a length over `max_duration_sec` is
 /// refused here, before it waits for a worker or allocates any samples.
-pub fn probe_file(path: &Path, max_duration_sec: f64) -> Result<AudioInfo, AudioError> {
-    Ok(*AudioStream::open_file(path, max_duration_sec)?.info())
+pub fn probe_file(path: &Path, max_duration_sec: f64) -> Result<(), AudioError> {
+    AudioStream::open_file(path, max_duration_sec).map(drop)
 }
 
 /// A whole file in memory, for tools and tests (the server streams).
@@ -91,10 +80,6 @@ pub struct PreparedAudio {
     pub samples: Vec<f32>,
     /// Length of the decoded audio, in seconds.
     pub duration_sec: f64,
-    /// What the header stated.
-    pub info: AudioInfo,
-    /// What the answer would warn about.
-    pub warnings: Vec<AudioWarning>,
 }
 
 /// Decodes bytes of any supported format into one buffer of 16 kHz samples.
@@ -107,8 +92,6 @@ pub fn prepare(bytes: bytes::Bytes, max_duration_sec: f64) -> Result<PreparedAud
     Ok(PreparedAudio {
         samples,
         duration_sec: stream.decoded_sec(),
-        info: *stream.info(),
-        warnings: stream.warnings(),
     })
 }
 
@@ -145,7 +128,7 @@ impl AudioStream {
         let resample_span = tracing::info_span!("resample", from_hz = tracing::field::Empty);
         let started = Instant::now();
         let decoder = decode_span.in_scope(|| Decoder::open(source))?;
-        if let Some(stated) = decoder.info().declared_sec.filter(|&s| s > max_duration_sec) {
+        if let Some(stated) = decoder.declared_sec().filter(|&s| s > max_duration_sec) {
             return Err(AudioError::TooLong {
                 limit_sec: max_duration_sec,
                 stated_sec: Some(stated),
@@ -162,11 +145,6 @@ impl AudioStream {
             decode_span,
             resample_span,
         })
-    }
-
-    /// What the header stated.
-    pub fn info(&self) -> &AudioInfo {
-        self.decoder.info()
     }
 
     /// Seconds of audio decoded so far (the whole length once the stream has ended).
@@ -187,7 +165,7 @@ impl AudioStream {
     pub fn warnings(&self) -> Vec<AudioWarning> {
         let mut warnings = Vec::new();
         let decoded_sec = self.decoded_sec();
-        if let Some(declared_sec) = self.info().declared_sec {
+        if let Some(declared_sec) = self.decoder.declared_sec() {
             let (ratio, margin) = TRUNCATION_TOLERANCE;
             if decoded_sec < declared_sec * ratio - margin {
                 warnings.push(AudioWarning::Truncated {
