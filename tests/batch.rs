@@ -13,22 +13,6 @@ use common::server::Server;
 use common::*;
 use serde_json::Value;
 
-async fn wait_complete(app: &axum::Router, batch_id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, _, body) = send(app, get(&format!("/batch/{batch_id}"))).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if body["status"] == "complete" {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "batch never completed: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,7 +34,7 @@ async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
     assert_eq!(created["language"], "en");
     let batch_id = created["batch_id"].as_str().unwrap().to_string();
 
-    let batch = wait_complete(&app, &batch_id).await;
+    let batch = wait_complete(&app, &batch_id, Duration::from_secs(180)).await;
     let files = batch["files"].as_array().unwrap();
     let names: Vec<&str> = files.iter().map(|f| f["filename"].as_str().unwrap()).collect();
     assert_eq!(names, ["jfk.wav", "speech.mp3", "notes.wav"], "files keep their order");

@@ -395,16 +395,9 @@ async fn impossible_sample_rates_are_refused_with_the_rate_named() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["files"][0]["status"], "failed", "{body}");
     assert!(body["files"][0]["error"].as_str().unwrap().contains("0 Hz"), "{body}");
-    let id = body["batch_id"].as_str().unwrap().to_string();
-    for _ in 0..200 {
-        let (_, _, batch) = send(&app, get(&format!("/batch/{id}"))).await;
-        if batch["status"] == "complete" {
-            assert_eq!(batch["files"][1]["status"], "done", "{batch}");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the batch did not complete");
+    let id = body["batch_id"].as_str().unwrap();
+    let batch = wait_complete(&app, id, Duration::from_secs(4)).await;
+    assert_eq!(batch["files"][1]["status"], "done", "{batch}");
 }
 
 #[tokio::test]

@@ -120,6 +120,21 @@ pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::ht
     (status, headers, body)
 }
 
+/// Reads `GET /batch/{id}` until the batch is complete, and returns it;
+/// panics after `limit`.
+pub async fn wait_complete(app: &Router, batch_id: &str, limit: Duration) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _, body) = send(app, get(&format!("/batch/{batch_id}"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["status"] == "complete" {
+            return body;
+        }
+        assert!(started.elapsed() < limit, "batch never completed: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A GET request.
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
