@@ -4,7 +4,8 @@
 //! JSON line with the wall time, the text and what the run cost.
 //!
 //! `--sample-interval-sec 0` runs without any monitoring, which is how the
-//! benchmark measures what the PerformanceMonitor itself costs.
+//! benchmark measures what the PerformanceMonitor itself costs; `--words`
+//! times every word, which is how BENCHMARKS.md measures what words cost.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,9 @@ struct Args {
     /// The monitor's sampling interval; 0 turns monitoring off.
     #[arg(long, default_value_t = 0.5)]
     sample_interval_sec: f64,
+    /// Time every word (what `timestamp_granularities[]=word` and subtitles cost).
+    #[arg(long)]
+    words: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,7 +55,11 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let session = monitor.as_ref().map(PerformanceMonitor::start);
         let mut stream = audio::AudioStream::open_file(Path::new(path.trim()), f64::INFINITY)?;
-        let transcript = transcriber.transcribe(&mut stream, &TranscribeOptions::default())?;
+        let options = TranscribeOptions {
+            word_timestamps: args.words,
+            ..TranscribeOptions::default()
+        };
+        let transcript = transcriber.transcribe(&mut stream, &options)?;
         let sample_count = session.map_or(0, |s| s.finish().sample_count);
         let wall = started.elapsed().as_secs_f64();
         let answer = serde_json::json!({

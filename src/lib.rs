@@ -6,6 +6,7 @@ pub mod config;
 pub mod crash_point;
 pub mod engine;
 pub mod error;
+pub mod formats;
 pub mod http;
 pub mod model;
 pub mod monitor;

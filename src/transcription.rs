@@ -21,8 +21,8 @@ pub struct Request {
     pub filename: String,
     /// The upload on disk (the caller deletes it).
     pub audio: PathBuf,
-    /// A Whisper language code; `None` detects it.
-    pub language: Option<String>,
+    /// Language, task, prompt, temperature, word times, progress.
+    pub options: TranscribeOptions,
     /// The W3C trace id of the request, kept in the record.
     pub trace_id: Option<String>,
 }
@@ -69,10 +69,7 @@ impl Transcriptions {
     /// Runs `request` on the engine, counts it in Prometheus, puts its figures
     /// on the current span and writes `{id}.txt` + `{id}.performance.json`.
     pub async fn transcribe(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
-        let options = TranscribeOptions {
-            language: request.language,
-        };
-        let output = self.engine.submit(request.audio, options).await?;
+        let output = self.engine.submit(request.audio, request.options).await?;
         let model = self.engine.transcriber().model_name().to_string();
         metrics::record_transcription(
             &model,
@@ -94,10 +91,11 @@ impl Transcriptions {
             warnings: output.warnings.clone(),
         };
         record_on_span(&tracing::Span::current(), &record);
-        let (store, saved, text) = (self.store.clone(), record.clone(), output.transcript.text.clone());
+        let (store, saved) = (self.store.clone(), record.clone());
+        let (text, segments) = (output.transcript.text.clone(), output.transcript.segments.clone());
         let write_span = tracing::info_span!("write_files");
         let file_id = record.file_id;
-        tokio::task::spawn_blocking(move || write_span.in_scope(|| store.save(&saved, &text)))
+        tokio::task::spawn_blocking(move || write_span.in_scope(|| store.save(&saved, &text, &segments)))
             .await
             .map_err(|e| TranscriptionError::Save {
                 file_id,

@@ -48,6 +48,8 @@ impl Transcriber for StandIn {
                 start: 0.0,
                 end,
                 text: text.clone(),
+                words: Vec::new(),
+                decoding: Default::default(),
             }],
             text,
             language: "en".into(),
@@ -151,13 +153,18 @@ async fn malformed_uploads_get_clear_client_errors_and_leave_no_files() {
         data_files(dir.path())
     );
 
-    // The server keeps serving, and a good request leaves exactly its two files.
+    // The server keeps serving, and a good request leaves exactly its files:
+    // the pair and its segments.
     let (status, _, body) = send(&app, transcribe_request("jfk.wav", &wav, None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id = body["file_id"].as_str().unwrap();
     assert_eq!(
         data_files(dir.path()),
-        vec![format!("{id}.performance.json"), format!("{id}.txt")]
+        vec![
+            format!("{id}.performance.json"),
+            format!("{id}.segments.json"),
+            format!("{id}.txt")
+        ]
     );
 }
 
@@ -298,7 +305,7 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
     gate.1.notify_all();
     assert_eq!(running.await.unwrap().0, StatusCode::OK);
     assert_eq!(queued.await.unwrap().0, StatusCode::OK);
-    assert_eq!(data_files(dir.path()).len(), 4, "two transcriptions, two files each");
+    assert_eq!(data_files(dir.path()).len(), 6, "two transcriptions, three files each");
 }
 
 async fn wait_until(cond: impl Fn() -> bool) {

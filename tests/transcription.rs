@@ -38,7 +38,7 @@ fn gpu_driver_present() -> bool {
 }
 
 #[tokio::test]
-async fn jfk_wav_gives_the_whole_contract_and_two_files() {
+async fn jfk_wav_gives_the_whole_contract_and_its_files() {
     let (body, wall, dir) = transcribe("tiny.en", &fixture_audio("jfk.wav"), None).await;
     assert_jfk(&body);
     assert_eq!(body["filename"], "jfk.wav");
@@ -108,10 +108,13 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
     let created = chrono::DateTime::parse_from_rfc3339(record["created_at"].as_str().unwrap()).unwrap();
     assert!((chrono::Utc::now() - created.to_utc()).num_seconds().abs() < 120);
     assert_eq!(
-        data_files(dir.path()).len(),
-        2,
-        "no temporary files left: {:?}",
-        data_files(dir.path())
+        data_files(dir.path()),
+        vec![
+            format!("{id}.performance.json"),
+            format!("{id}.segments.json"),
+            format!("{id}.txt")
+        ],
+        "the pair, the segments, no temporary files"
     );
 
     // GET /files/{id} returns the record; /text the transcript.
@@ -121,6 +124,21 @@ async fn jfk_wav_gives_the_whole_contract_and_two_files() {
     assert_eq!(served, record);
     let (status, _, served_text) = send(&app, get(&format!("/files/{id}/text"))).await;
     assert_eq!((status, served_text.as_str()), (StatusCode::OK, Some(text.as_str())));
+    // Its subtitles, from the kept segments.
+    let (status, headers, srt) = send(&app, get(&format!("/files/{id}/srt"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/x-subrip");
+    let srt = srt.as_str().unwrap();
+    assert!(srt.starts_with("1\n00:00:00,000 --> "), "{srt}");
+    assert!(srt.to_lowercase().contains("your country"), "{srt}");
+    let (status, _, vtt) = send(&app, get(&format!("/files/{id}/vtt"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        vtt.as_str().unwrap().starts_with("WEBVTT\n\n1\n00:00:00.000 --> "),
+        "{vtt}"
+    );
+    let (status, _, missing) = send(&app, get(&format!("/files/{}/srt", sori::store::FileId::new()))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::db::{BatchDb, ClaimedFile, FinishedFile};
 use super::FileChanged;
-use crate::engine::{JobError, SubmitError};
+use crate::engine::{JobError, SubmitError, TranscribeOptions};
 use crate::error::AppError;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
@@ -153,7 +153,10 @@ impl Dispatcher {
             file_id: file.file_id,
             filename: file.filename.clone(),
             audio,
-            language: file.language.clone(),
+            options: TranscribeOptions {
+                language: file.language.clone(),
+                ..TranscribeOptions::default()
+            },
             trace_id: None,
         };
         match self.transcriptions.transcribe(request).await {

@@ -79,6 +79,8 @@ pub struct Params {
     raw: sys::whisper_full_params,
     /// Owns the string `raw.language` points to.
     _language: CString,
+    /// Owns the string `raw.initial_prompt` points to, when there is one.
+    _prompt: Option<CString>,
 }
 
 impl Params {
@@ -99,7 +101,60 @@ impl Params {
         Self {
             raw,
             _language: language,
+            _prompt: None,
         }
+    }
+
+    /// Translates into English instead of transcribing.
+    pub fn translate(mut self, translate: bool) -> Self {
+        self.raw.translate = translate;
+        self
+    }
+
+    /// Text the decoder reads before the audio (Whisper's initial prompt):
+    /// spellings, names, a style to follow. A prompt with a NUL byte is cut there.
+    pub fn prompt(mut self, prompt: Option<&str>) -> Self {
+        let prompt = prompt.map(|p| CString::new(p.split('\0').next().unwrap_or_default()).unwrap_or_default());
+        self.raw.initial_prompt = prompt.as_ref().map_or(ptr::null(), |p| p.as_ptr());
+        self._prompt = prompt;
+        self
+    }
+
+    /// Samples at `temperature`; with `fallback`, a decode that fails whisper's
+    /// checks is tried again at higher temperatures (whisper.cpp's schedule).
+    pub fn temperature(mut self, temperature: f32, fallback: bool) -> Self {
+        self.raw.temperature = temperature;
+        if !fallback {
+            self.raw.temperature_inc = 0.0;
+        }
+        self
+    }
+
+    /// The temperature of the decode's `attempt`-th try (1 = the first),
+    /// following whisper.cpp's schedule (`temperature`, then steps of
+    /// `temperature_inc` up to 1.0).
+    pub fn temperature_of_attempt(&self, attempt: u32) -> f32 {
+        let (first, step) = (self.raw.temperature, self.raw.temperature_inc);
+        if step <= 0.0 {
+            return first;
+        }
+        let mut schedule = Vec::new();
+        let mut t = first;
+        while t < 1.0 + 1e-6 {
+            schedule.push(t);
+            t += step;
+        }
+        let last = schedule.len().saturating_sub(1);
+        schedule
+            .get((attempt.max(1) as usize - 1).min(last))
+            .copied()
+            .unwrap_or(first)
+    }
+
+    /// Times every token (needs the samples passed to [`State::full`]).
+    pub fn token_timestamps(mut self, on: bool) -> Self {
+        self.raw.token_timestamps = on;
+        self
     }
 
     /// Encodes `frames` audio-context frames instead of the full 30 s window,
@@ -108,6 +163,11 @@ impl Params {
         self.raw.audio_ctx = frames as i32;
         self.raw.temperature_inc = 0.0;
         self
+    }
+
+    /// Whether a decode with these parameters needs the samples (token timestamps do).
+    pub fn needs_samples(&self) -> bool {
+        self.raw.token_timestamps
     }
 }
 
@@ -123,8 +183,22 @@ pub struct RawSegment {
     pub t0: i64,
     pub t1: i64,
     pub text: String,
-    /// Every token's id and log-probability, special tokens included.
-    pub tokens: Vec<(i32, f32)>,
+    /// The probability that the window held no speech.
+    pub no_speech_prob: f32,
+    /// Every token, special tokens included.
+    pub tokens: Vec<RawToken>,
+}
+
+/// One decoded token.
+pub struct RawToken {
+    pub id: i32,
+    /// Its log-probability.
+    pub logprob: f32,
+    /// Start and end, in 10 ms units (-1 unless token timestamps were asked for).
+    pub t0: i64,
+    pub t1: i64,
+    /// Its bytes: a piece of UTF-8 that may end inside a character.
+    pub bytes: Vec<u8>,
 }
 
 impl State<'_> {
@@ -156,7 +230,12 @@ impl State<'_> {
     /// Where the decoder stops before the end of the audio, whisper.cpp would
     /// encode a whole window again from there; it is stopped instead, so the
     /// caller can decode what is left with a context sized to it.
-    pub fn full(&mut self, params: &Params, frames: usize) -> Result<(), String> {
+    ///
+    /// With `samples` (the window's audio, which token timestamps need to find
+    /// where each token's sound starts and ends), whisper.cpp computes the same
+    /// spectrogram from them itself. Returns how many tries the decode took
+    /// (more than one when whisper.cpp fell back to a higher temperature).
+    pub fn full(&mut self, params: &Params, frames: usize, samples: Option<&[f32]>) -> Result<u32, String> {
         let (ctx, state) = (self.context.0.as_ptr(), self.ptr.as_ptr());
         let mut raw = params.raw;
         // whisper_set_mel counts every frame as audio, the 30 s of padding too.
@@ -164,12 +243,18 @@ impl State<'_> {
         let mut encoded = false;
         raw.encoder_begin_callback = Some(first_encoding_only);
         raw.encoder_begin_callback_user_data = ptr::from_mut(&mut encoded).cast();
-        // SAFETY: no samples are passed (n_samples = 0), so whisper.cpp uses the
-        // spectrogram given to `set_mel`; `raw.language` points into `params`,
-        // and the callback's data to `encoded`, both alive here.
-        let code = unsafe { sys::whisper_full_with_state(ctx, state, raw, ptr::null(), 0) };
+        let mut attempts = 0u32;
+        raw.logits_filter_callback = Some(count_attempts);
+        raw.logits_filter_callback_user_data = ptr::from_mut(&mut attempts).cast();
+        let (pcm, n_samples) = samples.map_or((ptr::null(), 0), |s| (s.as_ptr(), s.len() as i32));
+        // SAFETY: without samples (n_samples = 0) whisper.cpp uses the
+        // spectrogram given to `set_mel`; with them, it reads `n_samples`
+        // floats, alive for the call. `raw.language` and `raw.initial_prompt`
+        // point into `params`, the callbacks' data to `encoded` and
+        // `attempts`, all alive here.
+        let code = unsafe { sys::whisper_full_with_state(ctx, state, raw, pcm, n_samples) };
         match code {
-            0 => Ok(()),
+            0 => Ok(attempts),
             code => Err(format!("whisper.cpp failed with code {code}")),
         }
     }
@@ -191,10 +276,17 @@ impl State<'_> {
                     t0: sys::whisper_full_get_segment_t0_from_state(state, i),
                     t1: sys::whisper_full_get_segment_t1_from_state(state, i),
                     text: c_text(sys::whisper_full_get_segment_text_from_state(state, i)),
+                    no_speech_prob: sys::whisper_full_get_segment_no_speech_prob_from_state(state, i),
                     tokens: (0..sys::whisper_full_n_tokens_from_state(state, i))
                         .map(|j| {
                             let data = sys::whisper_full_get_token_data_from_state(state, i, j);
-                            (data.id, data.plog)
+                            RawToken {
+                                id: data.id,
+                                logprob: data.plog,
+                                t0: data.t0,
+                                t1: data.t1,
+                                bytes: c_bytes(sys::whisper_token_to_str(self.context.0.as_ptr(), data.id)),
+                            }
                         })
                         .collect(),
                 })
@@ -223,6 +315,24 @@ unsafe extern "C" fn first_encoding_only(
     !std::mem::replace(&mut *encoded.cast::<bool>(), true)
 }
 
+/// whisper.cpp calls this before every sampling step of every try; a try's
+/// first step has no tokens yet, so counting those counts the tries.
+///
+/// # Safety
+/// `attempts` points to the `u32` that `State::full` set up for this decode.
+unsafe extern "C" fn count_attempts(
+    _: *mut sys::whisper_context,
+    _: *mut sys::whisper_state,
+    _: *const sys::whisper_token_data,
+    n_tokens: i32,
+    _: *mut f32,
+    attempts: *mut c_void,
+) {
+    if n_tokens == 0 {
+        *attempts.cast::<u32>() += 1;
+    }
+}
+
 /// What whisper.cpp logs, as an error, when `first_encoding_only` ends a decode.
 const STOPPED_BEFORE_ENCODING: &str = "encoder_begin_callback returned false";
 
@@ -232,6 +342,16 @@ pub fn language_id(code: &str) -> Option<i32> {
     // SAFETY: a lookup in whisper.cpp's static table.
     let id = unsafe { sys::whisper_lang_id(code.as_ptr()) };
     (id >= 0).then_some(id)
+}
+
+/// The English name of a language code, lower case (`english`, `korean`).
+pub fn language_name(code: &str) -> Option<&'static str> {
+    let id = language_id(code)?;
+    // SAFETY: whisper_lang_str_full returns null or a pointer into a static table.
+    let ptr = unsafe { sys::whisper_lang_str_full(id) };
+    (!ptr.is_null())
+        .then(|| unsafe { CStr::from_ptr(ptr) }.to_str().ok())
+        .flatten()
 }
 
 /// The code of a language id.
@@ -249,10 +369,18 @@ fn language_code(id: i32) -> Option<&'static str> {
 /// # Safety
 /// `ptr` is null or a valid NUL-terminated string.
 unsafe fn c_text(ptr: *const c_char) -> String {
+    String::from_utf8_lossy(&c_bytes(ptr)).into_owned()
+}
+
+/// Copies the bytes of a C string.
+///
+/// # Safety
+/// `ptr` is null or a valid NUL-terminated string.
+unsafe fn c_bytes(ptr: *const c_char) -> Vec<u8> {
     if ptr.is_null() {
-        return String::new();
+        return Vec::new();
     }
-    String::from_utf8_lossy(CStr::from_ptr(ptr).to_bytes()).into_owned()
+    CStr::from_ptr(ptr).to_bytes().to_vec()
 }
 
 /// Sends whisper.cpp's and ggml's own log lines to `tracing` (target

@@ -7,6 +7,9 @@ mod mel;
 mod pauses;
 mod pool;
 mod whisper;
+mod words;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,11 +20,49 @@ pub use mel::{LogMelSpectrogram, MelSpectrogramMaker};
 pub use pool::{Engine, EngineSettings, JobOutput, SubmitError};
 pub use whisper::{WhisperSettings, WhisperTranscriber};
 
+pub use words::strip_non_speech;
+
+/// What the model is asked to do with the speech.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Task {
+    /// Write down what is said, in its language.
+    #[default]
+    Transcribe,
+    /// Write it down in English (multilingual models only).
+    Translate,
+}
+
 /// How to transcribe one clip.
 #[derive(Debug, Clone, Default)]
 pub struct TranscribeOptions {
     /// A Whisper language code (`en`, `ko`, ...); `None` detects it.
     pub language: Option<String>,
+    /// Transcribe, or translate into English.
+    pub task: Task,
+    /// Text the decoder reads before each piece of audio (names, spellings, style).
+    pub prompt: Option<String>,
+    /// Sampling temperature; 0 starts greedy and falls back to higher
+    /// temperatures where a decode fails whisper's checks, above 0 is fixed.
+    pub temperature: f32,
+    /// Time every word (costs a little more; see BENCHMARKS.md).
+    pub word_timestamps: bool,
+    /// Told of the transcript as it becomes final, piece by piece, in order.
+    pub progress: Option<ProgressSink>,
+}
+
+/// Receives each stretch of the transcript as soon as it is final: its
+/// segments (times from the start of the audio, in order, never revised) and
+/// the point in the audio, seconds, that the transcript now covers.
+#[derive(Clone)]
+pub struct ProgressSink(pub Arc<OnProgress>);
+
+/// What a [`ProgressSink`] calls: the final segments, and the seconds of audio covered.
+pub type OnProgress = dyn Fn(&[Segment], f64) + Send + Sync;
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
 }
 
 /// A timed piece of the transcript.
@@ -33,6 +74,36 @@ pub struct Segment {
     pub end: f64,
     /// The words, without leading or trailing spaces.
     pub text: String,
+    /// Each word with its time, when they were asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
+    /// How the decoder produced it (OpenAI's verbose_json shows these).
+    #[serde(skip)]
+    pub decoding: Decoding,
+}
+
+/// One word as the reader sees it (sub-word tokens joined, punctuation kept), and when it was said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Word {
+    pub word: String,
+    /// Start and end, seconds from the beginning of the audio.
+    pub start: f64,
+    pub end: f64,
+}
+
+/// The decoder's view of a segment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decoding {
+    /// Where its window starts in the audio, in 10 ms mel frames (OpenAI's `seek`).
+    pub seek: usize,
+    /// Its text tokens' ids.
+    pub tokens: Vec<i32>,
+    /// The temperature of the decode that produced it.
+    pub temperature: f32,
+    /// Mean log-probability of its text tokens.
+    pub avg_logprob: f32,
+    /// The probability whisper gave its window of holding no speech.
+    pub no_speech_prob: f32,
 }
 
 /// What the model heard.
@@ -85,6 +156,12 @@ pub trait Transcriber: Send + Sync + 'static {
     /// Transcribes audio on the calling thread (and threads it starts), reading
     /// it as far ahead as it needs; an error of the audio ends the transcription.
     fn transcribe(&self, audio: &mut AudioBlocks<'_>, options: &TranscribeOptions) -> Result<Transcript, JobError>;
+}
+
+/// The English name of a Whisper language code, lower case, as OpenAI's
+/// `verbose_json` gives it (`en` is `english`).
+pub fn language_name(code: &str) -> Option<&'static str> {
+    ffi::language_name(code)
 }
 
 /// Whether `code` is a language Whisper knows (`auto` included).

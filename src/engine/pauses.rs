@@ -108,6 +108,42 @@ pub fn resume_point(samples: &[f32], from: usize) -> Option<usize> {
     Some(((pause + resumes) / 2 + PAUSE_FRAMES / 2) * FRAME)
 }
 
+/// How far (30 dB) below the loudest frame a frame still counts as sound
+/// when word times are checked against the audio.
+const WORD_SOUND_BELOW_LOUDEST: f32 = 0.001;
+/// How far (10 dB) above the background a frame must be to count as sound.
+const WORD_SOUND_ABOVE_BACKGROUND: f32 = 10.0;
+
+/// The pauses of `samples`: runs of at least `PAUSE_FRAMES` frames (150 ms)
+/// each quieter than sound (more than 30 dB below the loudest frame, or less
+/// than 10 dB above the background: the quietest tenth of the frames), as
+/// (start, end) seconds.
+pub fn pauses(samples: &[f32]) -> Vec<(f64, f64)> {
+    let energy = frame_energy(samples);
+    let mut sorted = energy.clone();
+    sorted.sort_by(f32::total_cmp);
+    let (Some(&loudest), Some(&background)) = (sorted.last(), sorted.get(sorted.len() / 10)) else {
+        return Vec::new();
+    };
+    let sound = (WORD_SOUND_BELOW_LOUDEST * loudest).max(WORD_SOUND_ABOVE_BACKGROUND * background);
+    let seconds = |frame: usize| (frame * FRAME) as f64 / 16_000.0;
+    let mut found = Vec::new();
+    let mut quiet_since = None;
+    for (i, &e) in energy.iter().chain(std::iter::once(&f32::INFINITY)).enumerate() {
+        match (e < sound, quiet_since) {
+            (true, None) => quiet_since = Some(i),
+            (false, Some(start)) => {
+                if i - start >= PAUSE_FRAMES {
+                    found.push((seconds(start), seconds(i)));
+                }
+                quiet_since = None;
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 /// The energy of each run of `PAUSE_FRAMES` frames, by its first frame.
 fn stretch_energy(frame_energy: &[f32]) -> Vec<f32> {
     frame_energy.windows(PAUSE_FRAMES).map(|w| w.iter().sum()).collect()
@@ -169,6 +205,21 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn pauses_are_the_quiet_runs() {
+        let samples = tone_with_gaps(6.0, &[(1.0, 0.5), (3.0, 0.1), (5.0, 1.0)]);
+        let found = pauses(&samples);
+        assert_eq!(found.len(), 2, "the 100 ms gap is too short to be a pause: {found:?}");
+        assert!(
+            (found[0].0 - 1.0).abs() < 0.011 && (found[0].1 - 1.5).abs() < 0.011,
+            "{found:?}"
+        );
+        assert!(
+            (found[1].0 - 5.0).abs() < 0.011 && (found[1].1 - 6.0).abs() < 0.011,
+            "{found:?}"
+        );
     }
 
     #[test]

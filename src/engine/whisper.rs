@@ -16,15 +16,19 @@
 //! decoded with a context sized to it (whisper.cpp would encode another full
 //! window from there, or skip the rest).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 use std::thread;
 
 use super::ffi::{Context, Params, State};
 use super::mel::MelSpectrogramMaker;
-use super::pauses::{resume_point, PieceCutter, PieceLimits};
-use super::{AudioBlocks, EngineError, JobError, Segment, TranscribeOptions, Transcriber, Transcript};
+use super::pauses::{pauses, resume_point, PieceCutter, PieceLimits};
+use super::words::{fit_words, snap_to_sound, strip_non_speech, words_of_tokens};
+use super::{
+    AudioBlocks, Decoding, EngineError, JobError, ProgressSink, Segment, Task, TranscribeOptions, Transcriber,
+    Transcript, Word,
+};
 use crate::audio::{AudioError, WHISPER_SAMPLE_RATE};
 
 /// whisper.cpp skips input under one second; shorter clips are padded with silence.
@@ -42,6 +46,8 @@ const CTX_MARGIN: usize = 32;
 const MIN_UNHEARD: usize = WHISPER_SAMPLE_RATE as usize;
 /// Samples per second, for converting sample positions to seconds.
 const SAMPLES_PER_SEC: f64 = WHISPER_SAMPLE_RATE as f64;
+/// Samples per mel frame (10 ms), the unit of a segment's `seek`.
+const SAMPLES_PER_MEL_FRAME: usize = 160;
 /// Long audio is cut into pieces of 10 to 15 s (see `pauses`): measured
 /// against 20-30 s and 12-18 s pieces, the fastest with the lowest word error
 /// rate on real speech (BENCHMARKS.md).
@@ -81,9 +87,34 @@ pub struct WhisperTranscriber {
 /// index and offset, with its transcript; an error of its own if it could not start.
 type LaneOutput = Result<Vec<(usize, usize, Result<Transcript, EngineError>)>, EngineError>;
 
+/// What the caller asked of every decode of one transcription.
+#[derive(Debug, Clone, Copy)]
+struct Wanted<'a> {
+    translate: bool,
+    prompt: Option<&'a str>,
+    /// 0: greedy with whisper's fallback; above 0: fixed.
+    temperature: f32,
+    words: bool,
+}
+
+impl<'a> Wanted<'a> {
+    fn of(options: &'a TranscribeOptions) -> Self {
+        Self {
+            translate: options.task == Task::Translate,
+            prompt: options.prompt.as_deref().filter(|p| !p.trim().is_empty()),
+            temperature: options.temperature,
+            words: options.word_timestamps,
+        }
+    }
+}
+
 /// One decode's text, segments, language and quality.
 struct Decoded {
     transcript: Transcript,
+    /// Whisper wrote something, annotations of silence included.
+    wrote_anything: bool,
+    /// The text as whisper wrote it, for the repetition check.
+    raw_text: String,
     mean_logprob: f32,
     token_entropy: f64,
     token_count: usize,
@@ -94,10 +125,10 @@ impl Decoded {
     /// the loop a shortened context can fall into on clips shorter than it:
     /// a run of words said twice in a row.
     fn passes_quality_checks(&self) -> bool {
-        !self.transcript.segments.is_empty()
+        self.wrote_anything
             && self.mean_logprob >= LOGPROB_THRESHOLD
             && (self.token_count <= 32 || self.token_entropy >= ENTROPY_THRESHOLD)
-            && !has_tandem_repeat(&self.transcript.text, 3)
+            && !has_tandem_repeat(&self.raw_text, 3)
     }
 }
 
@@ -137,8 +168,9 @@ impl WhisperTranscriber {
         samples: &[f32],
         language: &str,
         threads: usize,
+        wanted: Wanted,
     ) -> Result<Transcript, EngineError> {
-        let heard = self.transcribe_window(state, samples, language, threads)?;
+        let heard = self.transcribe_window(state, samples, language, threads, wanted)?;
         // Nothing heard: whisper found no speech, and skips the window too.
         let Some(heard_until) = heard.segments.last().map(|s| (s.end * SAMPLES_PER_SEC) as usize) else {
             return Ok(heard);
@@ -153,7 +185,7 @@ impl WhisperTranscriber {
             "the decoder stopped before the end of the audio; decoding the rest"
         );
         let language = heard.language.clone();
-        let rest = self.transcribe_piece(state, &samples[resume..], &language, threads)?;
+        let rest = self.transcribe_piece(state, &samples[resume..], &language, threads, wanted)?;
         Ok(join_pieces(vec![(0, heard), (resume, rest)], language))
     }
 
@@ -164,6 +196,7 @@ impl WhisperTranscriber {
         samples: &[f32],
         language: &str,
         threads: usize,
+        wanted: Wanted,
     ) -> Result<Transcript, EngineError> {
         let padded;
         let input = if samples.len() < MIN_SAMPLES {
@@ -174,9 +207,13 @@ impl WhisperTranscriber {
         };
         let mel = tracing::info_span!("mel").in_scope(|| self.mel.spectrogram(input));
         state.set_mel(&mel).map_err(EngineError)?;
+        let window = Window {
+            frames: mel.audio_frames,
+            samples: wanted.words.then_some(input),
+        };
         if self.settings.short_audio_context {
             if let Some(ctx) = short_audio_ctx(input.len()) {
-                let short = self.decode(state, mel.audio_frames, language, threads, Some(ctx))?;
+                let short = self.decode(state, &window, language, threads, wanted, Some(ctx))?;
                 if short.passes_quality_checks() {
                     return Ok(short.transcript);
                 }
@@ -187,9 +224,7 @@ impl WhisperTranscriber {
                 );
             }
         }
-        Ok(self
-            .decode(state, mel.audio_frames, language, threads, None)?
-            .transcript)
+        Ok(self.decode(state, &window, language, threads, wanted, None)?.transcript)
     }
 
     /// Transcribes audio longer than one piece. The pieces are independent,
@@ -205,6 +240,8 @@ impl WhisperTranscriber {
         alone: usize,
         lanes: usize,
         language: &str,
+        wanted: Wanted,
+        progress: &InOrder,
     ) -> Result<Transcript, JobError> {
         let threads = self.settings.threads;
         let mut language = language.to_string();
@@ -215,12 +252,13 @@ impl WhisperTranscriber {
             for _ in 0..alone {
                 let Some(piece) = feed.take() else { break };
                 let transcript = tracing::info_span!("piece", index = piece.index as i64)
-                    .in_scope(|| self.transcribe_piece(&mut state, &piece.samples, &language, threads))?;
+                    .in_scope(|| self.transcribe_piece(&mut state, &piece.samples, &language, threads, wanted))?;
                 language = transcript.language.clone();
+                progress.piece_done(&piece, &transcript);
                 transcripts.push((piece.offset, transcript));
             }
         }
-        transcripts.extend(self.transcribe_side_by_side(feed, &language, lanes)?);
+        transcripts.extend(self.transcribe_side_by_side(feed, &language, lanes, wanted, progress)?);
         feed.check()?;
         Ok(join_pieces(transcripts, language))
     }
@@ -233,6 +271,8 @@ impl WhisperTranscriber {
         feed: &Feed<'_>,
         language: &str,
         lanes: usize,
+        wanted: Wanted,
+        progress: &InOrder,
     ) -> Result<Vec<(usize, Transcript)>, EngineError> {
         let threads = self.settings.threads;
         let span = tracing::Span::current();
@@ -246,7 +286,12 @@ impl WhisperTranscriber {
                         let mut mine = Vec::new();
                         while let Some(piece) = feed.take() {
                             let result = tracing::info_span!(parent: span, "piece", index = piece.index as i64)
-                                .in_scope(|| self.transcribe_piece(&mut state, &piece.samples, language, lane_threads));
+                                .in_scope(|| {
+                                    self.transcribe_piece(&mut state, &piece.samples, language, lane_threads, wanted)
+                                });
+                            if let Ok(transcript) = &result {
+                                progress.piece_done(&piece, transcript);
+                            }
                             let failed = result.is_err();
                             mine.push((piece.index, piece.offset, result));
                             if failed {
@@ -273,8 +318,12 @@ impl WhisperTranscriber {
             .collect()
     }
 
-    fn params(&self, language: &str, threads: usize, audio_ctx: Option<usize>) -> Params {
-        let params = Params::greedy(threads, language);
+    fn params(&self, language: &str, threads: usize, wanted: Wanted, audio_ctx: Option<usize>) -> Params {
+        let params = Params::greedy(threads, language)
+            .translate(wanted.translate)
+            .prompt(wanted.prompt)
+            .temperature(wanted.temperature, wanted.temperature == 0.0)
+            .token_timestamps(wanted.words);
         match audio_ctx {
             Some(frames) => params.shortened_context(frames),
             None => params,
@@ -284,19 +333,26 @@ impl WhisperTranscriber {
     fn decode(
         &self,
         state: &mut State,
-        frames: usize,
+        window: &Window,
         language: &str,
         threads: usize,
+        wanted: Wanted,
         audio_ctx: Option<usize>,
     ) -> Result<Decoded, EngineError> {
         if language == "auto" {
             self.set_detection_context(state, audio_ctx)?;
         }
-        state
-            .full(&self.params(language, threads, audio_ctx), frames)
+        let params = self.params(language, threads, wanted, audio_ctx);
+        let attempts = state
+            .full(
+                &params,
+                window.frames,
+                window.samples.filter(|_| params.needs_samples()),
+            )
             .map_err(EngineError)?;
         let detected = state.language().unwrap_or(language);
-        Ok(self.collect(state, detected, frames))
+        let decoded = self.collect(state, detected, window, params.temperature_of_attempt(attempts));
+        Ok(decoded)
     }
 
     /// whisper.cpp detects the language before it applies `audio_ctx`, with
@@ -305,38 +361,70 @@ impl WhisperTranscriber {
     /// on a reused one whatever the last decode used. A first call over 100 ms
     /// sets the context and stops before encoding anything.
     fn set_detection_context(&self, state: &mut State, audio_ctx: Option<usize>) -> Result<(), EngineError> {
+        let wanted = Wanted {
+            translate: false,
+            prompt: None,
+            temperature: 0.0,
+            words: false,
+        };
         state
-            .full(&self.params("en", 1, audio_ctx), UNDECODED_FRAMES)
+            .full(&self.params("en", 1, wanted, audio_ctx), UNDECODED_FRAMES, None)
+            .map(drop)
             .map_err(EngineError)
     }
 
     /// The last decode's segments and quality. Whisper may time a segment past
     /// the end of the audio (`[BLANK_AUDIO]` over the padding): segments are
-    /// kept within the decoded `frames` (10 ms each).
-    fn collect(&self, state: &State, language: &str, frames: usize) -> Decoded {
-        let audio_end = frames as f64 / 100.0;
+    /// kept within the decoded `frames` (10 ms each). Annotations of what is
+    /// not speech are dropped from the text (a segment of nothing else is
+    /// dropped), after the quality checks have seen them.
+    ///
+    /// Word times (when the window's samples are given) are whisper.cpp's
+    /// token times, moved out of the pauses of the samples.
+    fn collect(&self, state: &State, language: &str, window: &Window, temperature: f32) -> Decoded {
+        let audio_end = window.frames as f64 / 100.0;
+        let pauses = window.samples.map(pauses).unwrap_or_default();
         let eot = self.context.token_eot();
         let (mut logprob_sum, mut tokens) = (0.0f32, Vec::new());
-        let mut segments = Vec::new();
+        let (mut segments, mut raw_text, mut wrote_anything) = (Vec::new(), String::new(), false);
         for segment in state.segments() {
-            for (id, logprob) in segment.tokens {
-                if id < eot {
-                    logprob_sum += logprob;
-                    tokens.push(id);
-                }
+            let text_tokens: Vec<_> = segment.tokens.iter().filter(|t| t.id < eot).collect();
+            for token in &text_tokens {
+                logprob_sum += token.logprob;
+                tokens.push(token.id);
             }
-            let text = segment.text.trim();
             let start = segment.t0 as f64 / 100.0;
+            wrote_anything |= !segment.text.trim().is_empty();
+            raw_text.push_str(&segment.text);
+            let text = strip_non_speech(&segment.text);
             if text.is_empty() || start >= audio_end {
                 continue;
             }
+            let end = (segment.t1 as f64 / 100.0).min(audio_end);
+            let mut words = if state_has_token_times(&segment.tokens) {
+                words_of_tokens(&segment.tokens, eot)
+            } else {
+                Vec::new()
+            };
+            snap_to_sound(&mut words, &pauses);
+            fit_words(&mut words, start, end);
             segments.push(Segment {
                 start,
-                end: (segment.t1 as f64 / 100.0).min(audio_end),
-                text: text.to_string(),
+                end,
+                text,
+                words,
+                decoding: Decoding {
+                    seek: 0,
+                    avg_logprob: mean(text_tokens.iter().map(|t| t.logprob)),
+                    tokens: text_tokens.iter().map(|t| t.id).collect(),
+                    temperature,
+                    no_speech_prob: segment.no_speech_prob,
+                },
             });
         }
         Decoded {
+            wrote_anything,
+            raw_text,
             mean_logprob: if tokens.is_empty() {
                 0.0
             } else {
@@ -356,14 +444,43 @@ fn join_pieces(transcripts: Vec<(usize, Transcript)>, language: String) -> Trans
         .into_iter()
         .flat_map(|(start, transcript)| {
             let offset = start as f64 / SAMPLES_PER_SEC;
+            let seek = start / SAMPLES_PER_MEL_FRAME;
             transcript.segments.into_iter().map(move |s| Segment {
                 start: s.start + offset,
                 end: s.end + offset,
                 text: s.text,
+                words: s
+                    .words
+                    .into_iter()
+                    .map(|w| Word {
+                        start: w.start + offset,
+                        end: w.end + offset,
+                        ..w
+                    })
+                    .collect(),
+                decoding: Decoding {
+                    seek: s.decoding.seek + seek,
+                    ..s.decoding
+                },
             })
         })
         .collect();
     Transcript::from_segments(segments, language)
+}
+
+/// The mean of some log-probabilities (0 for none).
+fn mean(values: impl Iterator<Item = f32>) -> f32 {
+    let (sum, n) = values.fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f32
+    }
+}
+
+/// Whether whisper.cpp timed these tokens (it leaves -1 where it did not).
+fn state_has_token_times(tokens: &[super::ffi::RawToken]) -> bool {
+    tokens.iter().any(|t| t.t0 >= 0 && t.t1 >= 0)
 }
 
 /// Whether some run of at least `min_words` words is immediately repeated
@@ -409,6 +526,8 @@ impl Transcriber for WhisperTranscriber {
             (Some(lang), true) => lang.as_str(),
             (None, true) => "auto",
         };
+        let wanted = Wanted::of(options);
+        let progress = InOrder::new(options.progress.clone());
         let feed = Feed::new(audio);
         let threads = self.settings.threads;
         match feed.read_ahead(LOOKAHEAD_PIECES)? {
@@ -417,7 +536,9 @@ impl Transcriber for WhisperTranscriber {
             Some(1) => {
                 let piece = feed.take().expect("one piece was read");
                 let mut state = self.context.new_state().map_err(EngineError)?;
-                Ok(self.transcribe_piece(&mut state, &piece.samples, language, threads)?)
+                let transcript = self.transcribe_piece(&mut state, &piece.samples, language, threads, wanted)?;
+                progress.piece_done(&piece, &transcript);
+                Ok(transcript)
             }
             // Every piece is known: those that would leave a lane idle at the end go first.
             Some(pieces) => {
@@ -426,10 +547,56 @@ impl Transcriber for WhisperTranscriber {
                     "auto" => 1 + (pieces - 1) % lanes,
                     _ => pieces % lanes,
                 };
-                self.transcribe_long(&feed, alone, lanes, language)
+                self.transcribe_long(&feed, alone, lanes, language, wanted, &progress)
             }
             // Longer than the read-ahead: the lanes cut the rest as they go.
-            None => self.transcribe_long(&feed, usize::from(language == "auto"), threads, language),
+            None => {
+                let alone = usize::from(language == "auto");
+                self.transcribe_long(&feed, alone, threads, language, wanted, &progress)
+            }
+        }
+    }
+}
+
+/// The audio one decode reads: its length in mel frames, and its samples
+/// when the decode needs them (token timestamps).
+struct Window<'a> {
+    frames: usize,
+    samples: Option<&'a [f32]>,
+}
+
+/// Hands finished pieces to the caller's [`ProgressSink`] in the order of the
+/// audio, whatever order the lanes finish them in.
+struct InOrder {
+    sink: Option<ProgressSink>,
+    /// The next piece to hand over, and the finished pieces waiting for it.
+    waiting: Mutex<(usize, BTreeMap<usize, FinishedPiece>)>,
+}
+
+/// A finished piece's segments (moved to their place in the audio) and where it ends, seconds.
+type FinishedPiece = (Vec<Segment>, f64);
+
+impl InOrder {
+    fn new(sink: Option<ProgressSink>) -> Self {
+        Self {
+            sink,
+            waiting: Mutex::new((0, BTreeMap::new())),
+        }
+    }
+
+    fn piece_done(&self, piece: &Piece, transcript: &Transcript) {
+        let Some(sink) = &self.sink else { return };
+        let placed = join_pieces(vec![(piece.offset, transcript.clone())], String::new()).segments;
+        let end_sec = (piece.offset + piece.samples.len()) as f64 / SAMPLES_PER_SEC;
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.1.insert(piece.index, (placed, end_sec));
+        loop {
+            let next = waiting.0;
+            let Some((segments, end_sec)) = waiting.1.remove(&next) else {
+                break;
+            };
+            waiting.0 += 1;
+            (sink.0)(&segments, end_sec);
         }
     }
 }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::transcribe::check_language;
-use super::upload::{clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload};
+use super::upload::{
+    clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
+};
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, NewFile, Progress};
@@ -99,7 +101,11 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
                 let upload = spool_field(field, path, file_limit, "the batch upload", body_limit).await?;
                 files.push((file_id, filename, upload));
             }
-            Some("language") => language = text_field(field, "the batch upload", body_limit).await?,
+            Some("language") => {
+                language = text_field(field, SHORT_FIELD_BYTES, "the batch upload", body_limit)
+                    .await?
+                    .map(|v| v.to_lowercase())
+            }
             _ => skip_field(field, "the batch upload", body_limit).await?,
         }
     }

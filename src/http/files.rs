@@ -1,4 +1,5 @@
-//! `GET /files/{file_id}` and `GET /files/{file_id}/text`.
+//! `GET /files/{file_id}`, `GET /files/{file_id}/text`, and its subtitles:
+//! `GET /files/{file_id}/srt` and `GET /files/{file_id}/vtt`.
 
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -7,6 +8,7 @@ use axum::Json;
 
 use super::{blocking, AppState};
 use crate::error::AppError;
+use crate::formats::{self, ResponseFormat};
 use crate::store::{FileId, TranscriptionRecord};
 
 fn parse_id(raw: &str) -> Result<FileId, AppError> {
@@ -34,4 +36,42 @@ pub async fn text(State(state): State<AppState>, Path(raw): Path<String>) -> Res
     let text = blocking(format!("reading transcript {id}"), move || store.load_text(&id)).await?;
     let text = text.ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}
+
+/// SubRip subtitles of one transcription.
+pub async fn srt(state: State<AppState>, raw: Path<String>) -> Result<impl IntoResponse, AppError> {
+    subtitles(state, raw, ResponseFormat::Srt).await
+}
+
+/// WebVTT subtitles of one transcription.
+pub async fn vtt(state: State<AppState>, raw: Path<String>) -> Result<impl IntoResponse, AppError> {
+    subtitles(state, raw, ResponseFormat::Vtt).await
+}
+
+async fn subtitles(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    format: ResponseFormat,
+) -> Result<impl IntoResponse, AppError> {
+    let id = parse_id(&raw)?;
+    let store = state.transcriptions.store().clone();
+    let segments = blocking(format!("reading segments {id}"), move || store.load_segments(&id)).await?;
+    let segments = segments.ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no subtitles for {raw:?}: no such transcription, or it was made before Sori kept segments"
+        ))
+    })?;
+    let cues = formats::cues(&segments);
+    let body = match format {
+        ResponseFormat::Vtt => formats::vtt(&cues),
+        _ => formats::srt(&cues),
+    };
+    let disposition = format!("attachment; filename=\"{id}.{}\"", format.extension());
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    ))
 }

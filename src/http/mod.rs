@@ -137,6 +137,8 @@ pub fn app(state: AppState) -> Router {
         .route("/batches", get(batch::list))
         .route("/files/{file_id}", get(files::record))
         .route("/files/{file_id}/text", get(files::text))
+        .route("/files/{file_id}/srt", get(files::srt))
+        .route("/files/{file_id}/vtt", get(files::vtt))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

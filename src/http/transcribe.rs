@@ -8,10 +8,12 @@ use serde::Serialize;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::upload::{clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload};
+use super::upload::{
+    clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
+};
 use super::AppState;
 use crate::audio::AudioWarning;
-use crate::engine::{is_known_language, Segment};
+use crate::engine::{is_known_language, Segment, TranscribeOptions};
 use crate::error::AppError;
 use crate::monitor::StageTimings;
 use crate::store::record::RequestPerformance;
@@ -54,9 +56,25 @@ pub async fn transcribe(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<TranscribeResponse>, AppError> {
-    let span = tracing::info_span!("transcribe", otel.name = "POST /transcribe", otel.kind = "server");
-    telemetry::with_remote_parent(&span, &headers);
-    let result = run(state, multipart, &span).instrument(span.clone()).await;
+    traced("POST /transcribe", &headers, |span| async move {
+        run(state, multipart, &span).await
+    })
+    .await
+}
+
+/// Runs a transcription request in its server span (named `name`), which
+/// continues the caller's W3C `traceparent` and gets the outcome as attributes.
+pub(super) async fn traced<T, F>(
+    name: &'static str,
+    headers: &HeaderMap,
+    handle: impl FnOnce(tracing::Span) -> F,
+) -> Result<T, AppError>
+where
+    F: std::future::Future<Output = Result<T, AppError>>,
+{
+    let span = tracing::info_span!("transcribe", otel.name = name, otel.kind = "server");
+    telemetry::with_remote_parent(&span, headers);
+    let result = handle(span.clone()).instrument(span.clone()).await;
     match &result {
         Ok(_) => span.set_attribute("outcome", "success"),
         Err(e) => {
@@ -80,12 +98,7 @@ async fn run(
     })?;
     let upload = read_upload(&state, multipart).await?;
     let language = check_language(&state, upload.language)?;
-    // The header first (format, sample rate, stated length), so junk never waits in the queue.
-    let engine = state.transcriptions.engine();
-    let (path, max_sec) = (upload.audio.path().to_path_buf(), engine.max_audio_sec());
-    tokio::task::spawn_blocking(move || crate::audio::probe_file(&path, max_sec))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+    probe(&state, &upload.audio).await?;
 
     let transcribed = state
         .transcriptions
@@ -93,7 +106,10 @@ async fn run(
             file_id: upload.file_id,
             filename: upload.filename,
             audio: upload.audio.path().to_path_buf(),
-            language,
+            options: TranscribeOptions {
+                language,
+                ..TranscribeOptions::default()
+            },
             trace_id: telemetry::trace_id_of(span),
         })
         .await?;
@@ -135,7 +151,11 @@ async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Uploa
                 let spooled = spool_field(field, path, limit, "the upload", limit).await?;
                 file = Some((file_id, name, spooled));
             }
-            Some("language") => language = text_field(field, "the upload", limit).await?,
+            Some("language") => {
+                language = text_field(field, SHORT_FIELD_BYTES, "the upload", limit)
+                    .await?
+                    .map(|v| v.to_lowercase())
+            }
             // Unknown fields are read and ignored.
             _ => skip_field(field, "the upload", limit).await?,
         }
@@ -152,6 +172,19 @@ async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Uploa
         audio,
         language,
     })
+}
+
+/// Reads the header of an upload (format, sample rate, stated length), so
+/// junk is refused before it waits in the queue.
+pub(super) async fn probe(state: &AppState, upload: &SpooledUpload) -> Result<(), AppError> {
+    let (path, max_sec) = (
+        upload.path().to_path_buf(),
+        state.transcriptions.engine().max_audio_sec(),
+    );
+    tokio::task::spawn_blocking(move || crate::audio::probe_file(&path, max_sec))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+    Ok(())
 }
 
 /// The language to ask the model for: `None` detects it.

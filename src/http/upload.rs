@@ -11,8 +11,8 @@ use crate::error::AppError;
 
 /// Longest file name kept, in characters.
 const MAX_FILENAME_CHARS: usize = 255;
-/// Longest value of a text field (`language`), bytes.
-const MAX_TEXT_FIELD_BYTES: usize = 256;
+/// Longest value of a short text field (`language`, `model`), bytes.
+pub const SHORT_FIELD_BYTES: usize = 256;
 
 /// An upload on disk, deleted when dropped unless [`SpooledUpload::keep`] was called.
 #[derive(Debug)]
@@ -107,10 +107,11 @@ pub fn clean_filename(raw: &str) -> String {
     }
 }
 
-/// A form field's text, trimmed and lower-cased; `None` when empty. At most
-/// [`MAX_TEXT_FIELD_BYTES`] are held: a longer value is refused.
+/// A form field's text, trimmed; `None` when empty. At most `max_bytes` are
+/// held: a longer value is refused.
 pub async fn text_field(
     mut field: Field<'_>,
+    max_bytes: usize,
     body_what: &str,
     body_limit_bytes: u64,
 ) -> Result<Option<String>, AppError> {
@@ -121,18 +122,18 @@ pub async fn text_field(
         .await
         .map_err(|e| multipart_error(e, body_what, body_limit_bytes))?
     {
-        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+        if bytes.len() + chunk.len() > max_bytes {
             return Err(AppError::bad_request(
                 "invalid_request",
-                format!("the field {name} is longer than {MAX_TEXT_FIELD_BYTES} bytes; send a short value such as en"),
+                format!("the field {name} is longer than {max_bytes} bytes; send a shorter value"),
             ));
         }
         bytes.extend_from_slice(&chunk);
     }
     let value = String::from_utf8(bytes)
         .map_err(|_| AppError::bad_request("invalid_request", format!("the field {name} is not UTF-8 text")))?;
-    let value = value.trim().to_lowercase();
-    Ok((!value.is_empty()).then_some(value))
+    let value = value.trim();
+    Ok((!value.is_empty()).then(|| value.to_string()))
 }
 
 /// Reads a field Sori does not use to its end, holding nothing of it.

@@ -1,5 +1,6 @@
 //! The data dir: each transcription leaves `{file_id}.txt` (the transcript)
-//! and `{file_id}.performance.json` (its record), both written atomically;
+//! and `{file_id}.performance.json` (its record), and beside them
+//! `{file_id}.segments.json` (its timed segments, for subtitles), each written atomically;
 //! uploads wait in `uploads/{file_id}.upload` until they are transcribed.
 
 pub mod record;
@@ -9,6 +10,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use record::{FileId, TranscriptionRecord};
+
+use crate::engine::Segment;
 
 /// The uploads folder inside the data dir.
 const UPLOADS: &str = "uploads";
@@ -56,12 +59,29 @@ impl FileStore {
         self.dir.join(format!("{id}.performance.json"))
     }
 
-    /// Writes the transcript, then the record (so a record always has its text).
-    pub fn save(&self, record: &TranscriptionRecord, text: &str) -> io::Result<()> {
+    fn segments_path(&self, id: &FileId) -> PathBuf {
+        self.dir.join(format!("{id}.segments.json"))
+    }
+
+    /// Writes the segments, the transcript, then the record (so a record
+    /// always has its text and segments).
+    pub fn save(&self, record: &TranscriptionRecord, text: &str, segments: &[Segment]) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
         json.push(b'\n');
+        let segments = serde_json::to_vec(segments).map_err(io::Error::other)?;
+        write_atomic(&self.segments_path(&record.file_id), &segments)?;
         write_atomic(&self.transcript_path(&record.file_id), text.as_bytes())?;
         write_atomic(&self.record_path(&record.file_id), &json)
+    }
+
+    /// The timed segments of `id`, if they were kept (transcriptions made
+    /// before segments were kept have none).
+    pub fn load_segments(&self, id: &FileId) -> io::Result<Option<Vec<Segment>>> {
+        match fs::read(self.segments_path(id)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The record of `id`, if it exists.
