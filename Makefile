@@ -11,7 +11,7 @@ BUILD_PACKAGES := cmake clang libclang-dev
 TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e bench fuzz
+.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e test-openai bench fuzz
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
@@ -20,7 +20,16 @@ run: build
 ## test: the whole suite (format, lint, unit, integration with the real models, the browser)
 test: build models test-deps test-tools lint
 	cargo test --release --features crash-points
+	$(MAKE) test-openai
 	$(MAKE) test-e2e
+
+## test-openai: the official openai client (and the srt and webvtt-py parsers) against a real server
+test-openai: build models .venv-openai/bin/python
+	.venv-openai/bin/python -m unittest -v tests/openai_client/test_openai_client.py
+
+.venv-openai/bin/python:
+	python3 -m venv .venv-openai
+	.venv-openai/bin/pip install -q --disable-pip-version-check openai==3.57.0 srt==3.5.3 webvtt-py==0.6.0
 
 ## test-e2e: the web UI in Debian's chromium, driven by playwright-core (screenshots in test-output/)
 test-e2e: build models test-deps

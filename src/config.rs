@@ -109,6 +109,18 @@ pub struct ServeConfig {
     /// uploads from a browser besides the server's own page.
     #[arg(long, env = "SORI_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// API keys (comma-separated); when any is set, every API route needs
+    /// `Authorization: Bearer <key>`. Never logged.
+    #[arg(
+        long = "api-key",
+        env = "SORI_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// A file of API keys, one per line (blank lines and lines starting with # skipped).
+    #[arg(long, env = "SORI_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
     /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for transcriptions in flight to finish.
     #[arg(long, env = "SORI_SHUTDOWN_GRACE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_sec: u64,
@@ -136,6 +148,22 @@ impl ServeConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.threads_per_worker
             .map_or_else(|| (cores / self.workers as usize).max(1), usize::from)
+    }
+
+    /// Every API key: the ones given and those in the key file.
+    pub fn all_api_keys(&self) -> anyhow::Result<Vec<String>> {
+        let mut keys = self.api_keys.clone();
+        if let Some(path) = &self.api_key_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the API key file {}: {e}", path.display()))?;
+            keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            );
+        }
+        Ok(keys)
     }
 
     /// Checks the values clap cannot check alone.

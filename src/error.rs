@@ -34,6 +34,12 @@ pub enum AppError {
     /// No such file id.
     #[error("{0}")]
     NotFound(String),
+    /// The model asked for is not the one served.
+    #[error("{0}")]
+    ModelNotFound(String),
+    /// An API key is required and the request has none, or a wrong one.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The path exists, the method does not.
     #[error("{0} is not allowed on this path; see the API in the README")]
     MethodNotAllowed(String),
@@ -71,6 +77,11 @@ impl AppError {
         self.status_and_code().1
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -78,6 +89,8 @@ impl AppError {
             Self::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::ModelNotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, "forbidden_origin"),
             Self::UploadTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "upload_timeout"),
@@ -106,6 +119,11 @@ impl IntoResponse for AppError {
             Self::ShuttingDown => Some(SHUTDOWN_RETRY_AFTER_SEC),
             _ => None,
         };
+        if code == "invalid_api_key" {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()

@@ -10,6 +10,7 @@ use clap::Parser;
 use sori::batch::Batches;
 use sori::config::{Cli, Command, ModelCommand, ServeConfig};
 use sori::engine::{Engine, EngineSettings, WhisperSettings, WhisperTranscriber};
+use sori::http::ApiKeys;
 use sori::model;
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
@@ -92,7 +93,11 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         upload_deadline: Duration::from_secs(config.upload_deadline_sec),
         max_concurrent_uploads: config.max_concurrent_uploads as usize,
         allowed_origins: config.allowed_origins.clone(),
+        api_keys: ApiKeys::new(config.all_api_keys()?),
     };
+    if !limits.api_keys.required() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond this machine without API keys: anyone who reaches the port can transcribe and read transcripts; set --api-key");
+    }
     // One signal every task listens to, and one tracker of the work a shutdown waits for.
     let shutdown = CancellationToken::new();
     let work = TaskTracker::new();

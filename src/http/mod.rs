@@ -1,10 +1,12 @@
 //! The HTTP API: `app(state)` builds the router the server runs and the tests drive.
 
+mod auth;
 mod batch;
 mod files;
 mod guards;
 mod health;
 mod metrics;
+mod openai;
 mod transcribe;
 mod ui;
 mod upload;
@@ -22,11 +24,13 @@ use tokio_util::task::TaskTracker;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use auth::ApiKeys;
+
 use crate::batch::Batches;
 use crate::error::AppError;
 use crate::transcription::Transcriptions;
 
-/// Limits on what one client may send, and how long it may take.
+/// Who may send requests, what one client may send, and how long it may take.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     /// Largest accepted upload of one file, bytes.
@@ -44,6 +48,8 @@ pub struct HttpLimits {
     /// Origins (`https://app.example.com`) allowed to send state-changing
     /// requests besides the server's own; `*` allows any.
     pub allowed_origins: Vec<String>,
+    /// Keys one of which every API request must carry; none: the API is open.
+    pub api_keys: ApiKeys,
 }
 
 impl Default for HttpLimits {
@@ -55,6 +61,7 @@ impl Default for HttpLimits {
             upload_deadline: Duration::from_secs(600),
             max_concurrent_uploads: 32,
             allowed_origins: Vec::new(),
+            api_keys: ApiKeys::default(),
         }
     }
 }
@@ -76,8 +83,10 @@ pub struct AppState {
     /// uploads are refused, event streams end.
     pub shutdown: CancellationToken,
     /// The work a shutdown waits for: every upload request until it is
-    /// answered, and every batch file being transcribed.
+    /// answered, every streamed transcription, every batch file being transcribed.
     pub work: TaskTracker,
+    /// When the server started, Unix seconds (the `created` of `/v1/models`).
+    pub started_at: i64,
 }
 
 impl AppState {
@@ -98,6 +107,7 @@ impl AppState {
             metrics,
             shutdown,
             work,
+            started_at: chrono::Utc::now().timestamp(),
         }
     }
 }
@@ -126,6 +136,16 @@ pub fn app(state: AppState) -> Router {
         .route("/static/style.css", get(ui::style))
         .route("/transcribe", post(transcribe::transcribe).route_layer(uploads.clone()))
         .route(
+            "/v1/audio/transcriptions",
+            post(openai::transcriptions).route_layer(uploads.clone()),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(openai::translations).route_layer(uploads.clone()),
+        )
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{model_id}", get(openai::model))
+        .route(
             "/batch",
             post(batch::create)
                 .route_layer(uploads)
@@ -148,7 +168,9 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyTimeoutLayer::new(state.limits.upload_idle_timeout))
         .route_layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn_with_state(state.clone(), guards::same_origin))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(middleware::from_fn(guards::security_headers))
+        .layer(middleware::from_fn(openai::openai_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

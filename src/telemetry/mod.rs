@@ -9,7 +9,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-pub use traces::{trace_id_of, with_remote_parent};
+pub use traces::{trace_id_of, traceparent_of, with_remote_parent};
 
 /// Logs shown when `RUST_LOG` is not set. symphonia logs every undecodable
 /// upload as an error; Sori answers those itself, so its logs are off.

@@ -68,3 +68,17 @@ pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
+
+/// The W3C `traceparent` of `span` (`00-{trace id}-{span id}-01`), if it has ids.
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
+}
