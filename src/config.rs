@@ -23,6 +23,40 @@ pub enum Command {
     /// Fetch, convert and check Whisper models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Transcribe files in-process (no server) and print what each cost.
+    Transcribe(TranscribeArgs),
+}
+
+/// Settings of `sori transcribe`.
+#[derive(Debug, Clone, Args)]
+pub struct TranscribeArgs {
+    /// Audio files (WAV, MP3, FLAC, Ogg, M4A).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// A ggml model file, or a known model name (tiny.en, base) fetched into --model-dir on first use.
+    #[arg(long, env = "SORI_MODEL", default_value = "base")]
+    pub model: String,
+    /// Folder for fetched models.
+    #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
+    pub model_dir: PathBuf,
+    /// Weight format used when a model is fetched by name.
+    #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value_t)]
+    pub model_format: WeightFormat,
+    /// A Whisper language code (en, ko, ...); detected when not given.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Output format: text, json, verbose_json, srt or vtt.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Write `{name}.{ext}` per file into this folder instead of printing to stdout.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Time every word (verbose_json lists them; subtitles always use them).
+    #[arg(long)]
+    pub words: bool,
+    /// Compute threads. Default: every core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 }
 
 /// `sori model ...`.

@@ -2,6 +2,7 @@
 
 pub mod audio;
 pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod crash_point;
 pub mod engine;

@@ -33,6 +33,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(config),
         Command::Model(cmd) => run_model_command(cmd),
+        Command::Transcribe(args) => std::process::exit(i32::from(sori::cli::run(args))),
     }
 }
 

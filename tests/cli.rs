@@ -248,3 +248,81 @@ fn memory_a_long_file_used_goes_back_to_the_kernel() {
         "idle {idle:.0} MiB, peak {peak:.0} MiB during the file, still {after:.0} MiB after it"
     );
 }
+
+#[test]
+fn transcribe_writes_every_format_and_prints_the_figures() {
+    let tiny = model_path("tiny.en");
+    let dir = tempfile::tempdir().unwrap();
+    let jfk = fixture_audio("jfk.wav");
+    for (format, ext) in [
+        ("text", "txt"),
+        ("json", "json"),
+        ("verbose_json", "json"),
+        ("srt", "srt"),
+        ("vtt", "vtt"),
+    ] {
+        let out_dir = dir.path().join(format);
+        let out = sori(&[
+            "transcribe",
+            "--model",
+            tiny.to_str().unwrap(),
+            "--format",
+            format,
+            "--words",
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+            jfk.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        let written = std::fs::read_to_string(out_dir.join(format!("jfk.{ext}"))).unwrap();
+        assert!(written.to_lowercase().contains("your country"), "{format}: {written}");
+        match format {
+            "srt" => assert!(written.starts_with("1\n00:00:00,"), "{written}"),
+            "vtt" => assert!(written.starts_with("WEBVTT\n\n1\n00:00:00."), "{written}"),
+            "verbose_json" => {
+                let v: serde_json::Value = serde_json::from_str(&written).unwrap();
+                assert_eq!(v["language"], "english");
+                assert!(v["words"].as_array().unwrap().len() >= 20, "{v}");
+            }
+            "json" => {
+                let v: serde_json::Value = serde_json::from_str(&written).unwrap();
+                assert!(v["performance"]["processing_time_sec"].as_f64().unwrap() > 0.0, "{v}");
+            }
+            _ => {}
+        }
+        let err = stderr(&out);
+        for key in EIGHT {
+            assert!(err.contains(key), "{format}: {key} missing from\n{err}");
+        }
+        assert!(err.contains("summary: 1 done, 0 failed"), "{err}");
+    }
+}
+
+#[test]
+fn transcribe_prints_to_stdout_and_says_which_files_failed() {
+    let base = model_path("base");
+    let dir = tempfile::tempdir().unwrap();
+    let junk = temp_file(dir.path(), "notes.wav", b"not audio at all, just text\n");
+    let ko = fixture_audio("ko_test.wav");
+    let out = sori(&[
+        "transcribe",
+        "--model",
+        base.to_str().unwrap(),
+        ko.to_str().unwrap(),
+        junk.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "one file failed: {}", stderr(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(cer(KO_REFERENCE, &text) < 0.3, "{text}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("notes.wav: failed: ") && err.contains("not audio"),
+        "{err}"
+    );
+    assert!(err.contains("summary: 1 done, 1 failed"), "{err}");
+
+    let usage = sori(&["transcribe", "--format", "docx", ko.to_str().unwrap()]);
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+    assert!(stderr(&usage).contains("verbose_json"), "{}", stderr(&usage));
+    assert_eq!(sori(&["transcribe"]).status.code(), Some(2), "no file is a usage error");
+}

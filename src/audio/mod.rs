@@ -69,8 +69,9 @@ pub enum AudioWarning {
 /// Opens `path` and checks its header: a file that is not audio, has an
 /// impossible sample rate, or states a length over `max_duration_sec` is
 /// refused here, before it waits for a worker or allocates any samples.
-pub fn probe_file(path: &Path, max_duration_sec: f64) -> Result<(), AudioError> {
-    AudioStream::open_file(path, max_duration_sec).map(drop)
+/// Returns the length the header states, if it states one.
+pub fn probe_file(path: &Path, max_duration_sec: f64) -> Result<Option<f64>, AudioError> {
+    AudioStream::open_file(path, max_duration_sec).map(|stream| stream.decoder.declared_sec())
 }
 
 /// A whole file in memory, for tools and tests (the server streams).
