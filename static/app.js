@@ -30,6 +30,7 @@ const TEXT = {
     throughput: "처리량 (오디오 초/처리 초)", files_total: "전체 파일",
     chart_samples: "요청 동안의 CPU · RAM", chart_per_file: "파일별 처리 시간 · CPU",
     no_samples: "샘플 없음", error_generic: "요청이 실패했습니다",
+    col_downloads: "내려받기", key_title: "API 키", key_save: "저장",
   },
   en: {
     tagline: "Speech to text — and what every transcription costs",
@@ -57,6 +58,7 @@ const TEXT = {
     throughput: "Throughput (audio s / processing s)", files_total: "Files",
     chart_samples: "CPU · RAM during the request", chart_per_file: "Processing time · CPU per file",
     no_samples: "no samples", error_generic: "The request failed",
+    col_downloads: "Downloads", key_title: "API key", key_save: "Save",
   },
 };
 
@@ -134,11 +136,71 @@ function applyLanguage() {
 
 const state = { single: null, batch: null, events: null };
 
+// ---- API key: asked for once when the server answers 401, kept in this browser ----
+
+function authHeaders() {
+  const key = localStorage.getItem("sori.key");
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+/** Shows the key dialog with the server's message; resolves once a key is saved. */
+function askKey(message) {
+  return new Promise((resolve) => {
+    $("key-message").textContent = message;
+    $("key-input").value = "";
+    $("key-form").onsubmit = () => {
+      localStorage.setItem("sori.key", $("key-input").value.trim());
+      resolve();
+    };
+    $("key-dialog").showModal();
+  });
+}
+
+/** Runs `send` (resolving with {status, body}) until the server accepts the key. */
+async function authorized(send) {
+  let answer = await send();
+  while (answer.status === 401) {
+    await askKey(errorMessage(answer.body));
+    answer = await send();
+  }
+  return answer;
+}
+
+/** GETs JSON with the key; resolves with {status, body}. */
+function getJson(url) {
+  return authorized(async () => {
+    const response = await fetch(url, { headers: authHeaders() });
+    return { status: response.status, body: await response.json() };
+  });
+}
+
+/** Downloads `url` (with the key) as a file named `name`. */
+async function download(url, name) {
+  const { status, body } = await authorized(async () => {
+    const response = await fetch(url, { headers: authHeaders() });
+    return { status: response.status, body: response.ok ? await response.blob() : await response.json() };
+  });
+  if (status !== 200) return showError(errorMessage(body));
+  const a = el("a", { href: URL.createObjectURL(body), download: name });
+  a.click();
+  URL.revokeObjectURL(a.href);
+}
+
+/** The file name of a transcript of `filename` with another extension. */
+function renamed(filename, ext) {
+  return `${filename.replace(/\.[^.]+$/, "")}.${ext}`;
+}
+
 /** POSTs a form with upload progress; resolves with {status, body}. */
 function post(url, form, onProgress) {
+  return authorized(() => postOnce(url, form, onProgress));
+}
+
+function postOnce(url, form, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.upload.onload = () => onProgress(1);
@@ -205,7 +267,7 @@ function renderSingle(r) {
 
 async function startBatch(files) {
   showError("");
-  if (state.events) state.events.close();
+  if (state.events) state.events.abort();
   const form = new FormData();
   for (const file of files) form.append("file", file, file.name);
   const language = $("batch-language").value;
@@ -223,27 +285,66 @@ async function startBatch(files) {
   }
 }
 
-/** Live updates over Server-Sent Events; the server ends the stream when done. */
-function follow(batchId) {
-  const source = new EventSource(`/batch/${encodeURIComponent(batchId)}/events`);
-  state.events = source;
-  source.addEventListener("batch", (e) => {
-    const batch = JSON.parse(e.data);
-    state.batch = batch;
-    renderBatch(batch);
-    if (batch.status === "complete") source.close();
-  });
-  // One file changed: it replaces its row, and the progress is the batch's now.
-  source.addEventListener("file", (e) => {
-    const change = JSON.parse(e.data);
+/**
+ * Live updates over Server-Sent Events; the server ends the stream when done.
+ * Read with fetch rather than EventSource, which cannot send the API key.
+ */
+async function follow(batchId) {
+  const controller = new AbortController();
+  state.events = controller;
+  let response;
+  try {
+    response = await fetch(`/batch/${encodeURIComponent(batchId)}/events`, { headers: authHeaders(), signal: controller.signal });
+  } catch {
+    return;
+  }
+  if (response.status === 401) {
+    await askKey(errorMessage(await response.json()));
+    return follow(batchId);
+  }
+  if (!response.ok) return showError(errorMessage(await response.json()));
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch {
+      return; // aborted: another batch replaced this one
+    }
+    if (chunk.done) return;
+    buffer += chunk.value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      onBatchEvent(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+}
+
+/** One event of a batch's stream: `batch` replaces the table, `file` one row of it. */
+function onBatchEvent(text) {
+  let name = "message";
+  const data = [];
+  for (const line of text.split("\n")) {
+    if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  if (!data.length) return; // a keep-alive comment
+  const payload = JSON.parse(data.join("\n"));
+  if (name === "batch") {
+    state.batch = payload;
+    renderBatch(payload);
+    if (payload.status === "complete") state.events.abort();
+  } else if (name === "file") {
     const batch = state.batch;
-    if (!batch || batch.batch_id !== change.batch_id) return;
-    const at = batch.files.findIndex((f) => f.file_id === change.file.file_id);
-    if (at >= 0) batch.files[at] = change.file;
-    batch.progress = change.progress;
-    batch.status = change.status;
+    if (!batch || batch.batch_id !== payload.batch_id) return;
+    const at = batch.files.findIndex((f) => f.file_id === payload.file.file_id);
+    if (at >= 0) batch.files[at] = payload.file;
+    batch.progress = payload.progress;
+    batch.status = payload.status;
     renderBatch(batch);
-  });
+  }
 }
 
 function renderBatch(b) {
@@ -260,6 +361,7 @@ function renderBatch(b) {
       el("td", {}, f.language || "–"),
       el("td", { class: "error" }, f.error || ""),
       perfCell(f),
+      downloadsCell(f),
     );
     return tr;
   }));
@@ -285,6 +387,21 @@ function perfCell(file) {
   return td;
 }
 
+/** TXT, SRT and VTT of a finished file. */
+function downloadsCell(file) {
+  const td = el("td", { class: "downloads" });
+  if (file.status !== "done") {
+    td.textContent = "–";
+    return td;
+  }
+  for (const [label, path, ext] of [["TXT", "text", "txt"], ["SRT", "srt", "srt"], ["VTT", "vtt", "vtt"]]) {
+    const button = el("button", { type: "button", class: "ghost", "data-format": ext }, label);
+    button.addEventListener("click", () => download(`/files/${encodeURIComponent(file.file_id)}/${path}`, renamed(file.filename, ext)));
+    td.append(button);
+  }
+  return td;
+}
+
 function openFileModal(file) {
   $("file-modal-title").textContent = file.filename;
   fillMetrics($("file-modal-metrics"), [...eightFigures(file.performance), ["rtf", file.performance.real_time_factor.toFixed(3)], scopeOf(file.performance)]);
@@ -294,9 +411,8 @@ function openFileModal(file) {
 
 async function openSummary() {
   const b = state.batch;
-  const response = await fetch(`/batch/${encodeURIComponent(b.batch_id)}/summary`);
-  const s = await response.json();
-  if (!response.ok) return showError(errorMessage(s));
+  const { status, body: s } = await getJson(`/batch/${encodeURIComponent(b.batch_id)}/summary`);
+  if (status !== 200) return showError(errorMessage(s));
   fillMetrics($("summary-totals"), [
     ["files_total", String(s.count_total)],
     ["files_done", String(s.count_done)],
@@ -414,12 +530,10 @@ document.addEventListener("DOMContentLoaded", () => {
     $("copy-text").textContent = t("copied");
     setTimeout(() => { $("copy-text").textContent = t("copy"); }, 1500);
   });
-  $("download-text").addEventListener("click", () => {
-    const blob = new Blob([state.single.text], { type: "text/plain;charset=utf-8" });
-    const a = el("a", { href: URL.createObjectURL(blob), download: `${state.single.filename.replace(/\.[^.]+$/, "")}.txt` });
-    a.click();
-    URL.revokeObjectURL(a.href);
-  });
+  for (const [id, path, ext] of [["download-text", "text", "txt"], ["download-srt", "srt", "srt"], ["download-vtt", "vtt", "vtt"]]) {
+    $(id).addEventListener("click", () =>
+      download(`/files/${encodeURIComponent(state.single.file_id)}/${path}`, renamed(state.single.filename, ext)));
+  }
   $("batch-summary-button").addEventListener("click", openSummary);
   document.querySelectorAll("dialog [data-close]").forEach((b) => b.addEventListener("click", () => b.closest("dialog").close()));
   document.querySelectorAll("dialog").forEach((d) => d.addEventListener("click", (e) => { if (e.target === d) d.close(); }));

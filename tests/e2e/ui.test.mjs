@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, existsSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, existsSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createServer } from "node:net";
@@ -99,6 +99,25 @@ test("a single upload shows the transcript, segments and the eight figures", asy
   await page.screenshot({ path: join(OUT, "single-result.png"), fullPage: true });
 });
 
+/** Clicks `selector` and returns the name and text of the file the page downloads. */
+async function downloaded(selector) {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.locator(selector).click()]);
+  return { name: download.suggestedFilename(), text: readFileSync(await download.path(), "utf8") };
+}
+
+test("the transcript downloads as text, SRT and VTT", async () => {
+  const txt = await downloaded("#download-text");
+  assert.equal(txt.name, "jfk.txt");
+  assert.match(txt.text.toLowerCase(), /ask not what your country/);
+  const srt = await downloaded("#download-srt");
+  assert.equal(srt.name, "jfk.srt");
+  assert.match(srt.text, /^1\n00:00:0\d,\d{3} --> 00:00:\d\d,\d{3}\n\S/);
+  const vtt = await downloaded("#download-vtt");
+  assert.equal(vtt.name, "jfk.vtt");
+  assert.match(vtt.text, /^WEBVTT\n\n1\n00:00:0\d\.\d{3} --> /);
+  assert.match(vtt.text.toLowerCase(), /your country/);
+});
+
 test("the language switch relabels the page in English", async () => {
   await page.locator("#lang-switch").click();
   assert.equal(await page.locator("#tab-single").textContent(), "Single file");
@@ -120,7 +139,7 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   await page.locator("#batch-rows tr").first().waitFor({ timeout: 30_000 });
   assert.equal(await page.locator("#batch-rows tr").count(), 4);
   const headers = await page.locator("#batch-table th").allTextContents();
-  assert.deepEqual(headers, ["파일명", "상태", "시간", "단어수", "처리시간", "언어", "오류", "성능"]);
+  assert.deepEqual(headers, ["파일명", "상태", "시간", "단어수", "처리시간", "언어", "오류", "성능", "내려받기"]);
   await page.locator("#batch-summary-button").waitFor({ state: "visible", timeout: 120_000 });
 
   assert.equal(await page.locator('#batch-rows tr[data-status="done"]').count(), 3);
@@ -134,6 +153,10 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   const perf = await page.locator("#batch-rows button.perf").first().textContent();
   assert.match(perf, /^CPU: \d+% \| RAM: \d+MB$/);
   await page.screenshot({ path: join(OUT, "batch-table.png"), fullPage: true });
+  const subtitles = await downloaded('#batch-rows tr[data-status="done"] button[data-format="srt"] >> nth=0');
+  assert.match(subtitles.name, /\.srt$/);
+  assert.match(subtitles.text, /^1\n00:00:\d\d,\d{3} --> /);
+  assert.equal(await page.locator('#batch-rows tr[data-status="failed"] button[data-format]').count(), 0);
 
   await page.locator("#batch-rows button.perf").first().click();
   const fileModal = page.locator("#file-modal");
@@ -157,4 +180,29 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   await page.screenshot({ path: join(OUT, "summary-modal.png") });
   await page.keyboard.press("Escape");
   await summary.waitFor({ state: "hidden" });
+});
+
+test("with an API key set, the page asks for it once and keeps it", async () => {
+  const port = await freePort();
+  const keyed = `http://127.0.0.1:${port}`;
+  const other = spawn(join(ROOT, "target/release/sori"),
+    ["serve", "--model", MODEL, "--port", String(port), "--data-dir", join(work, "data-keyed"), "--api-key", "e2e-secret"],
+    { stdio: "ignore" });
+  try {
+    await waitReady(`${keyed}/readyz`);
+    const keyedPage = await browser.newPage();
+    await keyedPage.goto(keyed);
+    await keyedPage.locator("#single-file").setInputFiles(join(work, "jfk.wav"));
+    await keyedPage.locator("#key-dialog").waitFor({ state: "visible" });
+    assert.match(await keyedPage.locator("#key-message").textContent(), /API key/);
+    await keyedPage.locator("#key-input").fill("e2e-secret");
+    await keyedPage.locator("#key-form button[type=submit]").click();
+    await keyedPage.locator("#single-result").waitFor({ state: "visible", timeout: 60_000 });
+    assert.match((await keyedPage.locator("#single-text").textContent()).toLowerCase(), /your country/);
+    assert.equal(await keyedPage.evaluate(() => localStorage.getItem("sori.key")), "e2e-secret");
+    await keyedPage.screenshot({ path: join(OUT, "api-key.png"), fullPage: true });
+    await keyedPage.close();
+  } finally {
+    other.kill();
+  }
 });
