@@ -103,15 +103,14 @@ fn usage(message: &str) -> u8 {
 }
 
 fn start_engine(args: &TranscribeArgs) -> Result<Engine, String> {
-    let (path, _) =
-        crate::model::resolve(&args.model, &args.model_dir, args.model_format).map_err(|e| e.to_string())?;
+    let (path, _) = args.model.resolve().map_err(|e| e.to_string())?;
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
     let transcriber = WhisperTranscriber::load(
         &path,
-        &args.model,
+        &args.model.model,
         WhisperSettings {
             threads,
             short_audio_context: true,

@@ -27,12 +27,9 @@ pub enum Command {
     Transcribe(TranscribeArgs),
 }
 
-/// Settings of `sori transcribe`.
+/// The model a command loads (`sori serve`, `sori transcribe`).
 #[derive(Debug, Clone, Args)]
-pub struct TranscribeArgs {
-    /// Audio files (WAV, MP3, FLAC, Ogg, M4A).
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
+pub struct ModelChoice {
     /// A ggml model file, or a known model name (tiny.en, base) fetched into --model-dir on first use.
     #[arg(long, env = "SORI_MODEL", default_value = "base")]
     pub model: String,
@@ -42,6 +39,24 @@ pub struct TranscribeArgs {
     /// Weight format used when a model is fetched by name.
     #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value_t)]
     pub model_format: WeightFormat,
+}
+
+impl ModelChoice {
+    /// The model file (fetched and converted first when a known name is given) and its header.
+    pub fn resolve(&self) -> Result<(PathBuf, crate::model::ModelInfo), crate::model::ModelError> {
+        crate::model::resolve(&self.model, &self.model_dir, self.model_format)
+    }
+}
+
+/// Settings of `sori transcribe`.
+#[derive(Debug, Clone, Args)]
+pub struct TranscribeArgs {
+    /// Audio files (WAV, MP3, FLAC, Ogg, M4A).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Which model to load.
+    #[command(flatten)]
+    pub model: ModelChoice,
     /// A Whisper language code (en, ko, ...); detected when not given.
     #[arg(long)]
     pub language: Option<String>,
@@ -93,15 +108,9 @@ pub enum ModelCommand {
 /// Settings of `sori serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// A ggml model file, or a known model name (tiny.en, base) fetched into --model-dir on first use.
-    #[arg(long, env = "SORI_MODEL", default_value = "base")]
-    pub model: String,
-    /// Folder for fetched models.
-    #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
-    pub model_dir: PathBuf,
-    /// Weight format used when a model is fetched by name.
-    #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value_t)]
-    pub model_format: WeightFormat,
+    /// Which model to load.
+    #[command(flatten)]
+    pub model: ModelChoice,
     /// Address to listen on.
     #[arg(long, env = "SORI_HOST", default_value = "127.0.0.1")]
     pub host: String,

@@ -60,8 +60,8 @@ fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
     config.validate()?;
     let addr = config.addr()?;
-    let (model_path, info) = model::resolve(&config.model, &config.model_dir, config.model_format)?;
-    let model_name = model_display_name(&config.model);
+    let (model_path, info) = config.model.resolve()?;
+    let model_name = model_display_name(&config.model.model);
     let threads = config.threads();
     tracing::info!(path = %model_path.display(), hparams = ?info.hparams, threads, workers = config.workers, "loading model");
     let transcriber = Arc::new(WhisperTranscriber::load(

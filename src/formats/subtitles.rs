@@ -39,30 +39,23 @@ pub fn cues(segments: &[Segment]) -> Vec<Cue> {
 
 /// SubRip: `1`, `00:00:01,000 --> 00:00:04,500`, the lines, a blank line.
 pub fn srt(cues: &[Cue]) -> String {
-    let mut out = String::new();
-    for (i, cue) in cues.iter().enumerate() {
-        let _ = write!(
-            out,
-            "{}\n{} --> {}\n{}\n\n",
-            i + 1,
-            timestamp(cue.start, ','),
-            timestamp(cue.end, ','),
-            cue.lines.join("\n")
-        );
-    }
-    out
+    numbered_cues(String::new(), cues, ',')
 }
 
 /// WebVTT: the `WEBVTT` header, then numbered cues with `.` before the milliseconds.
 pub fn vtt(cues: &[Cue]) -> String {
-    let mut out = String::from("WEBVTT\n\n");
+    numbered_cues(String::from("WEBVTT\n\n"), cues, '.')
+}
+
+/// `cues` after `header`, numbered, with `separator` before the milliseconds.
+fn numbered_cues(mut out: String, cues: &[Cue], separator: char) -> String {
     for (i, cue) in cues.iter().enumerate() {
         let _ = write!(
             out,
             "{}\n{} --> {}\n{}\n\n",
             i + 1,
-            timestamp(cue.start, '.'),
-            timestamp(cue.end, '.'),
+            timestamp(cue.start, separator),
+            timestamp(cue.end, separator),
             cue.lines.join("\n")
         );
     }

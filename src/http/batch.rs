@@ -14,9 +14,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::transcribe::check_language;
-use super::upload::{
-    clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
-};
+use super::upload::{multipart_error, receive_file, skip_field, text_field, SpooledUpload, SHORT_FIELD_BYTES};
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, NewFile, Progress};
@@ -95,11 +93,9 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
                         format!("a batch holds at most {MAX_FILES_PER_BATCH} files; split the upload"),
                     ));
                 }
-                let file_id = FileId::new();
-                let filename = clean_filename(field.file_name().unwrap_or("upload"));
-                let path = state.transcriptions.store().upload_path(&file_id);
-                let upload = spool_field(field, path, file_limit, "the batch upload", body_limit).await?;
-                files.push((file_id, filename, upload));
+                let store = state.transcriptions.store();
+                let file = receive_file(field, store, file_limit, "the batch upload", body_limit).await?;
+                files.push((file.file_id, file.filename, file.audio));
             }
             Some("language") => {
                 language = text_field(field, SHORT_FIELD_BYTES, "the batch upload", body_limit)

@@ -20,7 +20,8 @@ use tracing::Instrument;
 
 use super::transcribe::{check_language, probe, traced};
 use super::upload::{
-    clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
+    multipart_error, receive_single_file, required_file, skip_field, text_field, ReceivedFile, SpooledUpload,
+    SHORT_FIELD_BYTES,
 };
 use super::AppState;
 use crate::engine::{ProgressSink, Task, TranscribeOptions};
@@ -188,7 +189,8 @@ fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<Transcr
 async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<AudioRequest, AppError> {
     let limit = state.limits.max_upload_bytes;
     let failed = |e| multipart_error(e, "the upload", limit);
-    let mut file: Option<(FileId, String, SpooledUpload)> = None;
+    let store = state.transcriptions.store();
+    let mut file = None;
     let (mut model, mut language, mut prompt) = (None, None, None);
     let (mut format, mut temperature, mut stream) = (ResponseFormat::default(), 0.0, false);
     let mut granularities = Granularities::default();
@@ -196,22 +198,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<AudioRe
         let name = field.name().unwrap_or_default().to_string();
         let short = |field| text_field(field, SHORT_FIELD_BYTES, "the upload", limit);
         match name.as_str() {
-            "file" => {
-                if file.is_some() {
-                    return Err(AppError::bad_request(
-                        "too_many_files",
-                        "send one field named file per request",
-                    ));
-                }
-                let file_id = FileId::new();
-                let filename = clean_filename(field.file_name().unwrap_or("upload"));
-                let path = state.transcriptions.store().upload_path(&file_id);
-                file = Some((
-                    file_id,
-                    filename,
-                    spool_field(field, path, limit, "the upload", limit).await?,
-                ));
-            }
+            "file" => receive_single_file(&mut file, field, store, limit).await?,
             "model" => model = short(field).await?,
             "language" => language = short(field).await?.map(|v| v.to_lowercase()),
             "prompt" => prompt = text_field(field, MAX_PROMPT_BYTES, "the upload", limit).await?,
@@ -255,12 +242,11 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<AudioRe
             _ => skip_field(field, "the upload", limit).await?,
         }
     }
-    let (file_id, filename, audio) = file.ok_or_else(|| {
-        AppError::bad_request(
-            "missing_file",
-            "the form has no field named file; send the audio as -F file=@recording.wav",
-        )
-    })?;
+    let ReceivedFile {
+        file_id,
+        filename,
+        audio,
+    } = required_file(file)?;
     Ok(AudioRequest {
         file_id,
         filename,

@@ -9,7 +9,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::upload::{
-    clean_filename, multipart_error, skip_field, spool_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
+    multipart_error, receive_single_file, required_file, skip_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
 };
 use super::AppState;
 use crate::audio::AudioWarning;
@@ -134,23 +134,12 @@ async fn run(
 async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Upload, AppError> {
     let limit = state.limits.max_upload_bytes;
     let failed = |e| multipart_error(e, "the upload", limit);
-    let mut file: Option<(FileId, String, SpooledUpload)> = None;
+    let store = state.transcriptions.store();
+    let mut file = None;
     let mut language = None;
     while let Some(field) = multipart.next_field().await.map_err(failed)? {
         match field.name() {
-            Some("file") => {
-                if file.is_some() {
-                    return Err(AppError::bad_request(
-                        "too_many_files",
-                        "send one field named file per request",
-                    ));
-                }
-                let file_id = FileId::new();
-                let name = clean_filename(field.file_name().unwrap_or("upload"));
-                let path = state.transcriptions.store().upload_path(&file_id);
-                let spooled = spool_field(field, path, limit, "the upload", limit).await?;
-                file = Some((file_id, name, spooled));
-            }
+            Some("file") => receive_single_file(&mut file, field, store, limit).await?,
             Some("language") => {
                 language = text_field(field, SHORT_FIELD_BYTES, "the upload", limit)
                     .await?
@@ -160,16 +149,11 @@ async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Uploa
             _ => skip_field(field, "the upload", limit).await?,
         }
     }
-    let (file_id, filename, audio) = file.ok_or_else(|| {
-        AppError::bad_request(
-            "missing_file",
-            "the form has no field named file; send the audio as -F file=@recording.wav",
-        )
-    })?;
+    let file = required_file(file)?;
     Ok(Upload {
-        file_id,
-        filename,
-        audio,
+        file_id: file.file_id,
+        filename: file.filename,
+        audio: file.audio,
         language,
     })
 }

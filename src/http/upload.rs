@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::AppError;
+use crate::store::{FileId, FileStore};
 
 /// Longest file name kept, in characters.
 const MAX_FILENAME_CHARS: usize = 255;
@@ -89,6 +90,60 @@ pub async fn spool_field(
     }
     out.flush().await.map_err(io_error)?;
     Ok(upload)
+}
+
+/// A file field received: the id its transcription will have, the client's
+/// name for it (cleaned), and the upload on disk.
+pub struct ReceivedFile {
+    pub file_id: FileId,
+    pub filename: String,
+    pub audio: SpooledUpload,
+}
+
+/// Spools a file field into `store`'s uploads under a new file id.
+pub async fn receive_file(
+    field: Field<'_>,
+    store: &FileStore,
+    limit_bytes: u64,
+    body_what: &str,
+    body_limit_bytes: u64,
+) -> Result<ReceivedFile, AppError> {
+    let file_id = FileId::new();
+    let filename = clean_filename(field.file_name().unwrap_or("upload"));
+    let path = store.upload_path(&file_id);
+    let audio = spool_field(field, path, limit_bytes, body_what, body_limit_bytes).await?;
+    Ok(ReceivedFile {
+        file_id,
+        filename,
+        audio,
+    })
+}
+
+/// Receives the one `file` field of a single upload into `slot`; a second one is refused.
+pub async fn receive_single_file(
+    slot: &mut Option<ReceivedFile>,
+    field: Field<'_>,
+    store: &FileStore,
+    limit_bytes: u64,
+) -> Result<(), AppError> {
+    if slot.is_some() {
+        return Err(AppError::bad_request(
+            "too_many_files",
+            "send one field named file per request",
+        ));
+    }
+    *slot = Some(receive_file(field, store, limit_bytes, "the upload", limit_bytes).await?);
+    Ok(())
+}
+
+/// The file of a single upload, or 400 `missing_file`.
+pub fn required_file(slot: Option<ReceivedFile>) -> Result<ReceivedFile, AppError> {
+    slot.ok_or_else(|| {
+        AppError::bad_request(
+            "missing_file",
+            "the form has no field named file; send the audio as -F file=@recording.wav",
+        )
+    })
 }
 
 /// The last path component of a client's file name, at most 255 characters,
