@@ -295,6 +295,21 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
     let retry: u64 = refused.1["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry >= 1);
 
+    // Under /v1 the same full queue is OpenAI's 429 (which its clients retry),
+    // streamed or not: a stream is refused before its events begin.
+    for stream in ["false", "true"] {
+        let parts: Vec<Part> = vec![
+            ("file", Some("4.wav"), &wav[..]),
+            ("model", None, b"whisper-1"),
+            ("stream", None, stream.as_bytes()),
+        ];
+        let (status, headers, body) = send(&app, multipart_request("/v1/audio/transcriptions", &parts)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "stream={stream}: {body}");
+        assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+        assert_eq!(body["error"]["code"], "queue_full", "{body}");
+        assert!(headers.contains_key("retry-after"));
+    }
+
     let (_, ready_body) = {
         let (s, _, b) = send(&app, get("/readyz")).await;
         (s, b)

@@ -133,6 +133,13 @@ async fn run(
         trace_id: telemetry::trace_id_of(&span),
     };
     if request.stream {
+        // Once the events have begun the status is 200, so a full queue is
+        // answered (429 under /v1) before they begin. Another request can
+        // still take the last slot in between; that one ends with an error event.
+        let engine = state.transcriptions.engine();
+        if engine.queue_depth() >= engine.queue_capacity() {
+            return Err(AppError::QueueFull);
+        }
         return Ok(stream_events(state, job, request.audio, span));
     }
     let transcribed = state.transcriptions.transcribe(job).await?;

@@ -150,6 +150,14 @@ class OpenAiClient(unittest.TestCase):
         first, last = result.segments[0], result.segments[-1]
         self.assertTrue(first.start <= words[0].start and words[-1].end <= last.end)
 
+    def test_a_fixed_temperature_is_the_one_reported(self):
+        result = self.transcribe(response_format="verbose_json", temperature=0.5, language="en")
+        self.assertTrue(result.segments)
+        self.assertTrue(all(s.temperature == 0.5 for s in result.segments), result.segments)
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.transcribe(temperature=1.5)
+        self.assertEqual(caught.exception.body["param"], "temperature")
+
     def test_words_alone_leave_out_segments(self):
         result = self.transcribe(response_format="verbose_json", timestamp_granularities=["word"])
         self.assertTrue(result.words)
