@@ -87,8 +87,9 @@ pub struct WhisperTranscriber {
 /// index and offset, with its transcript; an error of its own if it could not start.
 type LaneOutput = Result<Vec<(usize, usize, Result<Transcript, EngineError>)>, EngineError>;
 
-/// What the caller asked of every decode of one transcription.
-#[derive(Debug, Clone, Copy)]
+/// What the caller asked of every decode of one transcription (by default:
+/// transcribe, no prompt, greedy with fallback, no word times).
+#[derive(Debug, Clone, Copy, Default)]
 struct Wanted<'a> {
     translate: bool,
     prompt: Option<&'a str>,
@@ -351,8 +352,7 @@ impl WhisperTranscriber {
             )
             .map_err(EngineError)?;
         let detected = state.language().unwrap_or(language);
-        let decoded = self.collect(state, detected, window, params.temperature_of_attempt(attempts));
-        Ok(decoded)
+        Ok(self.collect(state, detected, window, params.temperature_of_attempt(attempts)))
     }
 
     /// whisper.cpp detects the language before it applies `audio_ctx`, with
@@ -361,14 +361,12 @@ impl WhisperTranscriber {
     /// on a reused one whatever the last decode used. A first call over 100 ms
     /// sets the context and stops before encoding anything.
     fn set_detection_context(&self, state: &mut State, audio_ctx: Option<usize>) -> Result<(), EngineError> {
-        let wanted = Wanted {
-            translate: false,
-            prompt: None,
-            temperature: 0.0,
-            words: false,
-        };
         state
-            .full(&self.params("en", 1, wanted, audio_ctx), UNDECODED_FRAMES, None)
+            .full(
+                &self.params("en", 1, Wanted::default(), audio_ctx),
+                UNDECODED_FRAMES,
+                None,
+            )
             .map(drop)
             .map_err(EngineError)
     }

@@ -49,17 +49,6 @@ impl FromStr for ResponseFormat {
 }
 
 impl ResponseFormat {
-    /// The name clients send.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Text => "text",
-            Self::Srt => "srt",
-            Self::VerboseJson => "verbose_json",
-            Self::Vtt => "vtt",
-        }
-    }
-
     /// The media type of the body.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -78,11 +67,6 @@ impl ResponseFormat {
             Self::Srt => "srt",
             Self::Vtt => "vtt",
         }
-    }
-
-    /// Whether the body is JSON (Sori's extra fields go into it; text formats get them as headers).
-    pub fn is_json(self) -> bool {
-        matches!(self, Self::Json | Self::VerboseJson)
     }
 
     /// Whether word times make it better (subtitles split long segments at words).
@@ -219,8 +203,15 @@ mod tests {
 
     #[test]
     fn formats_parse_and_name_themselves() {
-        for name in ["json", "text", "srt", "verbose_json", "vtt"] {
-            assert_eq!(name.parse::<ResponseFormat>().unwrap().as_str(), name);
+        let all = [
+            ("json", ResponseFormat::Json),
+            ("text", ResponseFormat::Text),
+            ("srt", ResponseFormat::Srt),
+            ("verbose_json", ResponseFormat::VerboseJson),
+            ("vtt", ResponseFormat::Vtt),
+        ];
+        for (name, format) in all {
+            assert_eq!(name.parse::<ResponseFormat>().unwrap(), format);
         }
         assert!("xml".parse::<ResponseFormat>().unwrap_err().contains("verbose_json"));
     }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::transcribe::check_language;
-use super::upload::{multipart_error, receive_file, skip_field, text_field, SpooledUpload, SHORT_FIELD_BYTES};
+use super::upload::{
+    multipart_error, multipart_form, receive_file, skip_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
+};
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, NewFile, Progress};
@@ -33,12 +35,7 @@ pub async fn create(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Batch>), AppError> {
-    let multipart = multipart.map_err(|e| {
-        AppError::bad_request(
-            "invalid_request",
-            format!("send the audio as multipart/form-data with fields named file ({e})"),
-        )
-    })?;
+    let multipart = multipart_form(multipart, "fields named file")?;
     let (files, language) = receive(&state, multipart).await?;
     let language = check_language(&state, language)?;
 

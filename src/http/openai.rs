@@ -20,8 +20,8 @@ use tracing::Instrument;
 
 use super::transcribe::{check_language, probe, traced};
 use super::upload::{
-    multipart_error, receive_single_file, required_file, skip_field, text_field, ReceivedFile, SpooledUpload,
-    SHORT_FIELD_BYTES,
+    multipart_error, multipart_form, receive_single_file, required_file, skip_field, text_field, ReceivedFile,
+    SpooledUpload, SHORT_FIELD_BYTES,
 };
 use super::AppState;
 use crate::engine::{ProgressSink, Task, TranscribeOptions};
@@ -116,12 +116,7 @@ async fn run(
     multipart: Result<Multipart, MultipartRejection>,
     span: tracing::Span,
 ) -> Result<Response, AppError> {
-    let multipart = multipart.map_err(|e| {
-        AppError::bad_request(
-            "invalid_request",
-            format!("send the audio as multipart/form-data with a field named file ({e})"),
-        )
-    })?;
+    let multipart = multipart_form(multipart, "a field named file")?;
     let request = read_form(&state, multipart).await?;
     let options = check(&state, task, &request)?;
     probe(&state, &request.audio).await?;

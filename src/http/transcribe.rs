@@ -9,7 +9,8 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::upload::{
-    multipart_error, receive_single_file, required_file, skip_field, text_field, SpooledUpload, SHORT_FIELD_BYTES,
+    multipart_error, multipart_form, receive_single_file, required_file, skip_field, text_field, SpooledUpload,
+    SHORT_FIELD_BYTES,
 };
 use super::AppState;
 use crate::audio::AudioWarning;
@@ -90,12 +91,7 @@ async fn run(
     multipart: Result<Multipart, MultipartRejection>,
     span: &tracing::Span,
 ) -> Result<Json<TranscribeResponse>, AppError> {
-    let multipart = multipart.map_err(|e| {
-        AppError::bad_request(
-            "invalid_request",
-            format!("send the audio as multipart/form-data with a field named file ({e})"),
-        )
-    })?;
+    let multipart = multipart_form(multipart, "a field named file")?;
     let upload = read_upload(&state, multipart).await?;
     let language = check_language(&state, upload.language)?;
     probe(&state, &upload.audio).await?;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use axum::extract::multipart::{Field, MultipartError};
+use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 
@@ -40,6 +40,17 @@ impl Drop for SpooledUpload {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// The multipart form of an upload, or 400 saying how to send one; `fields`
+/// names the file fields it needs (`a field named file`).
+pub fn multipart_form(multipart: Result<Multipart, MultipartRejection>, fields: &str) -> Result<Multipart, AppError> {
+    multipart.map_err(|e| {
+        AppError::bad_request(
+            "invalid_request",
+            format!("send the audio as multipart/form-data with {fields} ({e})"),
+        )
+    })
 }
 
 /// How a multipart error reads: too large (naming `what` and its limit) or malformed.
