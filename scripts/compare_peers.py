@@ -209,10 +209,13 @@ def with_durations(clips):
 
 
 def rss_mb(pid):
+    """Resident memory of `pid` and its child processes (Sori's workers), MiB."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    own = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            own = int(line.split()[1]) / 1024
+    return own + sum(rss_mb(int(child)) for child in children)
 
 
 def free_port():

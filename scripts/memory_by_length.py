@@ -2,7 +2,8 @@
 `sori serve` (tiny.en, one worker, two threads) transcribes 1 minute, 10
 minutes, 1 hour and 3 hours of speech (JFK and silence, as FLAC), one file at
 a time on a fresh server each, and the table shows the response's
-`ram_mb_peak` beside the kernel's high-water mark (VmHWM) of the process.
+`ram_mb_peak` beside the kernel's high-water mark (VmHWM) of the worker process
+that ran it.
 
 Run: python3 scripts/memory_by_length.py [--lengths 60,600,3600,10800]
 """
@@ -55,13 +56,15 @@ def measure(sori, model, clip):
                 port = match and int(match.group(1))
             while True:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as ready:
+                        worker = json.load(ready)["worker_pids"][0]
                     break
                 except OSError:
                     time.sleep(0.1)
-            idle = vm(server.pid, "VmRSS")
+            # The job runs in the worker process: its memory is the job's.
+            idle = vm(worker, "VmRSS")
             answer = post(port, clip)
-            return {"idle_mib": idle, "hwm_mib": vm(server.pid, "VmHWM"),
+            return {"idle_mib": idle, "hwm_mib": vm(worker, "VmHWM"),
                     "ram_mb_peak": answer["performance"]["ram_mb_peak"],
                     "processing_sec": answer["performance"]["processing_time_sec"],
                     "audio_sec": answer["audio_duration_sec"], "words": answer["word_count"]}

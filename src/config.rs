@@ -1,5 +1,6 @@
 //! Command line and environment configuration (`--flag` or `SORI_*` for every setting).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -25,6 +26,50 @@ pub enum Command {
     Model(ModelCommand),
     /// Transcribe files in-process (no server) and print what each cost.
     Transcribe(TranscribeArgs),
+    /// One worker process of `sori serve` (the server starts these itself).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// Settings of `sori worker`, as `sori serve` passes them.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The ggml model file.
+    #[arg(long)]
+    pub model_path: PathBuf,
+    /// The model's name as shown to users.
+    #[arg(long)]
+    pub model_name: String,
+    /// Compute threads for one job.
+    #[arg(long)]
+    pub threads: usize,
+    /// Try an audio context sized to short clips first.
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub short_audio_context: bool,
+    /// How often the performance monitor samples, seconds.
+    #[arg(long)]
+    pub sample_interval_sec: f64,
+    /// Longest accepted audio, seconds.
+    #[arg(long)]
+    pub max_audio_sec: f64,
+}
+
+impl WorkerArgs {
+    /// The arguments that start `sori` as this worker (`worker --model-path ...`).
+    pub fn command_line(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["worker".into(), "--model-path".into(), self.model_path.clone().into()];
+        for (flag, value) in [
+            ("--model-name", self.model_name.clone()),
+            ("--threads", self.threads.to_string()),
+            ("--short-audio-context", self.short_audio_context.to_string()),
+            ("--sample-interval-sec", self.sample_interval_sec.to_string()),
+            ("--max-audio-sec", self.max_audio_sec.to_string()),
+        ] {
+            args.push(flag.into());
+            args.push(value.into());
+        }
+        args
+    }
 }
 
 /// The model a command loads (`sori serve`, `sori transcribe`).
@@ -120,7 +165,7 @@ pub struct ServeConfig {
     /// Folder for transcripts and their performance records.
     #[arg(long, env = "SORI_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
-    /// Transcription worker threads (each runs one request at a time). Default: 1.
+    /// Transcription workers: processes, each running one request at a time. Default: 1.
     #[arg(long, env = "SORI_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
     /// Compute threads per worker. Default: the core count divided by the workers.
@@ -221,5 +266,30 @@ impl ServeConfig {
         );
         self.addr()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_reads_back_the_command_line_the_server_gives_it() {
+        let args = WorkerArgs {
+            model_path: "models/ggml base.bin".into(),
+            model_name: "base".into(),
+            threads: 3,
+            short_audio_context: false,
+            sample_interval_sec: 0.25,
+            max_audio_sec: 10_800.0,
+        };
+        let line = std::iter::once(OsString::from("sori")).chain(args.command_line());
+        let Command::Worker(parsed) = Cli::try_parse_from(line).unwrap().command else {
+            panic!("not the worker command")
+        };
+        assert_eq!(parsed.model_path, args.model_path);
+        assert_eq!(parsed.model_name, "base");
+        assert_eq!((parsed.threads, parsed.short_audio_context), (3, false));
+        assert_eq!((parsed.sample_interval_sec, parsed.max_audio_sec), (0.25, 10_800.0));
     }
 }

@@ -58,6 +58,9 @@ pub enum AppError {
     /// The queue is full: try again later.
     #[error("the server is busy: every transcription slot is taken; retry in {RETRY_AFTER_SEC} s")]
     QueueFull,
+    /// The worker process running the job died (the server itself is fine).
+    #[error("{0}; the server is still running and a new worker process is started in its place. Sending the file again may work; a file that crashes the engine every time should be reported with the server's log")]
+    EngineCrashed(String),
     /// A fault of the server; the details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -97,6 +100,7 @@ impl AppError {
             Self::TooManyUploads => (StatusCode::SERVICE_UNAVAILABLE, "too_many_uploads"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
+            Self::EngineCrashed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "engine_crashed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -157,6 +161,7 @@ impl From<SubmitError> for AppError {
             SubmitError::QueueFull => Self::QueueFull,
             SubmitError::Job(JobError::Audio(audio)) => audio.into(),
             SubmitError::Job(JobError::Engine(engine)) => Self::Internal(engine.to_string()),
+            SubmitError::Job(crashed @ JobError::Crashed(_)) => Self::EngineCrashed(crashed.to_string()),
             SubmitError::WorkerGone => Self::Internal(e.to_string()),
         }
     }

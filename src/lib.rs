@@ -14,6 +14,8 @@ pub mod monitor;
 pub mod rounding;
 pub mod store;
 pub mod telemetry;
+pub mod trace_context;
 pub mod transcription;
+pub mod worker;
 
 pub use http::{app, AppState, HttpLimits};

@@ -8,11 +8,12 @@ use std::future::IntoFuture;
 use anyhow::Context;
 use clap::Parser;
 use sori::batch::Batches;
-use sori::config::{Cli, Command, ModelCommand, ServeConfig};
-use sori::engine::{Engine, EngineSettings, WhisperSettings, WhisperTranscriber};
+use sori::config::{Cli, Command, ModelCommand, ServeConfig, WorkerArgs};
+use sori::engine::process::WorkerCommand;
+use sori::engine::{Engine, EngineSettings};
 use sori::http::ApiKeys;
 use sori::model;
-use sori::monitor::{GpuProbe, PerformanceMonitor};
+use sori::monitor::GpuProbe;
 use sori::store::FileStore;
 use sori::telemetry::{self, metrics};
 use sori::transcription::Transcriptions;
@@ -34,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config),
         Command::Model(cmd) => run_model_command(cmd),
         Command::Transcribe(args) => std::process::exit(i32::from(sori::cli::run(args))),
+        Command::Worker(args) => sori::worker::run(args, &_telemetry),
     }
 }
 
@@ -56,34 +58,36 @@ fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the model, starts the workers and serves until Ctrl-C or SIGTERM.
+/// Starts the worker processes (each loads the model) and serves until Ctrl-C or SIGTERM.
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
     config.validate()?;
     let addr = config.addr()?;
     let (model_path, info) = config.model.resolve()?;
-    let model_name = model_display_name(&config.model.model);
     let threads = config.threads();
-    tracing::info!(path = %model_path.display(), hparams = ?info.hparams, threads, workers = config.workers, "loading model");
-    let transcriber = Arc::new(WhisperTranscriber::load(
-        &model_path,
-        &model_name,
-        WhisperSettings {
-            threads,
-            short_audio_context: config.short_audio_context,
-        },
-    )?);
     let store = FileStore::open(&config.data_dir)
         .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
-    let monitor = PerformanceMonitor::new(Duration::from_secs_f64(config.sample_interval_sec), GpuProbe::detect());
-    let engine = Engine::start(
-        transcriber,
-        monitor,
+    let worker = WorkerArgs {
+        model_path,
+        model_name: model_display_name(&config.model.model),
+        threads,
+        short_audio_context: config.short_audio_context,
+        sample_interval_sec: config.sample_interval_sec,
+        max_audio_sec: config.max_audio_sec,
+    };
+    tracing::info!(path = %worker.model_path.display(), hparams = ?info.hparams, threads, workers = config.workers, "starting the worker processes");
+    let command = WorkerCommand {
+        program: std::env::current_exe().context("finding the sori program to start its workers")?,
+        args: worker.command_line(),
+    };
+    let engine = Engine::start_processes(
+        command,
+        GpuProbe::detect(),
         EngineSettings {
             workers: config.workers as usize,
             queue_capacity: config.queue_capacity as usize,
             max_audio_sec: config.max_audio_sec,
         },
-    );
+    )?;
     let transcriptions = Transcriptions::new(Arc::new(engine), store);
     let batches = Batches::open(transcriptions.clone())
         .with_context(|| format!("opening the batch database in {}", config.data_dir.display()))?;

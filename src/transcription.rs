@@ -70,7 +70,7 @@ impl Transcriptions {
     /// on the current span and writes `{id}.txt` + `{id}.performance.json`.
     pub async fn transcribe(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
         let output = self.engine.submit(request.audio, request.options).await?;
-        let model = self.engine.transcriber().model_name().to_string();
+        let model = self.engine.model().name.clone();
         metrics::record_transcription(
             &model,
             &output.performance,
@@ -133,4 +133,7 @@ fn record_on_span(span: &tracing::Span, record: &TranscriptionRecord) {
         record.performance.report.concurrent_jobs_max as i64,
     );
     span.set_attribute("scope", record.performance.report.scope.as_str());
+    if let Some(source) = record.performance.report.gpu_percent_source {
+        span.set_attribute("gpu_percent_source", source.as_str());
+    }
 }

@@ -17,9 +17,10 @@ const TEXT = {
     cpu_avg: "CPU 평균", cpu_max: "CPU 최대", ram_avg: "RAM 평균", ram_peak: "RAM 최대",
     gpu_vram: "GPU VRAM", gpu_vram_peak: "GPU VRAM 최대", gpu_util: "GPU 활용도", processing: "처리 시간",
     rtf: "실시간 배율", audio: "오디오 길이", no_gpu: "GPU 없음",
-    scope: "측정 범위", scope_request: "이 요청만", scope_process: "프로세스 전체 (동시 작업 {n}개 포함)",
+    scope: "측정 범위", scope_request: "이 요청만", scope_request_beside: "이 요청만 (다른 작업자에서 동시 작업 {n}개)", scope_process: "프로세스 전체 (동시 작업 {n}개 포함)",
     scope_unrecorded: "프로세스 전체 (기록 없음)",
-    measured_alone: "단독 측정 파일", measured_with_others: "동시 작업과 함께 측정된 파일",
+    measured_own: "자체 수치로 측정된 파일", measured_process_wide: "프로세스 전체로 측정된 파일",
+    concurrent_max: "한 파일과 동시에 실행된 최대 작업 수", gpu_whole_device: "GPU 전체",
     batch_title: "일괄 처리", col_name: "파일명", col_status: "상태", col_duration: "시간", col_words: "단어수",
     col_processing: "처리시간", col_language: "언어", col_error: "오류", col_performance: "성능",
     status_queued: "대기", status_processing: "처리 중", status_done: "완료", status_failed: "실패",
@@ -45,9 +46,10 @@ const TEXT = {
     cpu_avg: "CPU avg", cpu_max: "CPU max", ram_avg: "RAM avg", ram_peak: "RAM peak",
     gpu_vram: "GPU VRAM", gpu_vram_peak: "GPU VRAM peak", gpu_util: "GPU utilization", processing: "Processing time",
     rtf: "Real-time factor", audio: "Audio length", no_gpu: "no GPU",
-    scope: "Measured", scope_request: "this request alone", scope_process: "whole process ({n} other jobs overlapped)",
+    scope: "Measured", scope_request: "this request's own", scope_request_beside: "this request's own ({n} other jobs ran beside it in other workers)", scope_process: "whole process ({n} other jobs overlapped)",
     scope_unrecorded: "whole process (not recorded)",
-    measured_alone: "Files measured alone", measured_with_others: "Files measured with other jobs",
+    measured_own: "Files measured on their own", measured_process_wide: "Files measured process-wide",
+    concurrent_max: "Most jobs beside one file", gpu_whole_device: "whole GPU",
     batch_title: "Batch", col_name: "File name", col_status: "Status", col_duration: "Duration", col_words: "Words",
     col_processing: "Processing", col_language: "Language", col_error: "Error", col_performance: "Performance",
     status_queued: "queued", status_processing: "processing", status_done: "done", status_failed: "failed",
@@ -97,14 +99,16 @@ function eightFigures(p) {
     ["ram_peak", fmt.mb(p.ram_mb_peak)],
     ["gpu_vram", p.gpu_available ? fmt.mb(p.gpu_vram_mb_current) : `0 MB (${t("no_gpu")})`],
     ["gpu_vram_peak", fmt.mb(p.gpu_vram_mb_peak)],
-    ["gpu_util", fmt.pct(p.gpu_percent)],
+    ["gpu_util", p.gpu_percent_source === "device" ? `${fmt.pct(p.gpu_percent)} (${t("gpu_whole_device")})` : fmt.pct(p.gpu_percent)],
     ["processing", fmt.sec(p.processing_time_sec)],
   ];
 }
 
 /** What the CPU, RAM and GPU figures cover, in words. */
 function scopeOf(p) {
-  return ["scope", t(`scope_${p.scope || "unrecorded"}`, { n: p.concurrent_jobs_max ?? 0 })];
+  const n = p.concurrent_jobs_max ?? 0;
+  const key = p.scope === "request" && n > 0 ? "request_beside" : p.scope || "unrecorded";
+  return ["scope", t(`scope_${key}`, { n })];
 }
 
 function fillMetrics(dl, pairs) {
@@ -417,8 +421,9 @@ async function openSummary() {
     ["files_total", String(s.count_total)],
     ["files_done", String(s.count_done)],
     ["files_failed", String(s.count_failed)],
-    ["measured_alone", String(s.count_measured_alone)],
-    ["measured_with_others", String(s.count_measured_with_others)],
+    ["measured_own", String(s.count_measured_own)],
+    ["measured_process_wide", String(s.count_measured_process_wide)],
+    ["concurrent_max", String(s.concurrent_jobs_max)],
     ["total_audio", fmt.sec(s.total_audio_sec)],
     ["total_processing", fmt.sec(s.total_processing_sec)],
     ["throughput", `${s.throughput_audio_sec_per_sec.toFixed(2)}×`],

@@ -153,21 +153,8 @@ async fn batch_requests_are_checked() {
 
 fn post_batch(server: &Server, files: usize) -> String {
     let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
-    let mut form = reqwest::blocking::multipart::Form::new();
-    for i in 0..files {
-        form = form.part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(wav.clone()).file_name(format!("clip-{i}.wav")),
-        );
-    }
-    let response = reqwest::blocking::Client::new()
-        .post(server.url("/batch"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let body: Value = response.json().unwrap();
-    body["batch_id"].as_str().unwrap().to_string()
+    let files: Vec<_> = (0..files).map(|i| (format!("clip-{i}.wav"), wav.clone())).collect();
+    server.post_batch(&files)
 }
 
 fn batch(server: &Server, id: &str) -> Value {

@@ -136,36 +136,8 @@ fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
     let jfk = fixture_audio("jfk.wav");
     let jfk = jfk.to_str().unwrap();
     sox(&[jfk, jfk, jfk, jfk, jfk, long.to_str().unwrap()]);
-    let url = server.url("/transcribe");
-    let bytes = std::fs::read(&long).unwrap();
-    let request = std::thread::spawn(move || {
-        let form = reqwest::blocking::multipart::Form::new().part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(bytes).file_name("long.wav"),
-        );
-        let response = reqwest::blocking::Client::new()
-            .post(url)
-            .multipart(form)
-            .timeout(Duration::from_secs(60))
-            .send()
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.json::<serde_json::Value>().unwrap(),
-        )
-    });
-    let busy = Instant::now();
-    loop {
-        let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
-        if metrics.lines().any(|l| l == "sori_workers_busy 1") {
-            break;
-        }
-        assert!(
-            busy.elapsed() < Duration::from_secs(20),
-            "the transcription never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let request = server.transcribe_later("long.wav", std::fs::read(&long).unwrap());
+    server.wait_workers_busy(1, Duration::from_secs(20));
     // Three batch files wait behind it, and a client follows the batch's events.
     let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let form = (0..3).fold(reqwest::blocking::multipart::Form::new(), |form, i| {

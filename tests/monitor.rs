@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 
+mod common;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn monitor(interval_ms: u64) -> PerformanceMonitor {
@@ -35,14 +37,10 @@ fn thread_cpu_sec() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-/// The process's user + system CPU time from `/proc/self/stat`, seconds
+/// This process's user + system CPU time from `/proc/self/stat`, seconds
 /// (clock ticks: 10 ms resolution).
 fn proc_cpu_sec() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    common::proc_cpu_sec(std::process::id())
 }
 
 /// The report's CPU figures against the kernel's: its CPU seconds within two

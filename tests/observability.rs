@@ -299,7 +299,7 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
             .unwrap();
     assert_eq!(record["trace_id"], trace_id);
 
-    let spans = spans_of(&received, trace_id, 6);
+    let spans = spans_of(&received, trace_id, 7);
     let request = spans.iter().find(|s| s.name == "POST /transcribe").unwrap();
     assert_eq!(
         hex(&request.parent_span_id),
@@ -326,16 +326,31 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
         "it ran alone"
     );
     assert_eq!(attrs.get("concurrent_jobs_max"), Some(&AnyValue::IntValue(0)));
-    for child in ["queue_wait", "decode", "resample", "inference", "write_files"] {
+    // The job runs in a worker process, under a `worker` span of its own that
+    // continues the request's trace; the server's stages are the request's.
+    let child_of = |name: &str, parent: &Span| {
         let span = spans
             .iter()
-            .find(|s| s.name == child)
-            .unwrap_or_else(|| panic!("no {child} span"));
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no {name} span"));
         assert_eq!(
-            span.parent_span_id, request.span_id,
-            "{child} is a child of the request span"
+            span.parent_span_id, parent.span_id,
+            "{name} is a child of {}",
+            parent.name
         );
         assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+        span
+    };
+    let worker = child_of("worker", request);
+    let Some(AnyValue::IntValue(pid)) = attributes(worker).get("pid").cloned() else {
+        panic!("the worker span names its process: {worker:?}")
+    };
+    assert_eq!(vec![pid as u32], server.worker_pids(), "the worker that ran the job");
+    for child in ["queue_wait", "write_files"] {
+        child_of(child, request);
+    }
+    for child in ["decode", "resample", "inference"] {
+        child_of(child, worker);
     }
 
     // JFK three times (33 s) is cut into three pieces, the first decoded on both
@@ -352,7 +367,7 @@ fn the_request_span_carries_the_eight_figures_and_continues_the_callers_trace() 
         &[("traceparent", &traceparent)],
     );
     assert_eq!(status, 200, "{body}");
-    let spans = spans_of(&received, long_trace, 9);
+    let spans = spans_of(&received, long_trace, 10);
     let inference = spans.iter().find(|s| s.name == "inference").expect("an inference span");
     let mut pieces: Vec<i64> = spans
         .iter()

@@ -26,7 +26,7 @@ const BLOCK_SAMPLES: usize = 16_384;
 const TRUNCATION_TOLERANCE: (f64, f64) = (0.98, 0.1);
 
 /// Why an upload could not be turned into speech samples.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum AudioError {
     /// The bytes are not a container/codec Sori reads.
     #[error("the file is not audio Sori can read ({0}); send WAV, MP3, FLAC, Ogg Vorbis or M4A/AAC")]

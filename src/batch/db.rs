@@ -41,6 +41,9 @@ CREATE INDEX IF NOT EXISTS batch_files_by_status ON batch_files(status);
     "
 ALTER TABLE batch_files ADD COLUMN warnings TEXT;
 ",
+    "
+ALTER TABLE batch_files ADD COLUMN engine_crashes INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// A file to add to a new batch.
@@ -201,6 +204,26 @@ impl BatchDb {
                 params![file_id.to_string()],
             )
             .map(drop)
+    }
+
+    /// Counts that the engine crashed on a claimed file, and queues it again
+    /// unless it has now crashed `max_crashes` times: then it is failed with
+    /// `error`, so a file that kills its worker every time is not retried for
+    /// ever. Returns whether it was queued again.
+    pub fn record_crash(&self, file_id: FileId, max_crashes: u32, error: &str) -> DbResult<bool> {
+        let crashes: u32 = self.conn().query_row(
+            "UPDATE batch_files SET engine_crashes = engine_crashes + 1
+             WHERE id = ?1 AND status = 'processing' RETURNING engine_crashes",
+            params![file_id.to_string()],
+            |row| row.get(0),
+        )?;
+        let again = crashes < max_crashes;
+        if again {
+            self.requeue(file_id)?;
+        } else {
+            self.fail(file_id, error)?;
+        }
+        Ok(again)
     }
 
     /// Marks a claimed file done with its figures; a file no longer

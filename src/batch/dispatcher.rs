@@ -27,6 +27,10 @@ pub type BatchEvents = broadcast::Sender<FileChanged>;
 const FULL_QUEUE_BACKOFF: Duration = Duration::from_millis(500);
 /// How long the dispatcher sleeps with nothing queued, unless woken.
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// Tries of a file whose worker process dies each time, before it is failed
+/// (one crash can be bad luck, the out-of-memory killer for another job's sake;
+/// three in a row is the file).
+const MAX_ENGINE_CRASHES: u32 = 3;
 
 /// Runs batch files through the engine.
 pub struct Dispatcher {
@@ -44,7 +48,10 @@ pub struct Dispatcher {
 enum Outcome {
     Done(FinishedFile),
     Failed(String),
+    /// The engine's queue was full: try again soon.
     Retry,
+    /// Its worker process died: try again, up to [`MAX_ENGINE_CRASHES`] times.
+    Crashed(String),
 }
 
 impl Dispatcher {
@@ -112,25 +119,40 @@ impl Dispatcher {
         let outcome = self.transcribe(&file).instrument(span).await;
         let db = self.db.clone();
         let file_id = file.file_id;
-        let settled = !matches!(outcome, Outcome::Retry);
         if matches!(outcome, Outcome::Done(_)) {
             crate::crash_point::here("files_written");
         }
+        // Whether the file is finished (done or failed), so its upload can go.
         let update = match outcome {
-            Outcome::Done(result) => tokio::task::spawn_blocking(move || db.finish(file_id, &result)).await,
-            Outcome::Failed(message) => tokio::task::spawn_blocking(move || db.fail(file_id, &message)).await,
+            Outcome::Done(result) => {
+                tokio::task::spawn_blocking(move || db.finish(file_id, &result).map(|()| true)).await
+            }
+            Outcome::Failed(message) => {
+                tokio::task::spawn_blocking(move || db.fail(file_id, &message).map(|()| true)).await
+            }
             Outcome::Retry => {
                 tokio::time::sleep(FULL_QUEUE_BACKOFF).await;
-                tokio::task::spawn_blocking(move || db.requeue(file_id)).await
+                tokio::task::spawn_blocking(move || db.requeue(file_id).map(|()| false)).await
+            }
+            Outcome::Crashed(message) => {
+                let error = format!(
+                    "{message}, on each of {MAX_ENGINE_CRASHES} tries; the file was not tried again (the server's log has the details)"
+                );
+                let again =
+                    tokio::task::spawn_blocking(move || db.record_crash(file_id, MAX_ENGINE_CRASHES, &error)).await;
+                if let Ok(Ok(true)) = again {
+                    tracing::warn!(%file_id, "the engine crashed on a batch file; it is queued again");
+                }
+                again.map(|queued| queued.map(|again| !again))
             }
         };
         match update {
             // The result is recorded: the upload is no longer needed.
-            Ok(Ok(())) if settled => {
+            Ok(Ok(true)) => {
                 crate::crash_point::here("result_recorded");
                 let _ = tokio::fs::remove_file(self.transcriptions.store().upload_path(&file_id)).await;
             }
-            Ok(Ok(())) => {}
+            Ok(Ok(false)) => self.wake(),
             Ok(Err(e)) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
             Err(e) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
         }
@@ -164,6 +186,9 @@ impl Dispatcher {
             Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry,
             Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => {
                 Outcome::Failed(AppError::from(e).to_string())
+            }
+            Err(TranscriptionError::Submit(SubmitError::Job(crashed @ JobError::Crashed(_)))) => {
+                Outcome::Crashed(crashed.to_string())
             }
             Err(e) => {
                 tracing::error!(error = %e, file_id = %file.file_id, "batch transcription failed");

@@ -61,10 +61,14 @@ pub struct BatchSummary {
     pub metrics: BTreeMap<String, Stat>,
     /// Processing time and CPU per done file, in batch order.
     pub files: Vec<FilePoint>,
-    /// Done files whose figures are their own (they ran alone).
-    pub count_measured_alone: usize,
-    /// Done files whose figures are the whole process's (other jobs overlapped them).
-    pub count_measured_with_others: usize,
+    /// Done files whose figures are their own (scope `request`: a worker
+    /// process that ran only them).
+    pub count_measured_own: usize,
+    /// Done files whose figures are the whole process's (scope `process`:
+    /// other jobs in the same process overlapped them).
+    pub count_measured_process_wide: usize,
+    /// The most other jobs that ran at the same time as any one done file.
+    pub concurrent_jobs_max: usize,
 }
 
 /// Summarizes a batch.
@@ -78,10 +82,11 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
             }
         }
     }
-    let scopes: Vec<MeasurementScope> = done
+    let reports: Vec<_> = done
         .iter()
-        .filter_map(|f| Some(f.performance.as_ref()?.report.scope))
+        .filter_map(|f| Some(&f.performance.as_ref()?.report))
         .collect();
+    let count_scope = |scope| reports.iter().filter(|r| r.scope == scope).count();
     let total_audio_sec: f64 = done.iter().filter_map(|f| f.audio_duration_sec).sum();
     let total_processing_sec: f64 = done.iter().filter_map(|f| f.processing_time_sec).sum();
     BatchSummary {
@@ -112,8 +117,9 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
                 })
             })
             .collect(),
-        count_measured_alone: scopes.iter().filter(|&&s| s == MeasurementScope::Request).count(),
-        count_measured_with_others: scopes.iter().filter(|&&s| s == MeasurementScope::Process).count(),
+        count_measured_own: count_scope(MeasurementScope::Request),
+        count_measured_process_wide: count_scope(MeasurementScope::Process),
+        concurrent_jobs_max: reports.iter().map(|r| r.concurrent_jobs_max).max().unwrap_or(0),
     }
 }
 

@@ -1,11 +1,14 @@
 //! Speech recognition: the `Transcriber` trait, the whisper.cpp implementation,
-//! and the bounded queue of worker threads that runs it off the async runtime.
+//! and the bounded queue of workers that runs it off the async runtime (in
+//! `sori worker` processes for the server, on threads in-process otherwise).
 
 mod allocator;
 mod ffi;
+mod job;
 mod mel;
 mod pauses;
 mod pool;
+pub mod process;
 mod whisper;
 mod words;
 
@@ -16,14 +19,15 @@ use serde::{Deserialize, Serialize};
 use crate::audio::AudioError;
 
 pub use allocator::return_large_blocks_when_freed;
+pub use job::run_job;
 pub use mel::{LogMelSpectrogram, MelSpectrogramMaker};
-pub use pool::{Engine, EngineSettings, JobOutput, SubmitError};
+pub use pool::{Engine, EngineSettings, JobOutput, ModelInfo, SubmitError};
 pub use whisper::{WhisperSettings, WhisperTranscriber};
 
 pub use words::strip_non_speech;
 
 /// What the model is asked to do with the speech.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Task {
     /// Write down what is said, in its language.
     #[default]
@@ -33,7 +37,7 @@ pub enum Task {
 }
 
 /// How to transcribe one clip.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TranscribeOptions {
     /// A Whisper language code (`en`, `ko`, ...); `None` detects it.
     pub language: Option<String>,
@@ -46,7 +50,9 @@ pub struct TranscribeOptions {
     pub temperature: f32,
     /// Time every word (costs a little more; see BENCHMARKS.md).
     pub word_timestamps: bool,
-    /// Told of the transcript as it becomes final, piece by piece, in order.
+    /// Told of the transcript as it becomes final, piece by piece, in order
+    /// (in the process that runs the job: a worker process reports it over its pipe).
+    #[serde(skip)]
     pub progress: Option<ProgressSink>,
 }
 
@@ -92,7 +98,7 @@ pub struct Word {
 }
 
 /// The decoder's view of a segment.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Decoding {
     /// Where its window starts in the audio, in 10 ms mel frames (OpenAI's `seek`).
     pub seek: usize,
@@ -130,17 +136,21 @@ impl Transcript {
 }
 
 /// A failure inside the recognizer itself (not the caller's input).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[error("transcription failed: {0}")]
 pub struct EngineError(pub String);
 
-/// Why a transcription failed: its audio, or the recognizer.
-#[derive(Debug, thiserror::Error)]
+/// Why a transcription failed: its audio, the recognizer, or the process running it.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum JobError {
     #[error(transparent)]
     Audio(#[from] AudioError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The worker process died while it ran the job (an abort inside
+    /// whisper.cpp, a segfault, the out-of-memory killer); how it ended.
+    #[error("the transcription engine crashed while it worked on this file ({0})")]
+    Crashed(String),
 }
 
 /// 16 kHz mono audio in blocks, as it is decoded; an error ends it.

@@ -1,32 +1,45 @@
-//! The bounded queue and the worker threads. The async side only enqueues and
-//! awaits a reply; decoding, resampling and inference all run on a worker,
-//! inside one PerformanceMonitor session, whose report comes back with the
-//! transcript (the caller records it).
+//! The bounded queue and its workers. The async side only enqueues and awaits
+//! a reply; each worker is a thread that takes one job at a time and hands it
+//! to its runner: a `sori worker` process it supervises (the server), or the
+//! thread itself (`sori transcribe`, tests with a stand-in recognizer).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::{allocator, EngineError, JobError, TranscribeOptions, Transcriber, Transcript};
-use crate::audio::{AudioStream, AudioWarning};
-use crate::monitor::{PerformanceMonitor, PerformanceReport, StageTimings};
-use crate::rounding::round_to;
+use super::process::{ProcessRunner, WorkerCommand};
+use super::{allocator, job, EngineError, JobError, TranscribeOptions, Transcriber, Transcript};
+use crate::audio::AudioWarning;
+use crate::monitor::{GpuProbe, Overlaps, PerformanceMonitor, PerformanceReport, StageTimings};
+
+/// How often an idle worker checks that its process is still alive, so that
+/// `/readyz` and the restart follow a death within about this long.
+const LIVENESS_POLL: Duration = Duration::from_secs(1);
 
 /// Sizes of the worker pool.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineSettings {
-    /// Worker threads, each running one job at a time.
+    /// Workers, each running one job at a time.
     pub workers: usize,
     /// Jobs that may wait for a worker.
     pub queue_capacity: usize,
     /// Longest audio accepted, seconds.
     pub max_audio_sec: f64,
+}
+
+/// The served model, as the HTTP side names and checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The name shown to users (`base`, `tiny.en`).
+    pub name: String,
+    /// Whether it knows languages other than English.
+    pub multilingual: bool,
 }
 
 /// A finished job.
@@ -50,9 +63,32 @@ pub enum SubmitError {
     /// The job ran and failed.
     #[error(transparent)]
     Job(#[from] JobError),
-    /// No worker answered (the pool is shutting down, or a worker crashed).
+    /// No worker answered (the pool is shutting down).
     #[error("the worker stopped before answering")]
     WorkerGone,
+}
+
+/// One job as a runner sees it.
+pub struct JobSpec<'a> {
+    /// The upload on disk.
+    pub audio: &'a Path,
+    pub options: &'a TranscribeOptions,
+    /// How long it waited in the queue, seconds.
+    pub queue_wait_sec: f64,
+    /// The request's span: the job's spans are its children.
+    pub span: &'a tracing::Span,
+}
+
+/// Where a worker runs its jobs.
+pub trait Runner: Send + 'static {
+    /// Whether a job can be run now (a process runner checks its process).
+    fn is_ready(&mut self) -> bool;
+    /// Blocks until a job can be run (a process runner starts a new process).
+    fn make_ready(&mut self);
+    /// The process doing the work, when it is not this one.
+    fn pid(&self) -> Option<u32>;
+    /// Runs one job.
+    fn run(&mut self, job: JobSpec<'_>) -> Result<JobOutput, JobError>;
 }
 
 struct Job {
@@ -73,44 +109,99 @@ struct Gauges {
     queued: AtomicUsize,
     busy: AtomicUsize,
     alive: AtomicUsize,
+    /// Worker processes started again after one died.
+    restarts: AtomicU64,
+    /// Each worker's process id (0: none, or the worker is a thread).
+    pids: Mutex<Vec<u32>>,
 }
 
 /// The handle the HTTP side holds: submit jobs, read the queue's state.
 pub struct Engine {
     sender: SyncSender<Job>,
-    monitor: PerformanceMonitor,
     gauges: Arc<Gauges>,
     settings: EngineSettings,
-    transcriber: Arc<dyn Transcriber>,
+    model: ModelInfo,
+    /// The GPUs, for the device-wide gauges.
+    gpu: Arc<GpuProbe>,
 }
 
 impl Engine {
-    /// Starts `settings.workers` threads serving a queue of `settings.queue_capacity`.
+    /// Runs jobs on `settings.workers` threads of this process, measured by
+    /// `monitor` (figures of jobs that overlap are the whole process's).
     pub fn start(transcriber: Arc<dyn Transcriber>, monitor: PerformanceMonitor, settings: EngineSettings) -> Self {
         allocator::return_large_blocks_when_freed();
+        let model = ModelInfo {
+            name: transcriber.model_name().to_string(),
+            multilingual: transcriber.is_multilingual(),
+        };
+        let gpu = monitor.gpu().clone();
+        let runners = (0..settings.workers)
+            .map(|_| {
+                Box::new(ThreadRunner {
+                    transcriber: transcriber.clone(),
+                    monitor: monitor.clone(),
+                    max_audio_sec: settings.max_audio_sec,
+                }) as Box<dyn Runner>
+            })
+            .collect();
+        Self::with_runners(runners, model, gpu, settings)
+    }
+
+    /// Runs jobs in `settings.workers` worker processes started by `command`,
+    /// one job at a time each, so every job's figures are its process's
+    /// alone; a process that dies fails only its job and is started again.
+    /// Waits until every process has loaded the model.
+    pub fn start_processes(
+        command: WorkerCommand,
+        gpu: GpuProbe,
+        settings: EngineSettings,
+    ) -> Result<Self, EngineError> {
+        let command = Arc::new(command);
+        let overlaps = Overlaps::new();
+        let starting: Vec<_> = (0..settings.workers)
+            .map(|slot| ProcessRunner::spawn(command.clone(), overlaps.clone(), slot))
+            .collect::<Result<_, _>>()?;
+        let mut model = None;
+        let mut runners: Vec<Box<dyn Runner>> = Vec::new();
+        for runner in starting {
+            let (runner, info) = runner.ready()?;
+            model.get_or_insert(info);
+            runners.push(Box::new(runner));
+        }
+        let model = model.ok_or_else(|| EngineError("no workers were asked for".into()))?;
+        Ok(Self::with_runners(runners, model, Arc::new(gpu), settings))
+    }
+
+    fn with_runners(
+        runners: Vec<Box<dyn Runner>>,
+        model: ModelInfo,
+        gpu: Arc<GpuProbe>,
+        settings: EngineSettings,
+    ) -> Self {
         let (sender, receiver) = mpsc::sync_channel::<Job>(settings.queue_capacity);
         let receiver = Arc::new(Mutex::new(receiver));
-        let gauges = Arc::new(Gauges::default());
-        for i in 0..settings.workers {
+        let gauges = Arc::new(Gauges {
+            pids: Mutex::new(vec![0; runners.len()]),
+            ..Gauges::default()
+        });
+        for (slot, runner) in runners.into_iter().enumerate() {
             let worker = Worker {
                 receiver: receiver.clone(),
                 gauges: gauges.clone(),
-                transcriber: transcriber.clone(),
-                monitor: monitor.clone(),
-                max_audio_sec: settings.max_audio_sec,
+                runner,
+                slot,
             };
-            gauges.alive.fetch_add(1, Ordering::SeqCst);
             thread::Builder::new()
-                .name(format!("sori-worker-{i}"))
+                .name(format!("sori-worker-{slot}"))
                 .spawn(move || worker.run())
                 .expect("spawn a worker thread");
         }
         Self {
             sender,
-            monitor,
             gauges,
             settings,
-            transcriber,
+            model,
+            gpu,
         }
     }
 
@@ -141,14 +232,14 @@ impl Engine {
             .map_err(SubmitError::Job)
     }
 
-    /// The monitor that measures every job.
-    pub fn monitor(&self) -> &PerformanceMonitor {
-        &self.monitor
+    /// The served model.
+    pub fn model(&self) -> &ModelInfo {
+        &self.model
     }
 
-    /// The recognizer behind the pool.
-    pub fn transcriber(&self) -> &dyn Transcriber {
-        self.transcriber.as_ref()
+    /// The GPUs, for the device-wide gauges.
+    pub fn gpu(&self) -> &GpuProbe {
+        &self.gpu
     }
 
     /// Jobs waiting for a worker.
@@ -171,65 +262,119 @@ impl Engine {
         self.gauges.busy.load(Ordering::SeqCst)
     }
 
-    /// Workers alive, and how many were started.
+    /// Workers ready for a job, and how many there are.
     pub fn workers_alive(&self) -> (usize, usize) {
         (self.gauges.alive.load(Ordering::SeqCst), self.settings.workers)
     }
+
+    /// Worker processes started again after one died, since the server started.
+    pub fn worker_restarts(&self) -> u64 {
+        self.gauges.restarts.load(Ordering::SeqCst)
+    }
+
+    /// The worker processes' ids (none when the workers are threads).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let pids = self.gauges.pids.lock().expect("gauges lock");
+        pids.iter().copied().filter(|&pid| pid != 0).collect()
+    }
 }
 
+/// One worker: a thread taking jobs from the queue for its runner.
 struct Worker {
     receiver: Arc<Mutex<Receiver<Job>>>,
     gauges: Arc<Gauges>,
-    transcriber: Arc<dyn Transcriber>,
-    monitor: PerformanceMonitor,
-    max_audio_sec: f64,
+    runner: Box<dyn Runner>,
+    /// Its place in `Gauges::pids`.
+    slot: usize,
 }
 
 impl Worker {
-    fn run(self) {
+    fn run(mut self) {
+        let mut counted = false;
         loop {
-            let next = self.receiver.lock().map(|r| r.recv());
-            let Ok(Ok(job)) = next else { break };
+            self.stay_ready(&mut counted);
+            let Ok(receiver) = self.receiver.lock() else { break };
+            let next = receiver.recv_timeout(LIVENESS_POLL);
+            drop(receiver);
+            let job = match next {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             self.gauges.queued.fetch_sub(1, Ordering::SeqCst);
             drop(job.waiting);
             if job.reply.is_closed() {
                 continue; // the client went away while the job waited
             }
+            self.stay_ready(&mut counted);
             self.gauges.busy.fetch_add(1, Ordering::SeqCst);
-            let queue_wait_sec = job.enqueued.elapsed().as_secs_f64();
-            let (span, audio, options) = (job.span, job.audio, job.options);
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                span.in_scope(|| self.process(audio, &options, queue_wait_sec))
-            }))
-            .unwrap_or_else(|_| Err(EngineError("the recognizer panicked".into()).into()));
+            let result = self.runner.run(JobSpec {
+                audio: &job.audio,
+                options: &job.options,
+                queue_wait_sec: job.enqueued.elapsed().as_secs_f64(),
+                span: &job.span,
+            });
             self.gauges.busy.fetch_sub(1, Ordering::SeqCst);
             let _ = job.reply.send(result);
-            allocator::return_freed_memory();
         }
-        self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
+        if counted {
+            self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
-    fn process(&self, audio: PathBuf, options: &TranscribeOptions, queue_wait_sec: f64) -> Result<JobOutput, JobError> {
-        let session = self.monitor.start();
-        let started = Instant::now();
-        let mut stream = AudioStream::open_file(&audio, self.max_audio_sec)?;
-        let transcript = tracing::info_span!("inference", model = self.transcriber.model_name())
-            .in_scope(|| self.transcriber.transcribe(&mut stream, options))?;
-        let performance = session.finish();
-        // Decoding runs as the model asks for audio, so its time is inside
-        // the transcription's: what is not decoding is the model's.
-        let decode_sec = stream.busy().as_secs_f64();
-        let inference_sec = (started.elapsed().as_secs_f64() - decode_sec).max(0.0);
-        Ok(JobOutput {
-            transcript,
-            audio_duration_sec: stream.decoded_sec(),
-            performance,
-            timings: StageTimings {
-                queue_wait_sec: round_to(queue_wait_sec, 4),
-                decode_sec: round_to(decode_sec, 4),
-                inference_sec: round_to(inference_sec, 4),
-            },
-            warnings: stream.warnings(),
+    /// Starts the runner again if it cannot take a job (its process died),
+    /// keeping the alive count, the restart count and the process id true.
+    fn stay_ready(&mut self, counted: &mut bool) {
+        if *counted && self.runner.is_ready() {
+            return;
+        }
+        if *counted {
+            *counted = false;
+            self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
+            self.set_pid(None);
+        }
+        if !self.runner.is_ready() {
+            self.runner.make_ready();
+            self.gauges.restarts.fetch_add(1, Ordering::SeqCst);
+        }
+        *counted = true;
+        self.gauges.alive.fetch_add(1, Ordering::SeqCst);
+        self.set_pid(self.runner.pid());
+    }
+
+    fn set_pid(&self, pid: Option<u32>) {
+        self.gauges.pids.lock().expect("gauges lock")[self.slot] = pid.unwrap_or(0);
+    }
+}
+
+/// Runs jobs on the worker's own thread, measured by the process's monitor.
+struct ThreadRunner {
+    transcriber: Arc<dyn Transcriber>,
+    monitor: PerformanceMonitor,
+    max_audio_sec: f64,
+}
+
+impl Runner for ThreadRunner {
+    fn is_ready(&mut self) -> bool {
+        true
+    }
+
+    fn make_ready(&mut self) {}
+
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+
+    fn run(&mut self, job: JobSpec<'_>) -> Result<JobOutput, JobError> {
+        job.span.in_scope(|| {
+            job::run_job(
+                self.transcriber.as_ref(),
+                &self.monitor,
+                job.audio,
+                job.options,
+                job.queue_wait_sec,
+                self.max_audio_sec,
+            )
         })
     }
 }

@@ -12,8 +12,9 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the model is loaded, every worker is alive and the server
-/// is not shutting down (a load balancer stops sending work at once).
+/// `GET /readyz`: the model is loaded, every worker is alive (not while a
+/// crashed worker process is started again) and the server is not shutting
+/// down (a load balancer stops sending work at once).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let engine = state.transcriptions.engine();
     let (alive, started) = engine.workers_alive();
@@ -26,9 +27,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     };
     let body = json!({
         "status": if ready { "ready" } else if draining { "shutting_down" } else { "not_ready" },
-        "model": engine.transcriber().model_name(),
+        "model": engine.model().name,
         "workers_alive": alive,
         "workers": started,
+        "worker_pids": engine.worker_pids(),
+        "worker_restarts": engine.worker_restarts(),
         "queue_depth": engine.queue_depth(),
         "queue_capacity": engine.queue_capacity(),
     });

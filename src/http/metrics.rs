@@ -12,7 +12,7 @@ use crate::telemetry::metrics;
 /// Renders every metric, after refreshing the gauges of the present state.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let engine = state.transcriptions.engine();
-    metrics::refresh_state(engine, engine.monitor().gpu());
+    metrics::refresh_state(engine, engine.gpu());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

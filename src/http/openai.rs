@@ -28,7 +28,7 @@ use crate::engine::{ProgressSink, Task, TranscribeOptions};
 use crate::error::AppError;
 use crate::formats::{self, Granularities, ResponseFormat};
 use crate::store::FileId;
-use crate::telemetry;
+use crate::trace_context;
 use crate::transcription::{Request as Job, Transcribed};
 
 /// The name OpenAI's clients send by default; it means the served model.
@@ -92,7 +92,7 @@ pub async fn model(State(state): State<AppState>, Path(id): Path<String>) -> Res
 }
 
 fn served_names(state: &AppState) -> Vec<String> {
-    let served = state.transcriptions.engine().transcriber().model_name().to_string();
+    let served = state.transcriptions.engine().model().name.clone();
     vec![served, OPENAI_MODEL_ALIAS.to_string()]
 }
 
@@ -106,7 +106,7 @@ fn check_model(state: &AppState, model: &str) -> Result<(), AppError> {
     }
     Err(AppError::ModelNotFound(format!(
         "the model {model:?} is not served here; use {} (or its alias {OPENAI_MODEL_ALIAS})",
-        state.transcriptions.engine().transcriber().model_name()
+        state.transcriptions.engine().model().name
     )))
 }
 
@@ -125,7 +125,7 @@ async fn run(
         filename: request.filename.clone(),
         audio: request.audio.path().to_path_buf(),
         options,
-        trace_id: telemetry::trace_id_of(&span),
+        trace_id: trace_context::trace_id_of(&span),
     };
     if request.stream {
         // Once the events have begun the status is 200, so a full queue is
@@ -152,13 +152,13 @@ fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<Transcr
         )
     })?;
     check_model(state, model)?;
-    let transcriber = state.transcriptions.engine().transcriber();
-    if task == Task::Translate && !transcriber.is_multilingual() {
+    let model = state.transcriptions.engine().model();
+    if task == Task::Translate && !model.multilingual {
         return Err(AppError::bad_request(
             "translation_unsupported",
             format!(
                 "the model {} knows English only, so it cannot translate; run a multilingual model such as base",
-                transcriber.model_name()
+                model.name
             ),
         ));
     }
@@ -327,7 +327,7 @@ fn answer(
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
     set("x-sori-performance", Value::Object(eight).to_string());
-    if let Some(traceparent) = telemetry::traceparent_of(span) {
+    if let Some(traceparent) = trace_context::traceparent_of(span) {
         set("traceparent", traceparent);
     }
     response

@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::monitor::StageTimings;
 use crate::store::record::RequestPerformance;
 use crate::store::FileId;
-use crate::telemetry;
+use crate::trace_context;
 use crate::transcription::Request;
 
 /// The JSON answer.
@@ -74,7 +74,7 @@ where
     F: std::future::Future<Output = Result<T, AppError>>,
 {
     let span = tracing::info_span!("transcribe", otel.name = name, otel.kind = "server");
-    telemetry::with_remote_parent(&span, headers);
+    trace_context::with_remote_parent(&span, headers);
     let result = handle(span.clone()).instrument(span.clone()).await;
     match &result {
         Ok(_) => span.set_attribute("outcome", "success"),
@@ -106,7 +106,7 @@ async fn run(
                 language,
                 ..TranscribeOptions::default()
             },
-            trace_id: telemetry::trace_id_of(span),
+            trace_id: trace_context::trace_id_of(span),
         })
         .await?;
     drop(upload.audio);
@@ -178,13 +178,13 @@ pub(super) fn check_language(state: &AppState, language: Option<String>) -> Resu
             format!("{code:?} is not a Whisper language code; use e.g. en, ko, ja, or auto"),
         ));
     }
-    let transcriber = state.transcriptions.engine().transcriber();
-    if !transcriber.is_multilingual() && code != "en" && code != "auto" {
+    let model = state.transcriptions.engine().model();
+    if !model.multilingual && code != "en" && code != "auto" {
         return Err(AppError::bad_request(
             "unsupported_language",
             format!(
                 "the model {} understands English only; send language=en or run a multilingual model",
-                transcriber.model_name()
+                model.name
             ),
         ));
     }

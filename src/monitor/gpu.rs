@@ -1,16 +1,22 @@
 //! GPU memory and utilization through NVML, loaded at run time. Without an
 //! NVIDIA driver every reading is `None`: never an error, never a delay.
 
+use std::sync::Mutex;
+
 use nvml_wrapper::enums::device::UsedGpuMemory;
-use nvml_wrapper::Nvml;
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{Device, Nvml};
 
 /// One GPU reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GpuSample {
     /// GPU memory used by this process, summed over devices, in bytes.
     pub process_memory_bytes: u64,
-    /// Mean utilization of the devices, 0-100.
+    /// Mean utilization of the devices by this process, 0-100 (the devices'
+    /// whole utilization where the driver keeps no per-process samples).
     pub utilization_percent: f64,
+    /// Whether `utilization_percent` is this process's own on every device.
+    pub utilization_per_process: bool,
 }
 
 /// All devices together, for the process-wide gauges.
@@ -28,6 +34,9 @@ pub struct DeviceSummary {
 pub struct GpuProbe {
     nvml: Option<Nvml>,
     device_count: u32,
+    /// Per device, the timestamp (us) of the newest per-process utilization
+    /// sample read, so each reading averages only the samples since the last.
+    last_seen_us: Mutex<Vec<u64>>,
 }
 
 impl GpuProbe {
@@ -40,6 +49,7 @@ impl GpuProbe {
                 Self {
                     nvml: Some(nvml),
                     device_count,
+                    last_seen_us: Mutex::new(vec![0; device_count as usize]),
                 }
             }
             Err(e) => {
@@ -54,6 +64,7 @@ impl GpuProbe {
         Self {
             nvml: None,
             device_count: 0,
+            last_seen_us: Mutex::default(),
         }
     }
 
@@ -66,13 +77,20 @@ impl GpuProbe {
     pub fn sample(&self) -> Option<GpuSample> {
         let nvml = self.nvml.as_ref().filter(|_| self.device_count > 0)?;
         let pid = std::process::id();
-        let (mut memory, mut utilization, mut devices) = (0u64, 0.0, 0u32);
+        let mut last_seen = self.last_seen_us.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut memory, mut utilization, mut devices, mut per_process) = (0u64, 0.0, 0u32, true);
         for index in 0..self.device_count {
             let Ok(device) = nvml.device_by_index(index) else {
                 continue;
             };
             devices += 1;
-            utilization += device.utilization_rates().map_or(0.0, |u| u.gpu as f64);
+            match process_utilization(&device, pid, &mut last_seen[index as usize]) {
+                Some(percent) => utilization += percent,
+                None => {
+                    per_process = false;
+                    utilization += device.utilization_rates().map_or(0.0, |u| u.gpu as f64);
+                }
+            }
             let processes = device.running_compute_processes().unwrap_or_default();
             memory += processes
                 .iter()
@@ -86,6 +104,7 @@ impl GpuProbe {
         Some(GpuSample {
             process_memory_bytes: memory,
             utilization_percent: if devices > 0 { utilization / devices as f64 } else { 0.0 },
+            utilization_per_process: per_process,
         })
     }
 
@@ -112,4 +131,32 @@ impl GpuProbe {
         summary.utilization_percent /= devices.max(1) as f64;
         Some(summary)
     }
+}
+
+/// This process's mean SM utilization on `device` over the driver's samples
+/// newer than `last_seen_us` (which it advances), 0-100. The driver lists
+/// only processes that used the GPU, so none of ours is 0. `None` where the
+/// driver keeps no per-process samples (before Maxwell, some vGPUs).
+fn process_utilization(device: &Device, pid: u32, last_seen_us: &mut u64) -> Option<f64> {
+    let samples = match device.process_utilization_stats(*last_seen_us) {
+        Ok(samples) => samples,
+        Err(NvmlError::NotFound) => return Some(0.0),
+        Err(_) => return None,
+    };
+    *last_seen_us = samples
+        .iter()
+        .map(|s| s.timestamp)
+        .max()
+        .unwrap_or(*last_seen_us)
+        .max(*last_seen_us);
+    let mine: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.pid == pid)
+        .map(|s| s.sm_util as f64)
+        .collect();
+    Some(if mine.is_empty() {
+        0.0
+    } else {
+        mine.iter().sum::<f64>() / mine.len() as f64
+    })
 }

@@ -3,6 +3,7 @@
 //! start and at the end, so even very short work gets real values.
 
 mod gpu;
+mod overlap;
 pub mod process;
 mod report;
 
@@ -12,8 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use gpu::{DeviceSummary, GpuProbe, GpuSample};
+pub use overlap::{Overlap, Overlaps};
 use report::Point;
-pub use report::{MeasurementScope, PerformanceReport, SeriesPoint, StageTimings, MAX_SERIES_POINTS};
+pub use report::{GpuPercentSource, MeasurementScope, PerformanceReport, SeriesPoint, StageTimings, MAX_SERIES_POINTS};
 
 /// Samples this process while sessions are open. Cheap to clone; the sampler
 /// thread stops when the last clone is dropped.
@@ -25,23 +27,19 @@ pub struct PerformanceMonitor {
 
 struct Shared {
     interval: Duration,
-    gpu: GpuProbe,
+    gpu: Arc<GpuProbe>,
     state: Mutex<State>,
     wake: Condvar,
+    /// Which sessions ran at the same time.
+    overlaps: Arc<Overlaps>,
 }
 
 #[derive(Default)]
 struct State {
     next_id: u64,
-    sessions: HashMap<u64, Session>,
+    /// Each open session's readings so far.
+    sessions: HashMap<u64, Vec<Point>>,
     stopping: bool,
-}
-
-/// What the monitor keeps for one open session.
-struct Session {
-    points: Vec<Point>,
-    /// The most other sessions that were open at once during this one.
-    overlap: usize,
 }
 
 /// Stops and joins the sampler thread when dropped.
@@ -62,12 +60,13 @@ impl Drop for SamplerHandle {
 
 impl PerformanceMonitor {
     /// Starts a monitor sampling every `interval` while work is measured.
-    pub fn new(interval: Duration, gpu: GpuProbe) -> Self {
+    pub fn new(interval: Duration, gpu: impl Into<Arc<GpuProbe>>) -> Self {
         let shared = Arc::new(Shared {
             interval,
-            gpu,
+            gpu: gpu.into(),
             state: Mutex::default(),
             wake: Condvar::new(),
+            overlaps: Overlaps::new(),
         });
         let thread = {
             let shared = shared.clone();
@@ -87,7 +86,7 @@ impl PerformanceMonitor {
     }
 
     /// The GPU probe the monitor reads.
-    pub fn gpu(&self) -> &GpuProbe {
+    pub fn gpu(&self) -> &Arc<GpuProbe> {
         &self.shared.gpu
     }
 
@@ -99,22 +98,15 @@ impl PerformanceMonitor {
         let owns_peak = state.sessions.is_empty() && process::reset_peak_rss();
         let id = state.next_id;
         state.next_id += 1;
-        // Every open session now overlaps as many others as this one does.
-        let others = state.sessions.len();
-        for session in state.sessions.values_mut() {
-            session.overlap = session.overlap.max(others);
-        }
-        let session = Session {
-            points: vec![self.shared.read()],
-            overlap: others,
-        };
-        state.sessions.insert(id, session);
+        let overlap = self.shared.overlaps.enter();
+        state.sessions.insert(id, vec![self.shared.read()]);
         drop(state);
         self.shared.wake.notify_all();
         MonitorSession {
             shared: self.shared.clone(),
             id,
             owns_peak,
+            overlap,
         }
     }
 
@@ -154,8 +146,8 @@ fn sample_loop(shared: &Shared) {
             continue;
         }
         let point = shared.read();
-        for session in state.sessions.values_mut() {
-            session.points.push(point);
+        for points in state.sessions.values_mut() {
+            points.push(point);
         }
     }
 }
@@ -165,6 +157,8 @@ pub struct MonitorSession {
     shared: Arc<Shared>,
     id: u64,
     owns_peak: bool,
+    /// Counts the other sessions open beside this one.
+    overlap: Overlap,
 }
 
 impl MonitorSession {
@@ -176,7 +170,8 @@ impl MonitorSession {
         } else {
             None
         };
-        let Session { mut points, overlap } = self
+        let overlap = self.overlap.most_others();
+        let mut points = self
             .shared
             .state
             .lock()

@@ -26,13 +26,18 @@ fn page_size() -> u64 {
 
 /// Resident memory of this process now, in bytes.
 pub fn rss_bytes() -> u64 {
-    let statm = fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * page_size()
+    resident_bytes_in("/proc/self/statm").unwrap_or(0)
+}
+
+/// Resident memory of process `pid` now, in bytes, if it exists.
+pub fn rss_bytes_of(pid: u32) -> Option<u64> {
+    resident_bytes_in(&format!("/proc/{pid}/statm"))
+}
+
+fn resident_bytes_in(statm_path: &str) -> Option<u64> {
+    let statm = fs::read_to_string(statm_path).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
 }
 
 /// The kernel's high-water mark of resident memory (VmHWM), in bytes.

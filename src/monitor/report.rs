@@ -62,6 +62,11 @@ pub struct PerformanceReport {
     /// What the CPU, RAM and GPU figures cover (see [`MeasurementScope`]).
     #[serde(default)]
     pub scope: MeasurementScope,
+    /// Whose utilization `gpu_percent` is: `process` (NVML's samples of the
+    /// process that ran the job) or `device` (the whole GPU's, where the
+    /// driver keeps no per-process samples); absent without a GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_percent_source: Option<GpuPercentSource>,
     /// CPU and RAM over the request's duration (at most [`MAX_SERIES_POINTS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<SeriesPoint>,
@@ -79,6 +84,26 @@ pub enum MeasurementScope {
     /// A record written before Sori said which (its figures are the process's).
     #[default]
     Unrecorded,
+}
+
+/// Whose GPU utilization a report's `gpu_percent` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuPercentSource {
+    /// The job's process's own, from NVML's per-process samples.
+    Process,
+    /// The device's, all processes on it together.
+    Device,
+}
+
+impl GpuPercentSource {
+    /// The name in the JSON and on the span.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Device => "device",
+        }
+    }
 }
 
 impl MeasurementScope {
@@ -149,11 +174,21 @@ pub fn compute(
 
     let gpu: Vec<GpuSample> = points.iter().filter_map(|p| p.gpu).collect();
     let gpu_peak = gpu.iter().map(|g| g.process_memory_bytes).max().unwrap_or(0);
-    let gpu_util = if gpu.is_empty() {
+    // Each reading's utilization covers the time since the one before: the
+    // first reading's is from before the job.
+    let during = if gpu.len() > 1 { &gpu[1..] } else { &gpu[..] };
+    let gpu_util = if during.is_empty() {
         0.0
     } else {
-        gpu.iter().map(|g| g.utilization_percent).sum::<f64>() / gpu.len() as f64
+        during.iter().map(|g| g.utilization_percent).sum::<f64>() / during.len() as f64
     };
+    let gpu_percent_source = (!gpu.is_empty()).then(|| {
+        if gpu.iter().all(|g| g.utilization_per_process) {
+            GpuPercentSource::Process
+        } else {
+            GpuPercentSource::Device
+        }
+    });
 
     PerformanceReport {
         cpu_percent_avg: round_to(cpu_avg, 2),
@@ -173,6 +208,7 @@ pub fn compute(
         } else {
             MeasurementScope::Process
         },
+        gpu_percent_source,
         samples: series(points, &bounds),
     }
 }
@@ -288,5 +324,42 @@ mod tests {
         let r = compute(&points, 0.5, Some(400 << 20), false, 0);
         assert_eq!((r.ram_mb_avg, r.ram_mb_peak), (100.0, 400.0));
         assert!(r.cpu_percent_max >= r.cpu_percent_avg);
+    }
+
+    #[test]
+    fn gpu_utilization_is_of_the_readings_after_the_first_and_says_whose() {
+        let s = Instant::now();
+        let gpu = |memory_mib: u64, percent: f64, per_process: bool| GpuSample {
+            process_memory_bytes: memory_mib << 20,
+            utilization_percent: percent,
+            utilization_per_process: per_process,
+        };
+        let mut points = [
+            point(s, 0.0, 0.0, 100),
+            point(s, 0.5, 0.1, 100),
+            point(s, 1.0, 0.2, 100),
+        ];
+        // The first reading covers the time before the job began.
+        for (p, g) in points
+            .iter_mut()
+            .zip([gpu(10, 90.0, true), gpu(300, 40.0, true), gpu(200, 60.0, true)])
+        {
+            p.gpu = Some(g);
+        }
+        let r = compute(&points, 0.5, None, true, 0);
+        assert_eq!(
+            (r.gpu_percent, r.gpu_vram_mb_peak, r.gpu_vram_mb_current),
+            (50.0, 300.0, 200.0)
+        );
+        assert_eq!(r.gpu_percent_source, Some(GpuPercentSource::Process));
+        points[1].gpu = Some(gpu(300, 40.0, false));
+        let r = compute(&points, 0.5, None, true, 0);
+        assert_eq!(
+            r.gpu_percent_source,
+            Some(GpuPercentSource::Device),
+            "one device-wide reading taints it"
+        );
+        let without: Vec<Point> = points.iter().map(|p| Point { gpu: None, ..*p }).collect();
+        assert_eq!(compute(&without, 0.5, None, false, 0).gpu_percent_source, None);
     }
 }

@@ -201,17 +201,33 @@ fn describe() {
         "sori_queue_capacity",
         "Transcriptions that may wait before requests are refused with 503."
     );
-    describe_gauge!("sori_workers", "Worker threads started.");
-    describe_gauge!("sori_workers_busy", "Worker threads running a transcription now.");
+    describe_gauge!(
+        "sori_workers",
+        "Workers configured (each a worker process running one transcription at a time)."
+    );
+    describe_gauge!(
+        "sori_workers_alive",
+        "Workers ready for a transcription (fewer while a crashed one is started again)."
+    );
+    describe_gauge!("sori_workers_busy", "Workers running a transcription now.");
+    describe_counter!(
+        "sori_worker_restarts_total",
+        "Worker processes started again after one died (an engine crash, the out-of-memory killer)."
+    );
+    describe_gauge!(
+        "sori_worker_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the worker processes together (each holds the model)."
+    );
     describe_gauge!(
         "sori_process_resident_memory_bytes",
         Unit::Bytes,
-        "Resident memory of the Sori process."
+        "Resident memory of the server process (its workers are sori_worker_resident_memory_bytes)."
     );
     describe_counter!(
         "sori_process_cpu_seconds_total",
         Unit::Seconds,
-        "CPU time used by the Sori process."
+        "CPU time used by the server process (the workers' is in each transcription's figures)."
     );
     describe_gauge!(
         "sori_gpu_available",
@@ -321,12 +337,16 @@ impl Drop for InFlight {
 pub fn refresh_state(engine: &Engine, gpu: &GpuProbe) {
     gauge!("sori_queue_depth").set(engine.queue_depth() as f64);
     gauge!("sori_queue_capacity").set(engine.queue_capacity() as f64);
-    let (_, workers) = engine.workers_alive();
+    let (alive, workers) = engine.workers_alive();
     gauge!("sori_workers").set(workers as f64);
+    gauge!("sori_workers_alive").set(alive as f64);
     gauge!("sori_workers_busy").set(engine.workers_busy() as f64);
+    counter!("sori_worker_restarts_total").absolute(engine.worker_restarts());
+    let worker_rss: u64 = engine.worker_pids().into_iter().filter_map(process::rss_bytes_of).sum();
+    gauge!("sori_worker_resident_memory_bytes").set(worker_rss as f64);
     gauge!("sori_process_resident_memory_bytes").set(process::rss_bytes() as f64);
     counter!("sori_process_cpu_seconds_total").absolute(process::cpu_time_sec() as u64);
-    gauge!("sori_model_info", "model" => engine.transcriber().model_name().to_string()).set(1.0);
+    gauge!("sori_model_info", "model" => engine.model().name.clone()).set(1.0);
     gauge!("sori_gpu_available").set(if gpu.available() { 1.0 } else { 0.0 });
     if let Some(devices) = gpu.devices() {
         gauge!("sori_gpu_memory_used_bytes").set(devices.memory_used_bytes as f64);

@@ -9,8 +9,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-pub use traces::{trace_id_of, traceparent_of, with_remote_parent};
-
 /// Logs shown when `RUST_LOG` is not set. symphonia logs every undecodable
 /// upload as an error; Sori answers those itself, so its logs are off.
 const DEFAULT_LOG_FILTER: &str = "info,whisper_cpp=warn,symphonia_core=off";
@@ -19,6 +17,16 @@ const DEFAULT_LOG_FILTER: &str = "info,whisper_cpp=warn,symphonia_core=off";
 /// shuts the exporter down (so nothing is lost at shutdown).
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+}
+
+impl TelemetryGuard {
+    /// Sends the spans not yet sent (a worker process does after each job,
+    /// since it may be killed before its exporter's next round).
+    pub fn flush(&self) {
+        if let Err(e) = self.provider.force_flush() {
+            tracing::debug!(error = %e, "flushing traces failed");
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {

@@ -77,6 +77,16 @@ pub fn proc_memory_mib(pid: u32, key: &str) -> f64 {
     kib / 1024.0
 }
 
+/// CPU time (user + system) process `pid` has used, from `/proc/{pid}/stat`, seconds.
+pub fn proc_cpu_sec(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// Writes `bytes` to a new temporary file with the given suffix.
 pub fn temp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);

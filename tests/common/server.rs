@@ -95,19 +95,33 @@ impl Server {
 
     /// POSTs a file to `/transcribe` with extra headers; returns status and JSON.
     pub fn transcribe(&self, name: &str, bytes: Vec<u8>, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
-        let form = reqwest::blocking::multipart::Form::new().part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(bytes).file_name(name.to_string()),
-        );
-        let mut request = reqwest::blocking::Client::new()
-            .post(self.url("/transcribe"))
-            .multipart(form);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let response = request.timeout(Duration::from_secs(120)).send().unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap())
+        post_transcribe(&self.url("/transcribe"), name, bytes, headers)
+    }
+
+    /// [`Server::transcribe`] on a thread of its own, for requests that overlap.
+    pub fn transcribe_later(&self, name: &str, bytes: Vec<u8>) -> std::thread::JoinHandle<(u16, serde_json::Value)> {
+        let (url, name) = (self.url("/transcribe"), name.to_string());
+        std::thread::spawn(move || post_transcribe(&url, &name, bytes, &[]))
+    }
+
+    /// POSTs `files` (name, bytes) as one batch; returns its id.
+    pub fn post_batch(&self, files: &[(String, Vec<u8>)]) -> String {
+        let form = files
+            .iter()
+            .fold(reqwest::blocking::multipart::Form::new(), |form, (name, bytes)| {
+                form.part(
+                    "file",
+                    reqwest::blocking::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
+                )
+            });
+        let response = reqwest::blocking::Client::new()
+            .post(self.url("/batch"))
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let body: serde_json::Value = response.json().unwrap();
+        body["batch_id"].as_str().unwrap().to_string()
     }
 
     /// Reads `GET /batch/{id}` until the batch is complete, and returns it.
@@ -123,6 +137,37 @@ impl Server {
             }
             assert!(started.elapsed() < limit, "the batch did not complete: {batch}");
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `GET /readyz`: its status and body.
+    pub fn readiness(&self) -> (u16, serde_json::Value) {
+        let response = reqwest::blocking::get(self.url("/readyz")).unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+
+    /// The ids of the worker processes the server runs now.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let (_, body) = self.readiness();
+        body["worker_pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    /// Waits until `/metrics` says `busy` workers are running a job.
+    pub fn wait_workers_busy(&self, busy: usize, limit: Duration) {
+        let started = Instant::now();
+        let line = format!("sori_workers_busy {busy}");
+        loop {
+            let metrics = reqwest::blocking::get(self.url("/metrics")).unwrap().text().unwrap();
+            if metrics.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(started.elapsed() < limit, "never {busy} workers busy");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -152,4 +197,18 @@ impl Drop for Server {
             eprintln!("--- the server's log ---\n{}", self.log());
         }
     }
+}
+
+fn post_transcribe(url: &str, name: &str, bytes: Vec<u8>, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(bytes).file_name(name.to_string()),
+    );
+    let mut request = reqwest::blocking::Client::new().post(url).multipart(form);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.timeout(Duration::from_secs(300)).send().unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap())
 }

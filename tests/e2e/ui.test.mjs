@@ -174,8 +174,9 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   assert.equal(await summary.locator("#summary-stats tr").count(), 8);
   const done = await summary.locator('[data-metric="files_done"] dd').textContent();
   assert.equal(done, "3");
-  assert.equal(await summary.locator('[data-metric="measured_alone"] dd').textContent(), "3");
-  assert.equal(await summary.locator('[data-metric="measured_with_others"] dd').textContent(), "0");
+  assert.equal(await summary.locator('[data-metric="measured_own"] dd').textContent(), "3");
+  assert.equal(await summary.locator('[data-metric="measured_process_wide"] dd').textContent(), "0");
+  assert.equal(await summary.locator('[data-metric="concurrent_max"] dd').textContent(), "0", "one worker: no file overlapped another");
   assert.equal(await summary.locator("#summary-chart rect").count(), 3, "one bar per done file");
   await page.screenshot({ path: join(OUT, "summary-modal.png") });
   await page.keyboard.press("Escape");

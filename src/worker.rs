@@ -1,0 +1,38 @@
+//! `sori worker`: one worker process of `sori serve`, started by it (never by
+//! hand). It loads the model, then runs the jobs the server sends, one at a
+//! time, each measured by its own monitor (see `engine::process`).
+
+use std::time::Duration;
+
+use crate::config::WorkerArgs;
+use crate::engine::process::child;
+use crate::engine::{return_large_blocks_when_freed, WhisperSettings, WhisperTranscriber};
+use crate::monitor::{GpuProbe, PerformanceMonitor};
+use crate::telemetry::TelemetryGuard;
+use crate::trace_context;
+
+/// Serves the server's orders until it closes the pipe.
+pub fn run(args: WorkerArgs, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
+    child::bind_to_parent();
+    return_large_blocks_when_freed();
+    let transcriber = WhisperTranscriber::load(
+        &args.model_path,
+        &args.model_name,
+        WhisperSettings {
+            threads: args.threads,
+            short_audio_context: args.short_audio_context,
+        },
+    )?;
+    let monitor = PerformanceMonitor::new(Duration::from_secs_f64(args.sample_interval_sec), GpuProbe::detect());
+    let job_span = |traceparent: Option<&str>| {
+        let span = tracing::info_span!("worker", pid = i64::from(std::process::id()));
+        if let Some(traceparent) = traceparent {
+            trace_context::with_traceparent(&span, traceparent);
+        }
+        span
+    };
+    child::serve(&transcriber, &monitor, args.max_audio_sec, job_span, || {
+        telemetry.flush()
+    })?;
+    Ok(())
+}

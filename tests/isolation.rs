@@ -1,0 +1,269 @@
+//! Worker processes against ground truth read from outside them: each
+//! request's CPU and memory are its own process's (checked in `/proc`) however
+//! many run at once, and an engine crash (`kill -9` of the worker doing a
+//! job) fails only that job, single or batch, while the server goes on.
+
+mod common;
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::http::error_code;
+use common::server::Server;
+use common::*;
+use serde_json::Value;
+
+/// JFK `times` times over (11 s each), as WAV bytes.
+fn jfk_times(dir: &Path, times: usize) -> Vec<u8> {
+    let jfk = fixture_audio("jfk.wav");
+    let out = dir.join(format!("jfk-x{times}.wav"));
+    let mut args: Vec<&str> = vec![jfk.to_str().unwrap(); times];
+    args.push(out.to_str().unwrap());
+    sox(&args);
+    std::fs::read(out).unwrap()
+}
+
+/// CPU seconds used so far by the server and its worker processes together.
+fn server_cpu_sec(server: &Server) -> f64 {
+    let pids = std::iter::once(server.child.id()).chain(server.worker_pids());
+    pids.map(proc_cpu_sec).sum()
+}
+
+fn f(value: &Value, key: &str) -> f64 {
+    value["performance"][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
+}
+
+/// Four requests of three sizes on two single-thread workers: every report's
+/// CPU is its own (together the whole server's, per `/proc`), its average is
+/// its CPU over its time, it says what overlapped it, and each memory peak is
+/// its own worker's high-water mark: the same as the same clip's alone.
+#[test]
+fn overlapping_requests_each_report_their_own_cpu_and_memory() {
+    let data = tempfile::tempdir().unwrap();
+    let audio = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &model_path("tiny.en"),
+        data.path(),
+        &["--workers", "2", "--threads-per-worker", "1"],
+        &[],
+    );
+    let workers = server.worker_pids();
+    assert_eq!(workers.len(), 2, "two worker processes");
+    let (long, mid) = (jfk_times(audio.path(), 12), jfk_times(audio.path(), 1));
+    let short = std::fs::read(jfk_excerpt(audio.path(), 3.0)).unwrap();
+
+    let before = server_cpu_sec(&server);
+    let long_request = server.transcribe_later("long.wav", long.clone());
+    server.wait_workers_busy(1, Duration::from_secs(20));
+    let others: Vec<_> = [
+        ("short.wav", short.clone()),
+        ("mid-1.wav", mid.clone()),
+        ("mid-2.wav", mid),
+    ]
+    .into_iter()
+    .map(|(name, bytes)| {
+        let request = server.transcribe_later(name, bytes);
+        thread::sleep(Duration::from_millis(100));
+        request
+    })
+    .collect();
+    let mut bodies = vec![long_request.join().unwrap()];
+    bodies.extend(others.into_iter().map(|r| r.join().unwrap()));
+    let spent = server_cpu_sec(&server) - before;
+
+    for (status, body) in &bodies {
+        assert_eq!(*status, 200, "{body}");
+        let p = &body["performance"];
+        assert_eq!(p["scope"], "request", "a worker process runs one job: {p}");
+        assert!(
+            p["concurrent_jobs_max"].as_u64().unwrap() >= 1,
+            "each overlapped another: {p}"
+        );
+        let (cpu, wall, avg) = (
+            f(body, "cpu_time_sec"),
+            f(body, "processing_time_sec"),
+            f(body, "cpu_percent_avg"),
+        );
+        assert!((avg - cpu / wall * 100.0).abs() < 0.5, "average is CPU over time: {p}");
+        assert!(avg <= 105.0, "one thread is at most one core: {p}");
+    }
+    // The long one ran beside each of the other three in turn, one at a time.
+    assert_eq!(bodies[0].1["performance"]["concurrent_jobs_max"], 1, "{}", bodies[0].1);
+    let reported: f64 = bodies.iter().map(|(_, b)| f(b, "cpu_time_sec")).sum();
+    assert!(
+        (reported - spent).abs() <= 0.1 * spent,
+        "the reports add up to {reported:.3} s of CPU; the server's processes spent {spent:.3} s"
+    );
+
+    // No job has run since: each worker's high-water mark is the peak of the
+    // last job it ran (the long one's, on the worker it kept busy throughout).
+    let marks: Vec<f64> = workers.iter().map(|&pid| proc_memory_mib(pid, "VmHWM")).collect();
+    let peaks: Vec<f64> = bodies.iter().map(|(_, b)| f(b, "ram_mb_peak")).collect();
+    let matches = |peak: f64| marks.iter().any(|mark| (peak - mark).abs() <= 0.01 * mark);
+    assert!(
+        matches(peaks[0]),
+        "the long job's peak {} MiB is its worker's VmHWM: {marks:?}",
+        peaks[0]
+    );
+    assert!(
+        peaks[1..].iter().any(|&peak| matches(peak)),
+        "the other worker's VmHWM is its last job's peak: {marks:?} vs {peaks:?}"
+    );
+    // The same clips again, one at a time: each peak is what it was beside
+    // the others (in one process it was the memory of all of them).
+    for (name, bytes, beside) in [("long.wav", long, &bodies[0].1), ("short.wav", short, &bodies[1].1)] {
+        let (status, alone) = server.transcribe(name, bytes, &[]);
+        assert_eq!(status, 200, "{alone}");
+        let (peak_alone, peak_beside) = (f(&alone, "ram_mb_peak"), f(beside, "ram_mb_peak"));
+        assert!(
+            (peak_alone - peak_beside).abs() <= 0.03 * peak_alone,
+            "{name}: peak {peak_beside} MiB beside the others, {peak_alone} MiB alone"
+        );
+        assert_eq!(alone["performance"]["concurrent_jobs_max"], 0, "{alone}");
+    }
+}
+
+/// One worker, a request alone: CPU and memory within a whisker of what the
+/// kernel says of the worker process, a batch file beside an upload waits
+/// for it instead of overlapping it.
+#[test]
+fn a_request_alone_is_exact_and_one_worker_never_overlaps() {
+    let data = tempfile::tempdir().unwrap();
+    let audio = tempfile::tempdir().unwrap();
+    let server = Server::start(&model_path("tiny.en"), data.path(), &["--threads-per-worker", "2"], &[]);
+    let worker = server.worker_pids()[0];
+    let long = jfk_times(audio.path(), 4);
+    let before = proc_cpu_sec(worker);
+    let (status, body) = server.transcribe("long.wav", long.clone(), &[]);
+    assert_eq!(status, 200, "{body}");
+    let spent = proc_cpu_sec(worker) - before;
+    let cpu = f(&body, "cpu_time_sec");
+    assert!(
+        (cpu - spent).abs() <= 0.02 * spent + 0.03,
+        "reported {cpu} s, /proc {spent} s"
+    );
+    let (peak, mark) = (f(&body, "ram_mb_peak"), proc_memory_mib(worker, "VmHWM"));
+    assert!(
+        (peak - mark).abs() <= 0.01 * mark,
+        "reported {peak} MiB, VmHWM {mark} MiB"
+    );
+    assert_eq!(body["performance"]["concurrent_jobs_max"], 0);
+
+    let batch_id = server.post_batch(&[("batch.wav".to_string(), long.clone())]);
+    server.wait_workers_busy(1, Duration::from_secs(20));
+    let (status, single) = server.transcribe("single.wav", long, &[]);
+    assert_eq!(status, 200, "{single}");
+    let batch = server.wait_batch_complete(&batch_id, Duration::from_secs(120));
+    let file = &batch["files"][0];
+    for p in [&single["performance"], &file["performance"]] {
+        assert_eq!(p["concurrent_jobs_max"], 0, "one worker runs one job at a time: {p}");
+        assert_eq!(p["scope"], "request", "{p}");
+    }
+    assert!(
+        single["timings"]["queue_wait_sec"].as_f64().unwrap() > 0.1,
+        "it waited: {single}"
+    );
+}
+
+/// `kill -9` of the worker while it transcribes: that request fails with
+/// `engine_crashed`, the server keeps serving, a new worker is ready within
+/// seconds, and Prometheus counts the restart.
+#[test]
+fn killing_the_worker_mid_request_fails_only_that_request() {
+    let data = tempfile::tempdir().unwrap();
+    let audio = tempfile::tempdir().unwrap();
+    let server = Server::start(&model_path("tiny.en"), data.path(), &["--threads-per-worker", "1"], &[]);
+    let worker = server.worker_pids()[0];
+    let request = server.transcribe_later("long.wav", jfk_times(audio.path(), 8));
+    server.wait_workers_busy(1, Duration::from_secs(20));
+    thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling the server's own worker process.
+    assert_eq!(unsafe { libc::kill(worker as i32, libc::SIGKILL) }, 0);
+    let killed = Instant::now();
+
+    let (status, body) = request.join().unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(error_code(&body), "engine_crashed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("signal 9"), "{message}");
+    let recovered = loop {
+        let (status, ready) = server.readiness();
+        if status == 200 {
+            break ready;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(10), "no new worker: {ready}");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_ne!(recovered["worker_pids"][0].as_u64().unwrap(), worker as u64);
+    assert_eq!(recovered["worker_restarts"], 1);
+    let (status, body) = server.transcribe("jfk.wav", std::fs::read(fixture_audio("jfk.wav")).unwrap(), &[]);
+    assert_eq!(status, 200, "the server keeps serving: {body}");
+    assert!(body["text"].as_str().unwrap().contains("ask not"));
+    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "sori_worker_restarts_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sori_errors_total") && l.contains("engine_crashed")),
+        "the error is counted"
+    );
+}
+
+/// A batch file that kills its worker every time ends as failed after three
+/// tries, with a message saying so; the rest of the batch is done.
+#[test]
+fn a_poison_batch_file_fails_after_three_crashes_and_the_rest_is_done() {
+    let data = tempfile::tempdir().unwrap();
+    let audio = tempfile::tempdir().unwrap();
+    let server = Server::start(&model_path("tiny.en"), data.path(), &["--threads-per-worker", "1"], &[]);
+    let files = [
+        ("poison.wav".to_string(), jfk_times(audio.path(), 8)),
+        ("fine.wav".to_string(), std::fs::read(fixture_audio("jfk.wav")).unwrap()),
+    ];
+    let batch_id = server.post_batch(&files);
+    let started = Instant::now();
+    let mut kills = 0;
+    while kills < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the poison file ran {kills} times"
+        );
+        let batch: Value = reqwest::blocking::get(server.url(&format!("/batch/{batch_id}")))
+            .unwrap()
+            .json()
+            .unwrap();
+        let poison = &batch["files"][0];
+        assert_ne!(poison["status"], "failed", "failed before its third crash: {poison}");
+        let busy = reqwest::blocking::get(server.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap()
+            .lines()
+            .any(|l| l == "sori_workers_busy 1");
+        let pids = server.worker_pids();
+        if poison["status"] == "processing" && busy && pids.len() == 1 {
+            thread::sleep(Duration::from_millis(200));
+            // SAFETY: signalling the server's own worker process.
+            unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+            kills += 1;
+            // Wait for the new worker before looking again.
+            while server.worker_pids() == pids || server.readiness().0 != 200 {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let batch = server.wait_batch_complete(&batch_id, Duration::from_secs(120));
+    let (poison, fine) = (&batch["files"][0], &batch["files"][1]);
+    assert_eq!(poison["status"], "failed", "{batch}");
+    let error = poison["error"].as_str().unwrap();
+    assert!(error.contains("crashed") && error.contains("3 tries"), "{error}");
+    assert_eq!(fine["status"], "done", "{batch}");
+    assert_eq!(server.readiness().1["worker_restarts"], 3);
+}
