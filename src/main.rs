@@ -26,6 +26,8 @@ use tokio_util::task::TaskTracker;
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 /// How long open connections get to close once the work has drained.
 const CLOSE_CONNECTIONS: Duration = Duration::from_secs(2);
+/// How long the workers have to stop after the drain (an idle one notices within a second); a job still running then is killed.
+const STOP_WORKERS: Duration = Duration::from_secs(2);
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -88,7 +90,8 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             max_audio_sec: config.max_audio_sec,
         },
     )?;
-    let transcriptions = Transcriptions::new(Arc::new(engine), store);
+    let engine = Arc::new(engine);
+    let transcriptions = Transcriptions::new(engine.clone(), store);
     let batches = Batches::open(transcriptions.clone())
         .with_context(|| format!("opening the batch database in {}", config.data_dir.display()))?;
     let limits = HttpLimits {
@@ -164,6 +167,8 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     })?;
     // Blocking tasks still running (a file write, a header check) get a moment, not forever.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The work in flight had its grace; no worker process outlives the server.
+    engine.stop_workers(STOP_WORKERS);
     Ok(())
 }
 

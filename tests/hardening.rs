@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::http::error_code;
@@ -166,6 +167,8 @@ fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
         (text, Instant::now())
     });
     std::thread::sleep(Duration::from_millis(200));
+    let workers = server.worker_pids();
+    assert!(!workers.is_empty(), "the server runs worker processes");
 
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
@@ -189,6 +192,12 @@ fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
     );
     let (took, clean) = server.terminate();
     assert!(clean, "exit 0");
+    for pid in workers {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "the worker process {pid} outlived the server"
+        );
+    }
     let total = signalled.elapsed();
     assert!(
         total < Duration::from_secs(30),

@@ -4,10 +4,10 @@
 //! thread itself (`sori transcribe`, tests with a stand-in recognizer).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,8 @@ use crate::monitor::{GpuProbe, Overlaps, PerformanceMonitor, PerformanceReport, 
 /// How often an idle worker checks that its process is still alive, so that
 /// `/readyz` and the restart follow a death within about this long.
 const LIVENESS_POLL: Duration = Duration::from_secs(1);
+/// How long a worker killed at shutdown has to be reaped by its thread.
+const KILLED_WORKER_GRACE: Duration = Duration::from_secs(2);
 
 /// Sizes of the worker pool.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +115,8 @@ struct Gauges {
     restarts: AtomicU64,
     /// Each worker's process id (0: none, or the worker is a thread).
     pids: Mutex<Vec<u32>>,
+    /// Set by [`Engine::stop_workers`]: workers take no more jobs and start no processes.
+    stopping: AtomicBool,
 }
 
 /// The handle the HTTP side holds: submit jobs, read the queue's state.
@@ -123,6 +127,8 @@ pub struct Engine {
     model: ModelInfo,
     /// The GPUs, for the device-wide gauges.
     gpu: Arc<GpuProbe>,
+    /// The worker threads, joined by [`Engine::stop_workers`].
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -184,6 +190,7 @@ impl Engine {
             pids: Mutex::new(vec![0; runners.len()]),
             ..Gauges::default()
         });
+        let mut threads = Vec::new();
         for (slot, runner) in runners.into_iter().enumerate() {
             let worker = Worker {
                 receiver: receiver.clone(),
@@ -191,10 +198,11 @@ impl Engine {
                 runner,
                 slot,
             };
-            thread::Builder::new()
+            let thread = thread::Builder::new()
                 .name(format!("sori-worker-{slot}"))
                 .spawn(move || worker.run())
                 .expect("spawn a worker thread");
+            threads.push(thread);
         }
         Self {
             sender,
@@ -202,6 +210,36 @@ impl Engine {
             settings,
             model,
             gpu,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Stops the workers at shutdown, once the jobs in flight are done or
+    /// given up: each ends its worker process (killed and reaped) and its
+    /// thread; a job still running after `deadline` has its process killed.
+    /// No worker process outlives this call.
+    pub fn stop_workers(&self, deadline: Duration) {
+        self.gauges.stopping.store(true, Ordering::SeqCst);
+        let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
+        let wait_until = |until: Instant| {
+            while threads.iter().any(|t| !t.is_finished()) && Instant::now() < until {
+                thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait_until(Instant::now() + deadline);
+        // A worker clears its pid before its process is reaped, so these are alive.
+        for pid in self.worker_pids() {
+            tracing::warn!(
+                pid,
+                "a worker process was still busy at the shutdown deadline; killing it"
+            );
+            // SAFETY: kill has no memory preconditions; the pid is a child
+            // this process has not reaped (its runner reaps it when dropped).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        wait_until(Instant::now() + KILLED_WORKER_GRACE);
+        for thread in threads.into_iter().filter(|t| t.is_finished()) {
+            let _ = thread.join();
         }
     }
 
@@ -292,6 +330,9 @@ impl Worker {
     fn run(mut self) {
         let mut counted = false;
         loop {
+            if self.gauges.stopping.load(Ordering::SeqCst) {
+                break;
+            }
             self.stay_ready(&mut counted);
             let Ok(receiver) = self.receiver.lock() else { break };
             let next = receiver.recv_timeout(LIVENESS_POLL);
@@ -320,6 +361,8 @@ impl Worker {
         if counted {
             self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
         }
+        // Before the runner (and its process) is dropped: see `Engine::stop_workers`.
+        self.set_pid(None);
     }
 
     /// Starts the runner again if it cannot take a job (its process died),
