@@ -182,21 +182,13 @@ fn killing_the_worker_mid_request_fails_only_that_request() {
     thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling the server's own worker process.
     assert_eq!(unsafe { libc::kill(worker as i32, libc::SIGKILL) }, 0);
-    let killed = Instant::now();
 
     let (status, body) = request.join().unwrap();
     assert_eq!(status, 500, "{body}");
     assert_eq!(error_code(&body), "engine_crashed");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("signal 9"), "{message}");
-    let recovered = loop {
-        let (status, ready) = server.readiness();
-        if status == 200 {
-            break ready;
-        }
-        assert!(killed.elapsed() < Duration::from_secs(10), "no new worker: {ready}");
-        thread::sleep(Duration::from_millis(20));
-    };
+    let recovered = server.wait_workers_replaced(&[worker], Duration::from_secs(10));
     assert_ne!(recovered["worker_pids"][0].as_u64().unwrap(), worker as u64);
     assert_eq!(recovered["worker_restarts"], 1);
     let (status, body) = server.transcribe("jfk.wav", std::fs::read(fixture_audio("jfk.wav")).unwrap(), &[]);
@@ -253,9 +245,7 @@ fn a_poison_batch_file_fails_after_three_crashes_and_the_rest_is_done() {
             unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
             kills += 1;
             // Wait for the new worker before looking again.
-            while server.worker_pids() == pids || server.readiness().0 != 200 {
-                thread::sleep(Duration::from_millis(20));
-            }
+            server.wait_workers_replaced(&pids, Duration::from_secs(10));
         }
         thread::sleep(Duration::from_millis(20));
     }

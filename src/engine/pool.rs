@@ -368,7 +368,8 @@ impl Worker {
     /// Starts the runner again if it cannot take a job (its process died),
     /// keeping the alive count, the restart count and the process id true.
     fn stay_ready(&mut self, counted: &mut bool) {
-        if *counted && self.runner.is_ready() {
+        let ready = self.runner.is_ready();
+        if *counted && ready {
             return;
         }
         if *counted {
@@ -376,7 +377,7 @@ impl Worker {
             self.gauges.alive.fetch_sub(1, Ordering::SeqCst);
             self.set_pid(None);
         }
-        if !self.runner.is_ready() {
+        if !ready {
             self.runner.make_ready();
             self.gauges.restarts.fetch_add(1, Ordering::SeqCst);
         }

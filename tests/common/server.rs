@@ -157,6 +157,20 @@ impl Server {
             .collect()
     }
 
+    /// Waits until `/readyz` is 200 with none of the worker processes in
+    /// `old` (a killed worker was replaced); returns the readiness body.
+    pub fn wait_workers_replaced(&self, old: &[u32], limit: Duration) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let (status, ready) = self.readiness();
+            if status == 200 && !self.worker_pids().iter().any(|pid| old.contains(pid)) {
+                return ready;
+            }
+            assert!(started.elapsed() < limit, "no new worker: {ready}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until `/metrics` says `busy` workers are running a job.
     pub fn wait_workers_busy(&self, busy: usize, limit: Duration) {
         let started = Instant::now();
