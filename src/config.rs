@@ -209,6 +209,11 @@ pub struct ServeConfig {
     /// A file of API keys, one per line (blank lines and lines starting with # skipped).
     #[arg(long, env = "SORI_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// Tries a batch file gets when its worker process dies while transcribing it (an
+    /// abort in the engine, a segfault, the out-of-memory killer); after the last it is
+    /// failed. One crash can be another job's bad luck; one per try is the file.
+    #[arg(long, env = "SORI_MAX_ATTEMPTS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: u32,
     /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for transcriptions in flight to finish.
     #[arg(long, env = "SORI_SHUTDOWN_GRACE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_sec: u64,

@@ -92,7 +92,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )?;
     let engine = Arc::new(engine);
     let transcriptions = Transcriptions::new(engine.clone(), store);
-    let batches = Batches::open(transcriptions.clone())
+    let batches = Batches::open(transcriptions.clone(), config.max_attempts)
         .with_context(|| format!("opening the batch database in {}", config.data_dir.display()))?;
     let limits = HttpLimits {
         max_upload_bytes: config.max_upload_mb << 20,

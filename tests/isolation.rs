@@ -207,53 +207,61 @@ fn killing_the_worker_mid_request_fails_only_that_request() {
     );
 }
 
-/// A batch file that kills its worker every time ends as failed after three
-/// tries, with a message saying so; the rest of the batch is done.
+/// A batch file that kills its worker on every try (a test build's crash
+/// point, keyed on a marker inside the file) is failed after `--max-attempts`
+/// tries with a message saying so; the other files are done; and its crash
+/// count is kept in the database across a restart of the server: a server
+/// restarted after one crash fails it on the next.
+#[cfg(feature = "crash-points")]
 #[test]
-fn a_poison_batch_file_fails_after_three_crashes_and_the_rest_is_done() {
+fn a_poison_batch_file_fails_after_its_tries_even_across_a_restart() {
     let data = tempfile::tempdir().unwrap();
-    let audio = tempfile::tempdir().unwrap();
-    let server = Server::start(&model_path("tiny.en"), data.path(), &["--threads-per-worker", "1"], &[]);
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
+    let mut poison = jfk.clone();
+    poison.extend_from_slice(b"SORI-CRASH-AT:worker_job");
     let files = [
-        ("poison.wav".to_string(), jfk_times(audio.path(), 8)),
-        ("fine.wav".to_string(), std::fs::read(fixture_audio("jfk.wav")).unwrap()),
+        ("poison.wav".to_string(), poison),
+        ("fine-1.wav".to_string(), jfk.clone()),
+        ("fine-2.wav".to_string(), jfk),
     ];
-    let batch_id = server.post_batch(&files);
+    let args = ["--threads-per-worker", "1", "--max-attempts"];
+    // Many tries: the first server is stopped (as by kill -9) after the first crash.
+    let mut first = Server::start(&model_path("tiny.en"), data.path(), &[&args[..], &["5"]].concat(), &[]);
+    let batch_id = first.post_batch(&files);
     let started = Instant::now();
-    let mut kills = 0;
-    while kills < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the poison file ran {kills} times"
-        );
-        let batch: Value = reqwest::blocking::get(server.url(&format!("/batch/{batch_id}")))
+    loop {
+        let batch: Value = reqwest::blocking::get(first.url(&format!("/batch/{batch_id}")))
             .unwrap()
             .json()
             .unwrap();
-        let poison = &batch["files"][0];
-        assert_ne!(poison["status"], "failed", "failed before its third crash: {poison}");
-        let busy = reqwest::blocking::get(server.url("/metrics"))
-            .unwrap()
-            .text()
-            .unwrap()
-            .lines()
-            .any(|l| l == "sori_workers_busy 1");
-        let pids = server.worker_pids();
-        if poison["status"] == "processing" && busy && pids.len() == 1 {
-            thread::sleep(Duration::from_millis(200));
-            // SAFETY: signalling the server's own worker process.
-            unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
-            kills += 1;
-            // Wait for the new worker before looking again.
-            server.wait_workers_replaced(&pids, Duration::from_secs(10));
+        if batch["files"][0]["engine_crashes"].as_u64().unwrap() >= 1 {
+            break;
         }
+        assert!(started.elapsed() < Duration::from_secs(60), "no crash: {batch}");
         thread::sleep(Duration::from_millis(20));
     }
-    let batch = server.wait_batch_complete(&batch_id, Duration::from_secs(120));
-    let (poison, fine) = (&batch["files"][0], &batch["files"][1]);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    drop(first);
+
+    let second = Server::start(&model_path("tiny.en"), data.path(), &[&args[..], &["2"]].concat(), &[]);
+    let batch = second.wait_batch_complete(&batch_id, Duration::from_secs(120));
+    let poison = &batch["files"][0];
     assert_eq!(poison["status"], "failed", "{batch}");
+    assert_eq!(
+        second.readiness().1["worker_restarts"],
+        1,
+        "the crash before the restart counted: one more was the last try"
+    );
+    let crashes = poison["engine_crashes"].as_u64().unwrap();
+    assert!(crashes >= 2, "{poison}");
     let error = poison["error"].as_str().unwrap();
-    assert!(error.contains("crashed") && error.contains("3 tries"), "{error}");
-    assert_eq!(fine["status"], "done", "{batch}");
-    assert_eq!(server.readiness().1["worker_restarts"], 3);
+    assert!(
+        error.contains("crashed") && error.contains(&format!("{crashes} tries")),
+        "{error}"
+    );
+    for fine in &batch["files"].as_array().unwrap()[1..] {
+        assert_eq!(fine["status"], "done", "{batch}");
+        assert_eq!(fine["engine_crashes"], 0, "{fine}");
+    }
 }

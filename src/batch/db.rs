@@ -207,21 +207,27 @@ impl BatchDb {
     }
 
     /// Counts that the engine crashed on a claimed file, and queues it again
-    /// unless it has now crashed `max_crashes` times: then it is failed with
-    /// `error`, so a file that kills its worker every time is not retried for
-    /// ever. Returns whether it was queued again.
-    pub fn record_crash(&self, file_id: FileId, max_crashes: u32, error: &str) -> DbResult<bool> {
+    /// unless that was its `max_attempts`th try: then it is failed with the
+    /// message `error` makes of its crash count, so a file that kills its
+    /// worker every time is not retried for ever. Returns whether it was
+    /// queued again.
+    pub fn record_crash(
+        &self,
+        file_id: FileId,
+        max_attempts: u32,
+        error: impl FnOnce(u32) -> String,
+    ) -> DbResult<bool> {
         let crashes: u32 = self.conn().query_row(
             "UPDATE batch_files SET engine_crashes = engine_crashes + 1
              WHERE id = ?1 AND status = 'processing' RETURNING engine_crashes",
             params![file_id.to_string()],
             |row| row.get(0),
         )?;
-        let again = crashes < max_crashes;
+        let again = crashes < max_attempts;
         if again {
             self.requeue(file_id)?;
         } else {
-            self.fail(file_id, error)?;
+            self.fail(file_id, &error(crashes))?;
         }
         Ok(again)
     }
@@ -323,8 +329,8 @@ impl BatchDb {
 
 /// The columns [`file_of_row`] reads, in its order.
 const FILE_COLUMNS: &str =
-    "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings
-     FROM batch_files";
+    "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings,
+     engine_crashes FROM batch_files";
 
 /// A file as the API shows it, from a row of [`FILE_COLUMNS`].
 fn file_of_row(row: &rusqlite::Row<'_>) -> DbResult<BatchFile> {
@@ -345,6 +351,7 @@ fn file_of_row(row: &rusqlite::Row<'_>) -> DbResult<BatchFile> {
             .get::<_, Option<String>>(8)?
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default(),
+        engine_crashes: row.get(9)?,
     })
 }
 

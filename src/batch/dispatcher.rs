@@ -27,10 +27,6 @@ pub type BatchEvents = broadcast::Sender<FileChanged>;
 const FULL_QUEUE_BACKOFF: Duration = Duration::from_millis(500);
 /// How long the dispatcher sleeps with nothing queued, unless woken.
 const IDLE_POLL: Duration = Duration::from_secs(2);
-/// Tries of a file whose worker process dies each time, before it is failed
-/// (one crash can be bad luck, the out-of-memory killer for another job's sake;
-/// three in a row is the file).
-const MAX_ENGINE_CRASHES: u32 = 3;
 
 /// Runs batch files through the engine.
 pub struct Dispatcher {
@@ -42,6 +38,9 @@ pub struct Dispatcher {
     /// Batch files in the engine at once (the worker count): a single request
     /// waits behind at most this many batch files.
     slots: usize,
+    /// Tries a file gets when its worker process dies on it (`--max-attempts`):
+    /// a file that kills every worker is failed, not retried for ever.
+    max_attempts: u32,
 }
 
 /// What became of a claimed file.
@@ -50,13 +49,13 @@ enum Outcome {
     Failed(String),
     /// The engine's queue was full: try again soon.
     Retry,
-    /// Its worker process died: try again, up to [`MAX_ENGINE_CRASHES`] times.
+    /// Its worker process died: try again, up to `max_attempts` tries in all.
     Crashed(String),
 }
 
 impl Dispatcher {
     /// A dispatcher; call [`Dispatcher::start`] to run it.
-    pub fn new(db: Arc<BatchDb>, transcriptions: Transcriptions, events: BatchEvents) -> Arc<Self> {
+    pub fn new(db: Arc<BatchDb>, transcriptions: Transcriptions, events: BatchEvents, max_attempts: u32) -> Arc<Self> {
         let slots = transcriptions.engine().workers_alive().1.max(1);
         Arc::new(Self {
             db,
@@ -64,6 +63,7 @@ impl Dispatcher {
             events,
             wake: Notify::new(),
             slots,
+            max_attempts,
         })
     }
 
@@ -135,11 +135,11 @@ impl Dispatcher {
                 tokio::task::spawn_blocking(move || db.requeue(file_id).map(|()| false)).await
             }
             Outcome::Crashed(message) => {
-                let error = format!(
-                    "{message}, on each of {MAX_ENGINE_CRASHES} tries; the file was not tried again (the server's log has the details)"
-                );
-                let again =
-                    tokio::task::spawn_blocking(move || db.record_crash(file_id, MAX_ENGINE_CRASHES, &error)).await;
+                let max_attempts = self.max_attempts;
+                let error = move |crashes| {
+                    format!("{message}, on each of its {crashes} tries; the file was not tried again (the server's log has the details)")
+                };
+                let again = tokio::task::spawn_blocking(move || db.record_crash(file_id, max_attempts, error)).await;
                 if let Ok(Ok(true)) = again {
                     tracing::warn!(%file_id, "the engine crashed on a batch file; it is queued again");
                 }

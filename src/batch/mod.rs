@@ -72,6 +72,10 @@ pub struct BatchFile {
     /// What its transcript does not cover (a file cut short, damaged packets).
     #[serde(default)]
     pub warnings: Vec<AudioWarning>,
+    /// How many times its worker process died while transcribing it (kept
+    /// across restarts of the server); at `--max-attempts` it is failed.
+    #[serde(default)]
+    pub engine_crashes: u32,
 }
 
 /// Counts of files by status.
@@ -166,16 +170,17 @@ pub struct DataDirInUse(String);
 impl Batches {
     /// Locks the data dir, opens `{data_dir}/sori.db`, settles the files the
     /// last process left processing (done where their record exists, else
-    /// queued again) and removes uploads that no file needs. Call
+    /// queued again) and removes uploads that no file needs. A file gets
+    /// `max_attempts` tries when its worker process dies on it. Call
     /// [`Batches::start`] inside the async runtime.
-    pub fn open(transcriptions: Transcriptions) -> anyhow::Result<Self> {
+    pub fn open(transcriptions: Transcriptions, max_attempts: u32) -> anyhow::Result<Self> {
         let store = transcriptions.store().clone();
         let lock = lock_data_dir(store.dir())?;
         let db = Arc::new(BatchDb::open(&store.dir().join("sori.db"))?);
         settle_interrupted(&db, &store)?;
         sweep_orphan_uploads(&db, &store)?;
         let (events, _) = tokio::sync::broadcast::channel(256);
-        let dispatcher = Dispatcher::new(db.clone(), transcriptions, events.clone());
+        let dispatcher = Dispatcher::new(db.clone(), transcriptions, events.clone(), max_attempts);
         Ok(Self {
             db,
             dispatcher,

@@ -56,7 +56,7 @@ pub fn test_app(
     );
     let store = FileStore::open(data_dir).unwrap();
     let transcriptions = Transcriptions::new(Arc::new(engine), store);
-    let batches = Batches::open(transcriptions.clone()).unwrap();
+    let batches = Batches::open(transcriptions.clone(), 2).unwrap();
     let (shutdown, work) = (CancellationToken::new(), TaskTracker::new());
     batches.start(shutdown.clone(), work.clone());
     let http = HttpLimits {

@@ -84,6 +84,7 @@ pub fn serve(
             progress,
             ..order.options
         };
+        crate::crash_point::here_for_file("worker_job", &order.audio);
         let span = job_span(order.traceparent.as_deref());
         let result = span.in_scope(|| {
             run_job(
