@@ -13,7 +13,6 @@ use crate::config::TranscribeArgs;
 use crate::engine::{
     Engine, EngineSettings, JobOutput, ProgressSink, Task, TranscribeOptions, WhisperSettings, WhisperTranscriber,
 };
-use crate::error::AppError;
 use crate::formats::{self, Granularities, ResponseFormat};
 use crate::monitor::{GpuProbe, PerformanceMonitor};
 
@@ -131,7 +130,7 @@ fn start_engine(args: &TranscribeArgs) -> Result<Engine, String> {
 
 /// One file through the engine, with a progress bar when it is long.
 async fn transcribe_one(engine: &Engine, path: &Path, mut options: TranscribeOptions) -> Result<JobOutput, String> {
-    let stated = crate::audio::probe_file(path, f64::INFINITY).map_err(|e| AppError::from(e).to_string())?;
+    let stated = crate::audio::probe_file(path, f64::INFINITY).map_err(|e| e.to_string())?;
     let bar = stated.filter(|&s| s > PROGRESS_BAR_SEC).map(|seconds| {
         let bar = ProgressBar::new((seconds * 10.0) as u64);
         bar.set_style(
@@ -151,7 +150,7 @@ async fn transcribe_one(engine: &Engine, path: &Path, mut options: TranscribeOpt
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    result.map_err(|e| AppError::from(e).to_string())
+    result.map_err(|e| e.to_string())
 }
 
 fn write_transcript(dir: &Option<PathBuf>, path: &Path, format: ResponseFormat, body: &str) -> std::io::Result<()> {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod model;
 pub mod monitor;
 pub mod rounding;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod trace_context;

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::error_code;
 use common::server::Server;
@@ -228,7 +228,7 @@ fn a_poison_batch_file_fails_after_its_tries_even_across_a_restart() {
     // Many tries: the first server is stopped (as by kill -9) after the first crash.
     let mut first = Server::start(&model_path("tiny.en"), data.path(), &[&args[..], &["5"]].concat(), &[]);
     let batch_id = first.post_batch(&files);
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     loop {
         let batch: Value = reqwest::blocking::get(first.url(&format!("/batch/{batch_id}")))
             .unwrap()

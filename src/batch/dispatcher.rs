@@ -17,7 +17,6 @@ use tracing::Instrument;
 use super::db::{BatchDb, ClaimedFile, FinishedFile};
 use super::FileChanged;
 use crate::engine::{JobError, SubmitError, TranscribeOptions};
-use crate::error::AppError;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
 /// Announces which file of which batch changed (for Server-Sent Events).
@@ -184,9 +183,7 @@ impl Dispatcher {
         match self.transcriptions.transcribe(request).await {
             Ok(done) => Outcome::Done(FinishedFile::from(&done.record)),
             Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry,
-            Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => {
-                Outcome::Failed(AppError::from(e).to_string())
-            }
+            Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => Outcome::Failed(e.to_string()),
             Err(TranscriptionError::Submit(SubmitError::Job(crashed @ JobError::Crashed(_)))) => {
                 Outcome::Crashed(crashed.to_string())
             }

@@ -10,14 +10,10 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use sori::batch::Batches;
 use sori::engine::{Engine, EngineSettings, Transcriber};
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
-use sori::transcription::Transcriptions;
 use sori::{AppState, HttpLimits};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Limits of a test app.
 pub struct TestLimits {
@@ -55,23 +51,13 @@ pub fn test_app(
         },
     );
     let store = FileStore::open(data_dir).unwrap();
-    let transcriptions = Transcriptions::new(Arc::new(engine), store);
-    let batches = Batches::open(transcriptions.clone(), 2).unwrap();
-    let (shutdown, work) = (CancellationToken::new(), TaskTracker::new());
-    batches.start(shutdown.clone(), work.clone());
     let http = HttpLimits {
         max_upload_bytes: limits.max_upload_bytes,
         max_batch_upload_bytes: limits.max_upload_bytes * 4,
         ..HttpLimits::default()
     };
-    let state = AppState::new(
-        transcriptions,
-        Arc::new(batches),
-        http,
-        sori::telemetry::metrics::install(),
-        shutdown,
-        work,
-    );
+    let state = sori::server::assemble(Arc::new(engine), store, http, 2).unwrap();
+    sori::server::start_background_work(&state);
     (sori::app(state.clone()), state)
 }
 

@@ -1,0 +1,167 @@
+//! The server's life in one place: start the engine, assemble the service,
+//! serve until the shutdown signal, then drain the work in flight and stop.
+//! `sori serve` and the tests build the service through these functions.
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::batch::Batches;
+use crate::config::{ServeConfig, WorkerArgs};
+use crate::engine::process::WorkerCommand;
+use crate::engine::{Engine, EngineSettings};
+use crate::http::{app, ApiKeys, AppState, HttpLimits};
+use crate::model;
+use crate::monitor::GpuProbe;
+use crate::store::FileStore;
+use crate::telemetry::metrics;
+use crate::transcription::Transcriptions;
+
+/// How often the metrics recorder drops stale data (its memory grows otherwise).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+/// How long open connections get to close once the work has drained.
+const CLOSE_CONNECTIONS: Duration = Duration::from_secs(2);
+
+/// Starts `config`'s worker processes (each loads the model) and the queue in
+/// front of them.
+pub fn start_engine(config: &ServeConfig) -> anyhow::Result<Engine> {
+    let (model_path, info) = config.model.resolve()?;
+    let worker = WorkerArgs {
+        model_path,
+        model_name: model_display_name(&config.model.model),
+        threads: config.threads(),
+        short_audio_context: config.short_audio_context,
+        sample_interval_sec: config.sample_interval_sec,
+        max_audio_sec: config.max_audio_sec,
+    };
+    tracing::info!(path = %worker.model_path.display(), hparams = ?info.hparams, threads = worker.threads, workers = config.workers, "starting the worker processes");
+    let command = WorkerCommand {
+        program: std::env::current_exe().context("finding the sori program to start its workers")?,
+        args: worker.command_line(),
+    };
+    Ok(Engine::start_processes(
+        command,
+        GpuProbe::detect(),
+        EngineSettings {
+            workers: config.workers as usize,
+            queue_capacity: config.queue_capacity as usize,
+            max_audio_sec: config.max_audio_sec,
+        },
+    )?)
+}
+
+/// What clients may send and who may send it, from `config`.
+pub fn http_limits(config: &ServeConfig) -> anyhow::Result<HttpLimits> {
+    Ok(HttpLimits {
+        max_upload_bytes: config.max_upload_mb << 20,
+        max_batch_upload_bytes: config.max_batch_upload_mb << 20,
+        upload_idle_timeout: Duration::from_secs(config.upload_idle_timeout_sec),
+        upload_deadline: Duration::from_secs(config.upload_deadline_sec),
+        max_concurrent_uploads: config.max_concurrent_uploads as usize,
+        allowed_origins: config.allowed_origins.clone(),
+        api_keys: ApiKeys::new(config.all_api_keys()?),
+    })
+}
+
+/// The service over `engine`, keeping its files in `store`: transcriptions,
+/// batches (whose database it opens and settles; a file gets `max_attempts`
+/// tries when its worker dies) and what every handler shares. Nothing runs
+/// until [`run`], or [`start_background_work`] for a router driven without a socket.
+pub fn assemble(
+    engine: Arc<Engine>,
+    store: FileStore,
+    limits: HttpLimits,
+    max_attempts: u32,
+) -> anyhow::Result<AppState> {
+    let data_dir = store.dir().to_path_buf();
+    let transcriptions = Transcriptions::new(engine, store);
+    let batches = Batches::open(transcriptions.clone(), max_attempts)
+        .with_context(|| format!("opening the batch database in {}", data_dir.display()))?;
+    // One signal every task listens to, and one tracker of the work a shutdown waits for.
+    Ok(AppState::new(
+        transcriptions,
+        Arc::new(batches),
+        limits,
+        metrics::install(),
+        CancellationToken::new(),
+        TaskTracker::new(),
+    ))
+}
+
+/// Starts what runs beside the requests until the state's shutdown: the
+/// batch dispatcher and the metrics recorder's upkeep.
+pub fn start_background_work(state: &AppState) {
+    state.batches.start(state.shutdown.clone(), state.work.clone());
+    let upkeep = state.metrics.clone();
+    let stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP);
+        while stop.run_until_cancelled(tick.tick()).await.is_some() {
+            upkeep.run_upkeep();
+        }
+    });
+}
+
+/// Serves `state` on `listener` until `shutdown` completes. Then readiness
+/// turns 503 and new uploads are refused while the work in flight gets
+/// `grace` to finish (batch files still running after it resume at the next
+/// start); then the listener closes. The worker processes are the caller's
+/// to stop ([`Engine::stop_workers`]) once the runtime is done.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    tracing::info!("sori listening on http://{}", listener.local_addr()?);
+    if !state.limits.api_keys.required() && !listener.local_addr()?.ip().is_loopback() {
+        tracing::warn!("listening beyond this machine without API keys: anyone who reaches the port can transcribe and read transcripts; set --api-key");
+    }
+    start_background_work(&state);
+    let (stopping, work) = (state.shutdown.clone(), state.work.clone());
+    let signal = stopping.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        signal.cancel();
+    });
+    // The listener stays open while the work drains, so that /readyz can
+    // say 503 and late uploads get a 503 with Retry-After.
+    let stop_listening = CancellationToken::new();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(stop_listening.clone().cancelled_owned());
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        ended = &mut server => return ended?.map_err(anyhow::Error::from),
+        _ = stopping.cancelled() => {}
+    }
+    tracing::info!(
+        grace_sec = grace.as_secs(),
+        "shutting down: finishing the transcriptions in flight"
+    );
+    work.close();
+    if tokio::time::timeout(grace, work.wait()).await.is_err() {
+        tracing::warn!("the grace period ended with work in flight; interrupted batch files resume at the next start");
+    }
+    stop_listening.cancel();
+    if tokio::time::timeout(CLOSE_CONNECTIONS, server).await.is_err() {
+        tracing::warn!("connections still open after the drain were closed");
+    }
+    tracing::info!("sori stopped");
+    Ok(())
+}
+
+/// The name shown for a model: a known name as given, a file by its stem.
+fn model_display_name(model: &str) -> String {
+    if model::fetch::known_model(model).is_some() {
+        return model.to_string();
+    }
+    let stem = std::path::Path::new(model)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(model);
+    stem.strip_prefix("ggml-").unwrap_or(stem).to_string()
+}
