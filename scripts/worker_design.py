@@ -1,17 +1,24 @@
 """What worker processes cost and what they buy: one or two `sori serve`
 binaries (say, before and after a change of the worker design) side by side on
-start-up, idle memory, a single request's latency, a 20-file batch, and two
-overlapping requests whose reported CPU is checked against /proc.
+start-up, idle memory, a single request's latency, a 20-file batch, two
+overlapping requests whose reported CPU is checked against /proc, and (where
+there are worker processes) the time from `kill -9` of a worker to ready again.
 
-Run: python3 scripts/worker_design.py [--before OLD_BINARY] [--sori NEW_BINARY]
-(tiny.en q8_0 from models/; JFK from tests/fixtures/audio).
+Run: python3 scripts/worker_design.py [--before OLD_BINARY] [--sori NEW_BINARY] [--model GGML]
+(tiny.en q8_0 from models/ by default; JFK from tests/fixtures/audio).
 """
 import argparse
+import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,6 +33,30 @@ def cpu_sec(pid):
     return own + sum(cpu_sec(int(child)) for child in children)
 
 
+def readiness(port):
+    """`/readyz` as (status, body); a 503 has a body too."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def recovery_sec(server):
+    """Seconds from `kill -9` of the idle worker to `/readyz` 200 with a new
+    one; None for a server without worker processes."""
+    old = readiness(server.port)[1].get("worker_pids")
+    if not old:
+        return None
+    started = time.perf_counter()
+    os.kill(old[0], signal.SIGKILL)
+    while True:
+        status, body = readiness(server.port)
+        if status == 200 and body["worker_pids"] and body["worker_pids"] != old:
+            return time.perf_counter() - started
+        time.sleep(0.005)
+
+
 def measure(binary, model, clips):
     jfk, thirty = clips
     row = {}
@@ -33,6 +64,7 @@ def measure(binary, model, clips):
     row["startup_sec"], row["idle_rss_mb"] = server.startup_sec, server.idle_rss_mb
     server.run(jfk)
     row["jfk_sec"] = statistics.median(server.run(jfk)["wall"] for _ in range(5))
+    row["kill_9_to_ready_sec"] = recovery_sec(server)
     server.close()
 
     server = SoriHttp(binary, model, 1, "two workers", workers=2)
@@ -71,7 +103,8 @@ def main():
     print("| figure | " + " | ".join(rows) + " |")
     print("|---|" + "---|" * len(rows))
     for key in keys:
-        print(f"| {key} | " + " | ".join(f"{row[key]:.3f}" for row in rows.values()) + " |")
+        cells = ("n/a" if row[key] is None else f"{row[key]:.3f}" for row in rows.values())
+        print(f"| {key} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
