@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::audio::AudioError;
+use crate::batch::store::StoreError;
 use crate::engine::{JobError, SubmitError};
 use crate::transcription::TranscriptionError;
 
@@ -58,6 +59,9 @@ pub enum AppError {
     /// The queue is full: try again later.
     #[error("the server is busy: every transcription slot is taken; retry in {RETRY_AFTER_SEC} s")]
     QueueFull,
+    /// The database cannot be reached now.
+    #[error("the server cannot reach its database just now; retry in {RETRY_AFTER_SEC} s")]
+    DatabaseUnavailable(String),
     /// The worker process running the job died (the server itself is fine).
     #[error("{0}; the server is still running and a new worker process is started in its place. Sending the file again may work; a file that crashes the engine every time should be reported with the server's log")]
     EngineCrashed(String),
@@ -100,6 +104,7 @@ impl AppError {
             Self::TooManyUploads => (StatusCode::SERVICE_UNAVAILABLE, "too_many_uploads"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
+            Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::EngineCrashed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "engine_crashed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -111,6 +116,10 @@ impl IntoResponse for AppError {
         let (status, code) = self.status_and_code();
         crate::telemetry::metrics::record_error(code);
         let message = match &self {
+            Self::DatabaseUnavailable(details) => {
+                tracing::warn!(%details, "the database is unreachable");
+                self.to_string()
+            }
             Self::Internal(details) => {
                 tracing::error!(%details, "request failed");
                 "the server failed to process this request; the details are in its log".to_string()
@@ -119,7 +128,7 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
         let retry_after = match self {
-            Self::QueueFull | Self::TooManyUploads => Some(RETRY_AFTER_SEC),
+            Self::QueueFull | Self::TooManyUploads | Self::DatabaseUnavailable(_) => Some(RETRY_AFTER_SEC),
             Self::ShuttingDown => Some(SHUTDOWN_RETRY_AFTER_SEC),
             _ => None,
         };
@@ -151,6 +160,15 @@ impl From<AudioError> for AppError {
                 code: "audio_too_long",
                 message: e.to_string(),
             },
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(details) => Self::DatabaseUnavailable(details),
+            failed @ StoreError::Failed(_) => Self::Internal(failed.to_string()),
         }
     }
 }

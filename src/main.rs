@@ -51,15 +51,12 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let store = FileStore::open(&config.data_dir)
         .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
     let engine = Arc::new(server::start_engine(&config)?);
-    let state = server::assemble(
-        engine.clone(),
-        store,
-        server::http_limits(&config)?,
-        config.max_attempts,
-    )?;
+    let limits = server::http_limits(&config)?;
     let grace = Duration::from_secs(config.shutdown_grace_sec);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let workers = engine.clone();
     runtime.block_on(async move {
+        let state = server::assemble(workers, store, limits, config.max_attempts).await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

@@ -72,7 +72,7 @@ pub fn http_limits(config: &ServeConfig) -> anyhow::Result<HttpLimits> {
 /// batches (whose database it opens and settles; a file gets `max_attempts`
 /// tries when its worker dies) and what every handler shares. Nothing runs
 /// until [`run`], or [`start_background_work`] for a router driven without a socket.
-pub fn assemble(
+pub async fn assemble(
     engine: Arc<Engine>,
     store: FileStore,
     limits: HttpLimits,
@@ -81,6 +81,7 @@ pub fn assemble(
     let data_dir = store.dir().to_path_buf();
     let transcriptions = Transcriptions::new(engine, store);
     let batches = Batches::open(transcriptions.clone(), max_attempts)
+        .await
         .with_context(|| format!("opening the batch database in {}", data_dir.display()))?;
     // One signal every task listens to, and one tracker of the work a shutdown waits for.
     Ok(AppState::new(

@@ -16,7 +16,7 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default());
+    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default()).await;
     let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let mp3 = std::fs::read(fixture_audio("jfk.mp3")).unwrap();
     let request = multipart_request(
@@ -119,7 +119,7 @@ async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
 #[tokio::test]
 async fn batch_requests_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default());
+    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default()).await;
     let (status, _, body) = send(&app, multipart_request("/batch", &[("language", None, b"en")])).await;
     assert_eq!(
         (status, error_code(&body).as_str()),

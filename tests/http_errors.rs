@@ -75,7 +75,7 @@ async fn expect_error(
 #[tokio::test]
 async fn malformed_uploads_get_clear_client_errors_and_leave_no_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default()).await;
     let wav = jfk();
     let mut random = vec![0u8; 200_000];
     let mut x = 0x2545F4914F6CDD1Du64;
@@ -171,7 +171,7 @@ async fn malformed_uploads_get_clear_client_errors_and_leave_no_files() {
 #[tokio::test]
 async fn a_wav_shorter_than_its_header_claims_is_transcribed_as_far_as_it_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default()).await;
     let wav = jfk();
     let (status, _, body) = send(&app, transcribe_request("partial.wav", &wav[..wav.len() / 2], None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -208,7 +208,7 @@ async fn limits_on_size_and_duration_are_4xx() {
         max_upload_bytes: 256 << 10,
         ..TestLimits::default()
     };
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits);
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits).await;
     let wav = jfk();
     expect_error(
         &app,
@@ -244,7 +244,8 @@ async fn english_only_models_refuse_other_languages() {
         }),
         dir.path(),
         TestLimits::default(),
-    );
+    )
+    .await;
     let wav = jfk();
     expect_error(
         &app,
@@ -270,7 +271,7 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
         queue_capacity: 1,
         ..TestLimits::default()
     };
-    let (app, state) = test_app(Arc::new(stand_in), dir.path(), limits);
+    let (app, state) = test_app(Arc::new(stand_in), dir.path(), limits).await;
     let wav = jfk();
 
     let running = tokio::spawn({
@@ -338,7 +339,7 @@ async fn file_ids_never_reach_outside_the_data_dir() {
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("data");
     std::fs::write(parent.path().join("secret.performance.json"), "{}").unwrap();
-    let (app, _) = test_app(Arc::new(StandIn::default()), &data, TestLimits::default());
+    let (app, _) = test_app(Arc::new(StandIn::default()), &data, TestLimits::default()).await;
     for uri in [
         "/files/..%2Fsecret",
         "/files/..%2F..%2Fetc%2Fpasswd",
@@ -364,7 +365,8 @@ async fn health_and_readiness() {
             workers: 2,
             ..TestLimits::default()
         },
-    );
+    )
+    .await;
     let (status, _, body) = send(&app, get("/healthz")).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (status, _, body) = send(&app, get("/readyz")).await;
@@ -392,7 +394,7 @@ fn wav_claiming(rate: u32, data_bytes: u32, samples: usize) -> Vec<u8> {
 #[tokio::test]
 async fn impossible_sample_rates_are_refused_with_the_rate_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default()).await;
     // Rate 0 made symphonia panic (500); 1 Hz made 100 "seconds" of 200 samples;
     // 4 GHz made no seconds at all.
     for (rate, name) in [(0u32, "zero"), (1, "one-hertz"), (4_000_000_000, "four-gigahertz")] {
@@ -429,7 +431,7 @@ async fn a_header_that_states_more_than_the_limit_is_refused_before_decoding() {
         max_audio_sec: 3600.0,
         ..TestLimits::default()
     };
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits);
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits).await;
     // Four hours stated, one second sent.
     let bytes = wav_claiming(16_000, 4 * 3600 * 16_000 * 2, 16_000);
     let (status, _, body) = send(&app, transcribe_request("meeting.wav", &bytes, None)).await;
@@ -448,7 +450,7 @@ async fn a_header_that_states_more_than_the_limit_is_refused_before_decoding() {
 #[tokio::test]
 async fn every_error_has_the_json_body_and_every_answer_the_security_headers() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default()).await;
     for (request, status, code) in [
         (get("/transcribe"), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (
@@ -479,7 +481,7 @@ async fn every_error_has_the_json_body_and_every_answer_the_security_headers() {
 #[tokio::test]
 async fn uploads_from_other_sites_are_refused_and_the_servers_own_page_is_not() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default()).await;
     let wav = jfk();
     let from = |origin: &str| {
         let mut request = transcribe_request("jfk.wav", &wav, None);
@@ -512,7 +514,7 @@ async fn a_batch_request_dropped_at_any_moment_leaves_all_or_nothing() {
         english_only: false,
         gate: Some(gate.clone()),
     };
-    let (app, state) = test_app(Arc::new(stand_in), dir.path(), TestLimits::default());
+    let (app, state) = test_app(Arc::new(stand_in), dir.path(), TestLimits::default()).await;
     let wav = jfk();
     let files: Vec<Part> = (0..40).map(|_| ("file", Some("clip.wav"), &wav[..])).collect();
     let uploads = dir.path().join("uploads");
@@ -539,10 +541,10 @@ async fn a_batch_request_dropped_at_any_moment_leaves_all_or_nothing() {
             .map(|e| e.unwrap().path())
             .collect();
         let new_uploads = now.iter().filter(|p| !before.contains(p)).count();
-        let batches = state.batches.recent(1000).unwrap();
+        let batches = state.batches.recent(1000).await.unwrap();
         let recorded = batches.len() > outcomes.0;
         if recorded {
-            let batch = state.batches.batch(batches[0].batch_id).unwrap().unwrap();
+            let batch = state.batches.batch(batches[0].batch_id).await.unwrap().unwrap();
             assert_eq!(batch.files.len(), 40, "{delay_ms} ms: a whole batch");
             let waiting = batch.files.iter().filter(|f| f.status.as_str() != "failed").count();
             assert_eq!(
@@ -566,7 +568,7 @@ async fn a_batch_request_dropped_at_any_moment_leaves_all_or_nothing() {
 #[tokio::test]
 async fn text_fields_are_bounded_and_unknown_fields_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default());
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default()).await;
     let wav = jfk();
     let huge = vec![b'e'; 10 << 20];
     let request = multipart_request(
@@ -588,7 +590,7 @@ async fn audio_that_states_no_length_is_cut_off_at_the_limit_while_decoding() {
         max_audio_sec: 5.0,
         ..TestLimits::default()
     };
-    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits);
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), limits).await;
     // JFK (11 s) as FLAC whose STREAMINFO says "length unknown" (0 samples).
     let tmp = tempfile::tempdir().unwrap();
     let flac = tmp.path().join("unknown-length.flac");
@@ -609,7 +611,7 @@ async fn audio_that_states_no_length_is_cut_off_at_the_limit_while_decoding() {
     assert!(data_files(dir.path()).is_empty());
     // Within the limit, the same kind of file transcribes.
     let limits = TestLimits::default();
-    let (app, _) = test_app(Arc::new(StandIn::default()), tmp.path().join("data").as_path(), limits);
+    let (app, _) = test_app(Arc::new(StandIn::default()), tmp.path().join("data").as_path(), limits).await;
     let (status, _, body) = send(&app, transcribe_request("unknown-length.flac", &bytes, None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(

@@ -15,7 +15,7 @@ use serde_json::Value;
 /// request's wall time and the data dir.
 async fn transcribe(model: &str, path: &Path, language: Option<&str>) -> (Value, f64, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(transcriber(model), dir.path(), TestLimits::default());
+    let (app, _) = test_app(transcriber(model), dir.path(), TestLimits::default()).await;
     let bytes = std::fs::read(path).unwrap();
     let name = path.file_name().unwrap().to_str().unwrap();
     let started = Instant::now();
@@ -118,7 +118,7 @@ async fn jfk_wav_gives_the_whole_contract_and_its_files() {
     );
 
     // GET /files/{id} returns the record; /text the transcript.
-    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default());
+    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default()).await;
     let (status, _, served) = send(&app, get(&format!("/files/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(served, record);
@@ -216,7 +216,7 @@ async fn every_report_says_whether_other_jobs_overlapped_it() {
         workers: 2,
         ..TestLimits::default()
     };
-    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), limits);
+    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), limits).await;
     let audio = tempfile::tempdir().unwrap();
     let thrice = audio.path().join("jfk-thrice.wav");
     let jfk = fixture_audio("jfk.wav");

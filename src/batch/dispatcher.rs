@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::db::{BatchDb, ClaimedFile, FinishedFile};
+use super::store::{BatchStore, ClaimedFile, FinishedFile, StoreResult};
 use super::FileChanged;
 use crate::engine::{JobError, SubmitError, TranscribeOptions};
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
@@ -29,7 +29,7 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// Runs batch files through the engine.
 pub struct Dispatcher {
-    db: Arc<BatchDb>,
+    db: Arc<dyn BatchStore>,
     transcriptions: Transcriptions,
     events: BatchEvents,
     /// Woken when files are queued, so they start at once.
@@ -40,6 +40,16 @@ pub struct Dispatcher {
     /// Tries a file gets when its worker process dies on it (`--max-attempts`):
     /// a file that kills every worker is failed, not retried for ever.
     max_attempts: u32,
+}
+
+/// What the store now says of a claimed file.
+enum Recorded {
+    /// Done or failed: its upload can go.
+    Finished,
+    /// Back in the queue.
+    Queued,
+    /// Claimed again by someone else meanwhile: nothing was changed.
+    ClaimLost,
 }
 
 /// What became of a claimed file.
@@ -54,7 +64,12 @@ enum Outcome {
 
 impl Dispatcher {
     /// A dispatcher; call [`Dispatcher::start`] to run it.
-    pub fn new(db: Arc<BatchDb>, transcriptions: Transcriptions, events: BatchEvents, max_attempts: u32) -> Arc<Self> {
+    pub fn new(
+        db: Arc<dyn BatchStore>,
+        transcriptions: Transcriptions,
+        events: BatchEvents,
+        max_attempts: u32,
+    ) -> Arc<Self> {
         let slots = transcriptions.engine().workers_alive().1.max(1);
         Arc::new(Self {
             db,
@@ -85,9 +100,8 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => break,
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             };
-            let db = self.db.clone();
-            match tokio::task::spawn_blocking(move || db.claim_next()).await {
-                Ok(Ok(Some(file))) => {
+            match self.db.claim_next().await {
+                Ok(Some(file)) => {
                     self.announce(&file);
                     let this = self.clone();
                     running.spawn(async move {
@@ -95,19 +109,18 @@ impl Dispatcher {
                         drop(permit);
                     });
                 }
-                Ok(Ok(None)) => {
+                Ok(None) => {
                     drop(permit);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()) => {}
                     }
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     drop(permit);
                     tracing::error!(error = %e, "reading the batch queue failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                Err(e) => tracing::error!(error = %e, "the batch queue task failed"),
             }
         }
         tracing::info!("the batch dispatcher stopped claiming files");
@@ -116,46 +129,55 @@ impl Dispatcher {
     async fn process(&self, file: ClaimedFile) {
         let span = tracing::info_span!("batch_file", batch_id = %file.batch_id, file_id = %file.file_id);
         let outcome = self.transcribe(&file).instrument(span).await;
-        let db = self.db.clone();
-        let file_id = file.file_id;
         if matches!(outcome, Outcome::Done(_)) {
             crate::crash_point::here("files_written");
         }
-        // Whether the file is finished (done or failed), so its upload can go.
-        let update = match outcome {
-            Outcome::Done(result) => {
-                tokio::task::spawn_blocking(move || db.finish(file_id, &result).map(|()| true)).await
-            }
-            Outcome::Failed(message) => {
-                tokio::task::spawn_blocking(move || db.fail(file_id, &message).map(|()| true)).await
-            }
-            Outcome::Retry => {
-                tokio::time::sleep(FULL_QUEUE_BACKOFF).await;
-                tokio::task::spawn_blocking(move || db.requeue(file_id).map(|()| false)).await
-            }
-            Outcome::Crashed(message) => {
-                let max_attempts = self.max_attempts;
-                let error = move |crashes| {
-                    format!("{message}, on each of its {crashes} tries; the file was not tried again (the server's log has the details)")
-                };
-                let again = tokio::task::spawn_blocking(move || db.record_crash(file_id, max_attempts, error)).await;
-                if let Ok(Ok(true)) = again {
-                    tracing::warn!(%file_id, "the engine crashed on a batch file; it is queued again");
-                }
-                again.map(|queued| queued.map(|again| !again))
-            }
-        };
-        match update {
+        let file_id = file.file_id;
+        match self.record(&file, outcome).await {
             // The result is recorded: the upload is no longer needed.
-            Ok(Ok(true)) => {
+            Ok(Recorded::Finished) => {
                 crate::crash_point::here("result_recorded");
                 let _ = tokio::fs::remove_file(self.transcriptions.store().upload_path(&file_id)).await;
             }
-            Ok(Ok(false)) => self.wake(),
-            Ok(Err(e)) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
+            Ok(Recorded::Queued) => self.wake(),
+            Ok(Recorded::ClaimLost) => {
+                tracing::warn!(%file_id, "the file was claimed again meanwhile; this result is not recorded")
+            }
             Err(e) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),
         }
         self.announce(&file);
+    }
+
+    /// Records what became of a claimed file.
+    async fn record(&self, file: &ClaimedFile, outcome: Outcome) -> StoreResult<Recorded> {
+        let finished = |changed: bool| {
+            if changed {
+                Recorded::Finished
+            } else {
+                Recorded::ClaimLost
+            }
+        };
+        match outcome {
+            Outcome::Done(result) => Ok(finished(self.db.finish(file, &result).await?)),
+            Outcome::Failed(message) => Ok(finished(self.db.fail(file, &message).await?)),
+            Outcome::Retry => {
+                tokio::time::sleep(FULL_QUEUE_BACKOFF).await;
+                self.db.requeue(file).await?;
+                Ok(Recorded::Queued)
+            }
+            Outcome::Crashed(message) => match self.db.count_crash(file).await? {
+                None => Ok(Recorded::ClaimLost),
+                Some(crashes) if crashes < self.max_attempts => {
+                    tracing::warn!(file_id = %file.file_id, crashes, "the engine crashed on a batch file; it is queued again");
+                    self.db.requeue(file).await?;
+                    Ok(Recorded::Queued)
+                }
+                Some(crashes) => {
+                    let error = format!("{message}, on each of its {crashes} tries; the file was not tried again (the server's log has the details)");
+                    Ok(finished(self.db.fail(file, &error).await?))
+                }
+            },
+        }
     }
 
     fn announce(&self, file: &ClaimedFile) {

@@ -2,8 +2,8 @@
 //! SQLite, transcribed through the same queue as single requests, and resumed
 //! after a crash without losing or repeating a file.
 
-mod db;
 mod dispatcher;
+pub mod store;
 pub mod summary;
 
 use std::collections::HashSet;
@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use db::NewFile;
-use db::{BatchDb, FinishedFile};
 use dispatcher::{BatchEvents, Dispatcher};
+use store::sqlite::SqliteStore;
+pub use store::NewFile;
+use store::{BatchStore, FinishedFile, StoreResult};
 
 use crate::audio::AudioWarning;
 use crate::store::record::RequestPerformance;
@@ -155,7 +156,7 @@ pub struct BatchListItem {
 /// events that announce each change. The only owner of the data dir while
 /// it runs (a lock file keeps a second process out).
 pub struct Batches {
-    db: Arc<BatchDb>,
+    store: Arc<dyn BatchStore>,
     dispatcher: Arc<Dispatcher>,
     events: BatchEvents,
     /// Held for the life of the process: SQLite and the uploads assume one owner.
@@ -173,16 +174,16 @@ impl Batches {
     /// queued again) and removes uploads that no file needs. A file gets
     /// `max_attempts` tries when its worker process dies on it. Call
     /// [`Batches::start`] inside the async runtime.
-    pub fn open(transcriptions: Transcriptions, max_attempts: u32) -> anyhow::Result<Self> {
-        let store = transcriptions.store().clone();
-        let lock = lock_data_dir(store.dir())?;
-        let db = Arc::new(BatchDb::open(&store.dir().join("sori.db"))?);
-        settle_interrupted(&db, &store)?;
-        sweep_orphan_uploads(&db, &store)?;
+    pub async fn open(transcriptions: Transcriptions, max_attempts: u32) -> anyhow::Result<Self> {
+        let files = transcriptions.store().clone();
+        let lock = lock_data_dir(files.dir())?;
+        let store: Arc<dyn BatchStore> = Arc::new(SqliteStore::open(&files.dir().join("sori.db"))?);
+        settle_interrupted(store.as_ref(), &files).await?;
+        sweep_orphan_uploads(store.as_ref(), &files).await?;
         let (events, _) = tokio::sync::broadcast::channel(256);
-        let dispatcher = Dispatcher::new(db.clone(), transcriptions, events.clone(), max_attempts);
+        let dispatcher = Dispatcher::new(store.clone(), transcriptions, events.clone(), max_attempts);
         Ok(Self {
-            db,
+            store,
             dispatcher,
             events,
             _lock: lock,
@@ -195,21 +196,21 @@ impl Batches {
         self.dispatcher.start(shutdown, running);
     }
 
-    /// Records a new batch and its files in one transaction and wakes the dispatcher.
-    pub fn create(&self, batch_id: FileId, language: Option<&str>, files: &[NewFile]) -> rusqlite::Result<()> {
-        self.db.create_batch(batch_id, language, files)?;
+    /// Records a new batch and its files, all or nothing, and wakes the dispatcher.
+    pub async fn create(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()> {
+        self.store.create_batch(batch_id, language, files).await?;
         self.dispatcher.wake();
         Ok(())
     }
 
     /// A whole batch, or `None`.
-    pub fn batch(&self, batch_id: FileId) -> rusqlite::Result<Option<Batch>> {
-        self.db.batch(batch_id)
+    pub async fn batch(&self, batch_id: FileId) -> StoreResult<Option<Batch>> {
+        self.store.batch(batch_id).await
     }
 
     /// The most recent batches, newest first.
-    pub fn recent(&self, limit: usize) -> rusqlite::Result<Vec<BatchListItem>> {
-        self.db.recent(limit)
+    pub async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>> {
+        self.store.recent(limit).await
     }
 
     /// Announcements of which file of which batch changed.
@@ -218,8 +219,8 @@ impl Batches {
     }
 
     /// One file of a batch as it stands now.
-    pub fn file(&self, file_id: FileId) -> rusqlite::Result<Option<BatchFile>> {
-        self.db.file(file_id)
+    pub async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>> {
+        self.store.file(file_id).await
     }
 }
 
@@ -241,17 +242,17 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 /// Files left processing by a process that stopped: a file whose record was
 /// written is done (its result is recorded from that record, not redone);
 /// the others go back to the queue.
-fn settle_interrupted(db: &BatchDb, store: &FileStore) -> anyhow::Result<()> {
+async fn settle_interrupted(db: &dyn BatchStore, store: &FileStore) -> anyhow::Result<()> {
     let (mut finished, mut resumed) = (0, 0);
-    for file_id in db.interrupted()? {
-        match store.load_record(&file_id)? {
+    for file in db.interrupted().await? {
+        match store.load_record(&file.file_id)? {
             Some(record) => {
-                db.finish(file_id, &FinishedFile::from(&record))?;
-                let _ = std::fs::remove_file(store.upload_path(&file_id));
+                db.finish(&file, &FinishedFile::from(&record)).await?;
+                let _ = std::fs::remove_file(store.upload_path(&file.file_id));
                 finished += 1;
             }
             None => {
-                db.requeue(file_id)?;
+                db.requeue(&file).await?;
                 resumed += 1;
             }
         }
@@ -268,8 +269,8 @@ fn settle_interrupted(db: &BatchDb, store: &FileStore) -> anyhow::Result<()> {
 
 /// Removes uploads no queued or processing file needs (left by a process
 /// that stopped while it received them). Uploads are named by their file's id.
-fn sweep_orphan_uploads(db: &BatchDb, store: &FileStore) -> anyhow::Result<()> {
-    let needed: HashSet<PathBuf> = db.pending()?.iter().map(|id| store.upload_path(id)).collect();
+async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore) -> anyhow::Result<()> {
+    let needed: HashSet<PathBuf> = db.pending().await?.iter().map(|id| store.upload_path(id)).collect();
     let mut removed = 0;
     for entry in std::fs::read_dir(store.uploads_dir())? {
         let path = store.uploads_dir().join(entry?.file_name());

@@ -42,33 +42,38 @@ pub async fn create(
     let max_sec = state.transcriptions.engine().max_audio_sec();
     let batch_id = FileId::new();
     let batches = state.batches.clone();
-    let lang = language.clone();
-    // Checked and recorded on a blocking thread that owns the uploads: if the
-    // client goes away meanwhile, the batch is still recorded whole (and its
-    // uploads kept), or not at all (and they are removed).
-    blocking(format!("recording batch {batch_id}"), move || {
-        let mut new_files = Vec::with_capacity(files.len());
-        let mut keep = Vec::with_capacity(files.len());
-        for (file_id, filename, upload) in files {
-            let rejected = crate::audio::probe_file(upload.path(), max_sec)
-                .err()
-                .map(|e| AppError::from(e).to_string());
-            new_files.push(NewFile {
-                file_id,
-                filename,
-                rejected: rejected.clone(),
-            });
-            // A refused upload is deleted now; a queued one waits for its turn.
-            if rejected.is_none() {
-                keep.push(upload);
+    // Checked on a blocking thread and recorded by a task of its own that owns
+    // the uploads: if the client goes away meanwhile, the batch is still
+    // recorded whole (and its uploads kept), or not at all (and they are removed).
+    let recording = tokio::spawn(async move {
+        let (new_files, keep) = blocking(format!("checking the files of batch {batch_id}"), move || {
+            let mut new_files = Vec::with_capacity(files.len());
+            let mut keep = Vec::with_capacity(files.len());
+            for (file_id, filename, upload) in files {
+                let rejected = crate::audio::probe_file(upload.path(), max_sec)
+                    .err()
+                    .map(|e| AppError::from(e).to_string());
+                new_files.push(NewFile {
+                    file_id,
+                    filename,
+                    rejected: rejected.clone(),
+                });
+                // A refused upload is deleted now; a queued one waits for its turn.
+                if rejected.is_none() {
+                    keep.push(upload);
+                }
             }
-        }
-        batches.create(batch_id, lang.as_deref(), &new_files)?;
+            Ok::<_, Infallible>((new_files, keep))
+        })
+        .await?;
+        batches.create(batch_id, language, new_files).await?;
         keep.into_iter().for_each(SpooledUpload::keep);
         crate::crash_point::here("batch_recorded");
-        Ok::<_, rusqlite::Error>(())
-    })
-    .await?;
+        Ok::<_, AppError>(())
+    });
+    recording
+        .await
+        .map_err(|e| AppError::Internal(format!("recording batch {batch_id}: {e}")))??;
     let batch = load(&state, batch_id).await?;
     tracing::info!(%batch_id, files = batch.progress.total, "batch queued");
     Ok((StatusCode::ACCEPTED, Json(batch)))
@@ -117,8 +122,9 @@ fn parse_batch_id(raw: &str) -> Result<FileId, AppError> {
 }
 
 async fn load(state: &AppState, batch_id: FileId) -> Result<Batch, AppError> {
-    let batches = state.batches.clone();
-    blocking(format!("reading batch {batch_id}"), move || batches.batch(batch_id))
+    state
+        .batches
+        .batch(batch_id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no batch with id {batch_id}")))
 }
@@ -135,9 +141,7 @@ pub async fn summary(State(state): State<AppState>, Path(raw): Path<String>) -> 
 
 /// `GET /batches`: the most recent batches.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<BatchListItem>>, AppError> {
-    let batches = state.batches.clone();
-    let recent = blocking("listing batches".into(), move || batches.recent(RECENT_BATCHES)).await?;
-    Ok(Json(recent))
+    Ok(Json(state.batches.recent(RECENT_BATCHES).await?))
 }
 
 /// One file of a batch after a change, with the batch's progress then.
@@ -215,10 +219,7 @@ pub async fn events(
                     Err(RecvError::Closed) => return None,
                 };
                 if let Some(file_id) = change {
-                    let batches = state.batches.clone();
-                    let file = blocking(format!("reading file {file_id}"), move || batches.file(file_id))
-                        .await
-                        .ok()??;
+                    let file = state.batches.file(file_id).await.ok()??;
                     let Some(event) = following.file_event(&file) else {
                         continue;
                     };

@@ -35,7 +35,7 @@ impl Default for TestLimits {
 }
 
 /// An app over `transcriber` writing into `data_dir`.
-pub fn test_app(
+pub async fn test_app(
     transcriber: Arc<dyn Transcriber>,
     data_dir: &std::path::Path,
     limits: TestLimits,
@@ -56,7 +56,7 @@ pub fn test_app(
         max_batch_upload_bytes: limits.max_upload_bytes * 4,
         ..HttpLimits::default()
     };
-    let state = sori::server::assemble(Arc::new(engine), store, http, 2).unwrap();
+    let state = sori::server::assemble(Arc::new(engine), store, http, 2).await.unwrap();
     sori::server::start_background_work(&state);
     (sori::app(state.clone()), state)
 }

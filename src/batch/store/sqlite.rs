@@ -1,15 +1,17 @@
-//! The batch records in SQLite (`{data_dir}/sori.db`). Every change is one
-//! statement or one transaction, so a crash leaves a consistent database.
+//! The batch store in SQLite (`{data_dir}/sori.db`), for one server. Every
+//! change is one statement or one transaction, so a crash leaves a consistent
+//! database; the calls run on blocking threads, one at a time.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Batch, BatchFile, BatchListItem, FileStatus, Progress};
-use crate::audio::AudioWarning;
+use super::{BatchStore, ClaimedFile, FinishedFile, NewFile, StoreError, StoreResult};
+use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, Progress};
 use crate::store::record::RequestPerformance;
-use crate::store::{FileId, TranscriptionRecord};
+use crate::store::FileId;
 
 /// The schema's versions, applied in order; `PRAGMA user_version` says how
 /// many a database has. A database made before versions were counted holds
@@ -44,58 +46,97 @@ ALTER TABLE batch_files ADD COLUMN warnings TEXT;
     "
 ALTER TABLE batch_files ADD COLUMN engine_crashes INTEGER NOT NULL DEFAULT 0;
 ",
+    "
+ALTER TABLE batch_files ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
-/// A file to add to a new batch.
-#[derive(Debug, Clone)]
-pub struct NewFile {
-    pub file_id: FileId,
-    pub filename: String,
-    /// Set when the upload was refused at once (not audio, empty).
-    pub rejected: Option<String>,
-}
-
-/// A file taken for processing.
-#[derive(Debug, Clone)]
-pub struct ClaimedFile {
-    pub file_id: FileId,
-    pub batch_id: FileId,
-    pub filename: String,
-    pub language: Option<String>,
-}
-
-/// The result of a finished file.
-#[derive(Debug, Clone)]
-pub struct FinishedFile {
-    pub language: String,
-    pub audio_duration_sec: f64,
-    pub word_count: usize,
-    pub performance: RequestPerformance,
-    pub warnings: Vec<AudioWarning>,
-}
-
-impl From<&TranscriptionRecord> for FinishedFile {
-    fn from(record: &TranscriptionRecord) -> Self {
-        Self {
-            language: record.language.clone(),
-            audio_duration_sec: record.audio_duration_sec,
-            word_count: record.word_count,
-            performance: record.performance.clone(),
-            warnings: record.warnings.clone(),
-        }
-    }
-}
-
 /// The database, behind a mutex (SQLite connections are not shared between threads).
-pub struct BatchDb {
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+struct Db {
     conn: Mutex<Connection>,
 }
 
 type DbResult<T> = Result<T, rusqlite::Error>;
 
-impl BatchDb {
+impl SqliteStore {
     /// Opens (creating, or bringing its schema up to date) the database.
-    pub fn open(path: &Path) -> DbResult<Self> {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        Ok(Self {
+            db: Arc::new(Db::open(path)?),
+        })
+    }
+
+    /// Runs `work` on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Db) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StoreError::Failed(format!("the database task failed: {e}")))?
+            .map_err(StoreError::from)
+    }
+}
+
+#[async_trait]
+impl BatchStore for SqliteStore {
+    async fn create_batch(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()> {
+        self.blocking(move |db| db.create_batch(batch_id, language.as_deref(), &files))
+            .await
+    }
+
+    async fn claim_next(&self) -> StoreResult<Option<ClaimedFile>> {
+        self.blocking(Db::claim_next).await
+    }
+
+    async fn requeue(&self, file: &ClaimedFile) -> StoreResult<()> {
+        let (file_id, claim) = (file.file_id, file.claim);
+        self.blocking(move |db| db.requeue(file_id, claim)).await
+    }
+
+    async fn count_crash(&self, file: &ClaimedFile) -> StoreResult<Option<u32>> {
+        let (file_id, claim) = (file.file_id, file.claim);
+        self.blocking(move |db| db.count_crash(file_id, claim)).await
+    }
+
+    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile) -> StoreResult<bool> {
+        let (file_id, claim, result) = (file.file_id, file.claim, result.clone());
+        self.blocking(move |db| db.finish(file_id, claim, &result)).await
+    }
+
+    async fn fail(&self, file: &ClaimedFile, error: &str) -> StoreResult<bool> {
+        let (file_id, claim, error) = (file.file_id, file.claim, error.to_string());
+        self.blocking(move |db| db.fail(file_id, claim, &error)).await
+    }
+
+    async fn batch(&self, batch_id: FileId) -> StoreResult<Option<Batch>> {
+        self.blocking(move |db| db.batch(batch_id)).await
+    }
+
+    async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>> {
+        self.blocking(move |db| db.file(file_id)).await
+    }
+
+    async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>> {
+        self.blocking(move |db| db.recent(limit)).await
+    }
+
+    async fn interrupted(&self) -> StoreResult<Vec<ClaimedFile>> {
+        self.blocking(Db::interrupted).await
+    }
+
+    async fn pending(&self) -> StoreResult<Vec<FileId>> {
+        self.blocking(Db::pending).await
+    }
+}
+
+impl Db {
+    fn open(path: &Path) -> DbResult<Self> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -110,16 +151,14 @@ impl BatchDb {
         Ok(Self { conn: Mutex::new(conn) })
     }
 
-    /// The files that were being processed when the last process stopped.
-    pub fn interrupted(&self) -> DbResult<Vec<FileId>> {
+    fn interrupted(&self) -> DbResult<Vec<ClaimedFile>> {
         let conn = self.conn();
-        let mut statement = conn.prepare("SELECT id FROM batch_files WHERE status = 'processing'")?;
-        let ids = statement.query_map([], |row| parse_id(&row.get::<_, String>(0)?))?;
-        ids.collect()
+        let mut statement = conn.prepare(&format!("{CLAIMED_COLUMNS} WHERE status = 'processing'"))?;
+        let files = statement.query_map([], claimed_of_row)?;
+        files.collect()
     }
 
-    /// The files that still need their uploads (queued or processing).
-    pub fn pending(&self) -> DbResult<Vec<FileId>> {
+    fn pending(&self) -> DbResult<Vec<FileId>> {
         let conn = self.conn();
         let mut statement = conn.prepare("SELECT id FROM batch_files WHERE status IN ('queued', 'processing')")?;
         let ids = statement.query_map([], |row| parse_id(&row.get::<_, String>(0)?))?;
@@ -130,8 +169,7 @@ impl BatchDb {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a new batch and its files in one transaction.
-    pub fn create_batch(&self, batch_id: FileId, language: Option<&str>, files: &[NewFile]) -> DbResult<()> {
+    fn create_batch(&self, batch_id: FileId, language: Option<&str>, files: &[NewFile]) -> DbResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let now = chrono::Utc::now().to_rfc3339();
@@ -160,88 +198,54 @@ impl BatchDb {
         tx.commit()
     }
 
-    /// Takes the oldest queued file and marks it processing, in one statement
-    /// (no other claim can take the same file between a read and a write).
-    pub fn claim_next(&self) -> DbResult<Option<ClaimedFile>> {
-        let conn = self.conn();
-        let next = conn
+    /// Takes the oldest queued file and marks it processing, raising its
+    /// claim, in one statement (no other claim can take the same file between
+    /// a read and a write).
+    fn claim_next(&self) -> DbResult<Option<ClaimedFile>> {
+        self.conn()
             .query_row(
-                "UPDATE batch_files SET status = 'processing'
+                "UPDATE batch_files SET status = 'processing', claim = claim + 1
                  WHERE status = 'queued' AND id = (
                      SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
                      WHERE f.status = 'queued'
                      ORDER BY b.created_at, f.batch_id, f.position LIMIT 1)
                  RETURNING id, batch_id, filename,
-                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id)",
+                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim",
                 [],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, Option<String>>(3)?,
-                    ))
-                },
+                claimed_of_row,
             )
-            .optional()?;
-        let Some((id, batch_id, filename, language)) = next else {
-            return Ok(None);
-        };
-        Ok(Some(ClaimedFile {
-            file_id: parse_id(&id)?,
-            batch_id: parse_id(&batch_id)?,
-            filename,
-            language,
-        }))
+            .optional()
     }
 
-    /// Returns a claimed file to the queue (the engine was full, or the
-    /// process stopped while it ran).
-    pub fn requeue(&self, file_id: FileId) -> DbResult<()> {
+    fn requeue(&self, file_id: FileId, claim: i64) -> DbResult<()> {
         self.conn()
             .execute(
-                "UPDATE batch_files SET status = 'queued' WHERE id = ?1 AND status = 'processing'",
-                params![file_id.to_string()],
+                "UPDATE batch_files SET status = 'queued'
+                 WHERE id = ?1 AND status = 'processing' AND claim = ?2",
+                params![file_id.to_string(), claim],
             )
             .map(drop)
     }
 
-    /// Counts that the engine crashed on a claimed file, and queues it again
-    /// unless that was its `max_attempts`th try: then it is failed with the
-    /// message `error` makes of its crash count, so a file that kills its
-    /// worker every time is not retried for ever. Returns whether it was
-    /// queued again.
-    pub fn record_crash(
-        &self,
-        file_id: FileId,
-        max_attempts: u32,
-        error: impl FnOnce(u32) -> String,
-    ) -> DbResult<bool> {
-        let crashes: u32 = self.conn().query_row(
-            "UPDATE batch_files SET engine_crashes = engine_crashes + 1
-             WHERE id = ?1 AND status = 'processing' RETURNING engine_crashes",
-            params![file_id.to_string()],
-            |row| row.get(0),
-        )?;
-        let again = crashes < max_attempts;
-        if again {
-            self.requeue(file_id)?;
-        } else {
-            self.fail(file_id, &error(crashes))?;
-        }
-        Ok(again)
+    fn count_crash(&self, file_id: FileId, claim: i64) -> DbResult<Option<u32>> {
+        self.conn()
+            .query_row(
+                "UPDATE batch_files SET engine_crashes = engine_crashes + 1
+                 WHERE id = ?1 AND status = 'processing' AND claim = ?2 RETURNING engine_crashes",
+                params![file_id.to_string(), claim],
+                |row| row.get(0),
+            )
+            .optional()
     }
 
-    /// Marks a claimed file done with its figures; a file no longer
-    /// processing (already finished) is left as it is.
-    pub fn finish(&self, file_id: FileId, result: &FinishedFile) -> DbResult<()> {
+    fn finish(&self, file_id: FileId, claim: i64, result: &FinishedFile) -> DbResult<bool> {
         let performance = serde_json::to_string(&result.performance).expect("serializable");
         let warnings = serde_json::to_string(&result.warnings).expect("serializable");
         self.conn()
             .execute(
                 "UPDATE batch_files SET status = 'done', error = NULL, language = ?2, audio_duration_sec = ?3,
                  word_count = ?4, performance = ?5, finished_at = ?6, warnings = ?7
-                 WHERE id = ?1 AND status = 'processing'",
+                 WHERE id = ?1 AND status = 'processing' AND claim = ?8",
                 params![
                     file_id.to_string(),
                     result.language,
@@ -249,25 +253,24 @@ impl BatchDb {
                     result.word_count as i64,
                     performance,
                     chrono::Utc::now().to_rfc3339(),
-                    warnings
+                    warnings,
+                    claim
                 ],
             )
-            .map(drop)
+            .map(|changed| changed == 1)
     }
 
-    /// Marks a file failed with a message for people.
-    pub fn fail(&self, file_id: FileId, error: &str) -> DbResult<()> {
+    fn fail(&self, file_id: FileId, claim: i64, error: &str) -> DbResult<bool> {
         self.conn()
             .execute(
                 "UPDATE batch_files SET status = 'failed', error = ?2, finished_at = ?3
-                 WHERE id = ?1 AND status = 'processing'",
-                params![file_id.to_string(), error, chrono::Utc::now().to_rfc3339()],
+                 WHERE id = ?1 AND status = 'processing' AND claim = ?4",
+                params![file_id.to_string(), error, chrono::Utc::now().to_rfc3339(), claim],
             )
-            .map(drop)
+            .map(|changed| changed == 1)
     }
 
-    /// A whole batch, or `None` if there is no such batch.
-    pub fn batch(&self, batch_id: FileId) -> DbResult<Option<Batch>> {
+    fn batch(&self, batch_id: FileId) -> DbResult<Option<Batch>> {
         let conn = self.conn();
         let head = conn
             .query_row(
@@ -294,8 +297,7 @@ impl BatchDb {
         }))
     }
 
-    /// One file of a batch as it stands now, or `None`.
-    pub fn file(&self, file_id: FileId) -> DbResult<Option<BatchFile>> {
+    fn file(&self, file_id: FileId) -> DbResult<Option<BatchFile>> {
         self.conn()
             .query_row(
                 &format!("{FILE_COLUMNS} WHERE id = ?1"),
@@ -305,8 +307,7 @@ impl BatchDb {
             .optional()
     }
 
-    /// The most recent batches, newest first.
-    pub fn recent(&self, limit: usize) -> DbResult<Vec<BatchListItem>> {
+    fn recent(&self, limit: usize) -> DbResult<Vec<BatchListItem>> {
         let conn = self.conn();
         let mut statement = conn.prepare(
             "SELECT b.id, b.created_at, group_concat(f.status)
@@ -325,6 +326,21 @@ impl BatchDb {
         })?;
         rows.collect()
     }
+}
+
+/// The columns [`claimed_of_row`] reads, in its order.
+const CLAIMED_COLUMNS: &str = "SELECT id, batch_id, filename,
+     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim FROM batch_files";
+
+/// A claimed file from a row of [`CLAIMED_COLUMNS`] (or `claim_next`'s `RETURNING`).
+fn claimed_of_row(row: &rusqlite::Row<'_>) -> DbResult<ClaimedFile> {
+    Ok(ClaimedFile {
+        file_id: parse_id(&row.get::<_, String>(0)?)?,
+        batch_id: parse_id(&row.get::<_, String>(1)?)?,
+        filename: row.get(2)?,
+        language: row.get(3)?,
+        claim: row.get(4)?,
+    })
 }
 
 /// The columns [`file_of_row`] reads, in its order.
@@ -373,4 +389,46 @@ fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.to_utc())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker whose file was claimed again can change nothing of it: not
+    /// fail it, not count a crash, not queue it again; the new claim can.
+    #[tokio::test]
+    async fn changes_under_a_lost_claim_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("sori.db")).unwrap();
+        let (batch_id, file_id) = (FileId::new(), FileId::new());
+        let file = NewFile {
+            file_id,
+            filename: "a.wav".into(),
+            rejected: None,
+        };
+        store.create_batch(batch_id, None, vec![file]).await.unwrap();
+        let first = store.claim_next().await.unwrap().unwrap();
+        assert!(store.claim_next().await.unwrap().is_none(), "one claim at a time");
+        store.requeue(&first).await.unwrap();
+        let second = store.claim_next().await.unwrap().unwrap();
+        assert_eq!((second.file_id, second.claim), (file_id, first.claim + 1));
+
+        assert!(!store.fail(&first, "stale").await.unwrap());
+        assert_eq!(store.count_crash(&first).await.unwrap(), None);
+        store.requeue(&first).await.unwrap();
+        assert!(
+            store.claim_next().await.unwrap().is_none(),
+            "the stale requeue changed nothing"
+        );
+
+        assert_eq!(store.count_crash(&second).await.unwrap(), Some(1));
+        assert!(store.fail(&second, "the engine crashed").await.unwrap());
+        let now = store.file(file_id).await.unwrap().unwrap();
+        assert_eq!(
+            (now.status, now.error.as_deref()),
+            (FileStatus::Failed, Some("the engine crashed"))
+        );
+        assert_eq!(now.engine_crashes, 1);
+    }
 }

@@ -1,0 +1,114 @@
+//! Where batches, their files and the queue of files live, behind one
+//! interface: SQLite in the data dir (the default: one server), or PostgreSQL
+//! (many replicas sharing one queue).
+//!
+//! A file is claimed for work with a claim number that the claim raises; every
+//! change a worker makes afterwards (done, failed, queued again, a crash
+//! counted) names that number and is refused once the file was claimed again,
+//! so a worker that lost its file can never overwrite the result of the one
+//! that took it over.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use super::{Batch, BatchFile, BatchListItem};
+use crate::audio::AudioWarning;
+use crate::store::record::RequestPerformance;
+use crate::store::{FileId, TranscriptionRecord};
+
+/// A file to add to a new batch.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub file_id: FileId,
+    pub filename: String,
+    /// Set when the upload was refused at once (not audio, empty).
+    pub rejected: Option<String>,
+}
+
+/// A file taken for processing.
+#[derive(Debug, Clone)]
+pub struct ClaimedFile {
+    pub file_id: FileId,
+    pub batch_id: FileId,
+    pub filename: String,
+    pub language: Option<String>,
+    /// Raised by each claim of this file: the changes made under this claim
+    /// name it, and are refused once the file has been claimed again.
+    pub claim: i64,
+}
+
+/// The result of a finished file.
+#[derive(Debug, Clone)]
+pub struct FinishedFile {
+    pub language: String,
+    pub audio_duration_sec: f64,
+    pub word_count: usize,
+    pub performance: RequestPerformance,
+    pub warnings: Vec<AudioWarning>,
+}
+
+impl From<&TranscriptionRecord> for FinishedFile {
+    fn from(record: &TranscriptionRecord) -> Self {
+        Self {
+            language: record.language.clone(),
+            audio_duration_sec: record.audio_duration_sec,
+            word_count: record.word_count,
+            performance: record.performance.clone(),
+            warnings: record.warnings.clone(),
+        }
+    }
+}
+
+/// Why the database did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// It cannot be reached now (refused, lost, timed out): the same request
+    /// may work later.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
+    /// It answered with an error.
+    #[error("the database failed: {0}")]
+    Failed(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+/// What a store call gives.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Batches, their files and the queue of files waiting for the engine.
+#[async_trait]
+pub trait BatchStore: Send + Sync {
+    /// Records a new batch and its files, all or nothing.
+    async fn create_batch(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()>;
+    /// Takes the oldest queued file for processing, if any; no other claim
+    /// can take the same file.
+    async fn claim_next(&self) -> StoreResult<Option<ClaimedFile>>;
+    /// Returns a claimed file to the queue (the engine was full, or the
+    /// process stopped while it ran).
+    async fn requeue(&self, file: &ClaimedFile) -> StoreResult<()>;
+    /// Counts that the engine crashed on a claimed file; returns its crashes
+    /// so far, or `None` if the claim was lost.
+    async fn count_crash(&self, file: &ClaimedFile) -> StoreResult<Option<u32>>;
+    /// Marks a claimed file done with its figures; returns false (and changes
+    /// nothing) if the claim was lost.
+    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile) -> StoreResult<bool>;
+    /// Marks a claimed file failed with a message for people; returns false
+    /// (and changes nothing) if the claim was lost.
+    async fn fail(&self, file: &ClaimedFile, error: &str) -> StoreResult<bool>;
+    /// A whole batch, or `None` if there is no such batch.
+    async fn batch(&self, batch_id: FileId) -> StoreResult<Option<Batch>>;
+    /// One file of a batch as it stands now, or `None`.
+    async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>>;
+    /// The most recent batches, newest first.
+    async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>>;
+    /// The files left processing (by a process that stopped), with their claims.
+    async fn interrupted(&self) -> StoreResult<Vec<ClaimedFile>>;
+    /// The files that still need their uploads (queued or processing).
+    async fn pending(&self) -> StoreResult<Vec<FileId>>;
+}
