@@ -6,9 +6,10 @@ SORI := ./target/release/sori
 # Debian packages. To build: cmake and clang's headers (whisper.cpp, bindgen).
 # To test: sox and espeak-ng make test audio; prometheus (with promtool) is the real server the
 # observability tests scrape with; chromium runs the web UI tests, and fonts-nanum
-# lets their screenshots show Korean.
+# lets their screenshots show Korean; postgresql's binaries start the private clusters
+# the PostgreSQL tests run against.
 BUILD_PACKAGES := cmake clang libclang-dev
-TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum
+TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps test-deps build models lint fmt test-tools test-e2e test-openai bench fuzz

@@ -24,6 +24,9 @@ pub enum Command {
     /// Fetch, convert and check Whisper models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Manage the PostgreSQL database (`--database-url`).
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Transcribe files in-process (no server) and print what each cost.
     Transcribe(TranscribeArgs),
     /// One worker process of `sori serve` (the server starts these itself).
@@ -119,6 +122,17 @@ pub struct TranscribeArgs {
     pub threads: Option<u16>,
 }
 
+/// `sori db ...`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Bring the schema up to date (`sori serve` does it too at start).
+    Migrate {
+        /// The PostgreSQL database.
+        #[arg(long, env = "SORI_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+}
+
 /// `sori model ...`.
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -209,6 +223,11 @@ pub struct ServeConfig {
     /// A file of API keys, one per line (blank lines and lines starting with # skipped).
     #[arg(long, env = "SORI_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// A PostgreSQL database for the batches and their queue
+    /// (`postgres://user:password@host/dbname`, or `host=/run/postgresql dbname=sori`);
+    /// unset: SQLite in the data dir. The URL is never logged.
+    #[arg(long, env = "SORI_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Tries a batch file gets when its worker process dies while transcribing it (an
     /// abort in the engine, a segfault, the out-of-memory killer); after the last it is
     /// failed. One crash can be another job's bad luck; one per try is the file.

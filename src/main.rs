@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sori::config::{Cli, Command, ModelCommand, ServeConfig};
+use sori::batch::store::postgres::PostgresStore;
+use sori::config::{Cli, Command, DbCommand, ModelCommand, ServeConfig};
 use sori::store::FileStore;
 use sori::telemetry;
 use sori::{model, server};
@@ -20,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(config),
         Command::Model(cmd) => run_model_command(cmd),
+        Command::Db(DbCommand::Migrate { database_url }) => migrate(&database_url),
         Command::Transcribe(args) => std::process::exit(i32::from(sori::cli::run(args))),
         Command::Worker(args) => sori::worker::run(args, &_telemetry),
     }
@@ -44,6 +46,14 @@ fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sori db migrate`: applies the schema versions the database lacks.
+fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let applied = runtime.block_on(async { PostgresStore::connect(database_url)?.migrate().await })?;
+    println!("the database schema is up to date ({applied} versions applied now)");
+    Ok(())
+}
+
 /// Starts the worker processes (each loads the model) and serves until Ctrl-C or SIGTERM.
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
     config.validate()?;
@@ -56,7 +66,14 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let workers = engine.clone();
     runtime.block_on(async move {
-        let state = server::assemble(workers, store, limits, config.max_attempts).await?;
+        let state = server::assemble(
+            workers,
+            store,
+            limits,
+            config.max_attempts,
+            config.database_url.as_deref(),
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

@@ -69,7 +69,8 @@ pub fn http_limits(config: &ServeConfig) -> anyhow::Result<HttpLimits> {
 }
 
 /// The service over `engine`, keeping its files in `store`: transcriptions,
-/// batches (whose database it opens and settles; a file gets `max_attempts`
+/// batches (whose database, PostgreSQL at `database_url` or SQLite in the
+/// data dir, it opens and settles; a file gets `max_attempts`
 /// tries when its worker dies) and what every handler shares. Nothing runs
 /// until [`run`], or [`start_background_work`] for a router driven without a socket.
 pub async fn assemble(
@@ -77,12 +78,16 @@ pub async fn assemble(
     store: FileStore,
     limits: HttpLimits,
     max_attempts: u32,
+    database_url: Option<&str>,
 ) -> anyhow::Result<AppState> {
     let data_dir = store.dir().to_path_buf();
     let transcriptions = Transcriptions::new(engine, store);
-    let batches = Batches::open(transcriptions.clone(), max_attempts)
+    let batches = Batches::open(transcriptions.clone(), max_attempts, database_url)
         .await
-        .with_context(|| format!("opening the batch database in {}", data_dir.display()))?;
+        .with_context(|| match database_url {
+            Some(_) => "opening the batch database in PostgreSQL (--database-url)".to_string(),
+            None => format!("opening the batch database in {}", data_dir.display()),
+        })?;
     // One signal every task listens to, and one tracker of the work a shutdown waits for.
     Ok(AppState::new(
         transcriptions,

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use dispatcher::{BatchEvents, Dispatcher};
+use store::postgres::PostgresStore;
 use store::sqlite::SqliteStore;
 pub use store::NewFile;
 use store::{BatchStore, FinishedFile, StoreResult};
@@ -171,13 +172,22 @@ pub struct DataDirInUse(String);
 impl Batches {
     /// Locks the data dir, opens `{data_dir}/sori.db`, settles the files the
     /// last process left processing (done where their record exists, else
-    /// queued again) and removes uploads that no file needs. A file gets
+    /// queued again) and removes uploads that no file needs. The records are
+    /// in PostgreSQL at `database_url` when given, else in `{data_dir}/sori.db`
+    /// (either way one server owns the data dir for now). A file gets
     /// `max_attempts` tries when its worker process dies on it. Call
     /// [`Batches::start`] inside the async runtime.
-    pub async fn open(transcriptions: Transcriptions, max_attempts: u32) -> anyhow::Result<Self> {
+    pub async fn open(
+        transcriptions: Transcriptions,
+        max_attempts: u32,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let files = transcriptions.store().clone();
         let lock = lock_data_dir(files.dir())?;
-        let store: Arc<dyn BatchStore> = Arc::new(SqliteStore::open(&files.dir().join("sori.db"))?);
+        let store: Arc<dyn BatchStore> = match database_url {
+            Some(url) => Arc::new(PostgresStore::open(url).await?),
+            None => Arc::new(SqliteStore::open(&files.dir().join("sori.db"))?),
+        };
         settle_interrupted(store.as_ref(), &files).await?;
         sweep_orphan_uploads(store.as_ref(), &files).await?;
         let (events, _) = tokio::sync::broadcast::channel(256);

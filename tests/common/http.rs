@@ -56,7 +56,9 @@ pub async fn test_app(
         max_batch_upload_bytes: limits.max_upload_bytes * 4,
         ..HttpLimits::default()
     };
-    let state = sori::server::assemble(Arc::new(engine), store, http, 2).await.unwrap();
+    let state = sori::server::assemble(Arc::new(engine), store, http, 2, None)
+        .await
+        .unwrap();
     sori::server::start_background_work(&state);
     (sori::app(state.clone()), state)
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod http;
+pub mod postgres;
 pub mod server;
 
 use std::path::{Path, PathBuf};

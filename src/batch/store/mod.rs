@@ -8,11 +8,12 @@
 //! so a worker that lost its file can never overwrite the result of the one
 //! that took it over.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
-use super::{Batch, BatchFile, BatchListItem};
+use super::{Batch, BatchFile, BatchListItem, FileStatus, Progress};
 use crate::audio::AudioWarning;
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, TranscriptionRecord};
@@ -111,4 +112,14 @@ pub trait BatchStore: Send + Sync {
     async fn interrupted(&self) -> StoreResult<Vec<ClaimedFile>>;
     /// The files that still need their uploads (queued or processing).
     async fn pending(&self) -> StoreResult<Vec<FileId>>;
+}
+
+/// Counts files by status.
+fn progress_of(statuses: impl Iterator<Item = FileStatus>) -> Progress {
+    let mut p = Progress::default();
+    for status in statuses {
+        p.total += 1;
+        *p.of(status) += 1;
+    }
+    p
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{BatchStore, ClaimedFile, FinishedFile, NewFile, StoreError, StoreResult};
-use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, Progress};
+use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, StoreError, StoreResult};
+use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus};
 use crate::store::record::RequestPerformance;
 use crate::store::FileId;
 
@@ -369,15 +369,6 @@ fn file_of_row(row: &rusqlite::Row<'_>) -> DbResult<BatchFile> {
             .unwrap_or_default(),
         engine_crashes: row.get(9)?,
     })
-}
-
-fn progress_of(statuses: impl Iterator<Item = FileStatus>) -> Progress {
-    let mut p = Progress::default();
-    for status in statuses {
-        p.total += 1;
-        *p.of(status) += 1;
-    }
-    p
 }
 
 fn parse_id(s: &str) -> DbResult<FileId> {

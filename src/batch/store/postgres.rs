@@ -1,0 +1,395 @@
+//! The batch store in PostgreSQL (`--database-url postgres://...`), which
+//! many replicas can share: a claim takes the oldest queued file with
+//! `FOR UPDATE SKIP LOCKED`, so two replicas never take the same one.
+//! tokio-postgres with deadpool's pool: explicit SQL, async, and no second
+//! SQLite library beside rusqlite's.
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{NoTls, Row};
+
+use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, StoreError, StoreResult};
+use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus};
+use crate::store::record::RequestPerformance;
+use crate::store::FileId;
+
+/// Connections one replica keeps open at most.
+const MAX_CONNECTIONS: usize = 8;
+/// The key of the advisory lock under which migrations run, so replicas
+/// starting together apply each version once.
+const MIGRATION_LOCK: i64 = 0x736f_7269;
+
+/// The schema's versions, applied in order; `sori_schema` says how many a database has.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE batches (
+    id          TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL,
+    language    TEXT
+);
+CREATE TABLE batch_files (
+    id                  TEXT PRIMARY KEY,
+    batch_id            TEXT NOT NULL REFERENCES batches(id),
+    position            INTEGER NOT NULL,
+    filename            TEXT NOT NULL,
+    status              TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'done', 'failed')),
+    error               TEXT,
+    language            TEXT,
+    audio_duration_sec  DOUBLE PRECISION,
+    word_count          BIGINT,
+    performance         TEXT,
+    warnings            TEXT,
+    finished_at         TEXT,
+    engine_crashes      INTEGER NOT NULL DEFAULT 0,
+    claim               BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX batch_files_by_batch ON batch_files(batch_id, position);
+CREATE INDEX batch_files_by_status ON batch_files(status);
+"];
+
+/// A pool of connections to one PostgreSQL database.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let store = Self::connect(url)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A pool for `url`; it connects when first used.
+    pub fn connect(url: &str) -> StoreResult<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Failed(format!("--database-url is not a PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(MAX_CONNECTIONS)
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the versions this database lacks, in one transaction under an
+    /// advisory lock; returns how many it applied.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(failed)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(failed)?;
+        tx.batch_execute(
+            "SET LOCAL client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS sori_schema (version INTEGER NOT NULL)",
+        )
+        .await
+        .map_err(failed)?;
+        let version: i32 = tx
+            .query_opt("SELECT version FROM sori_schema", &[])
+            .await
+            .map_err(failed)?
+            .map_or(0, |row| row.get(0));
+        for migration in MIGRATIONS.iter().skip(version as usize) {
+            tx.batch_execute(migration).await.map_err(failed)?;
+        }
+        let latest = MIGRATIONS.len() as i32;
+        tx.execute("DELETE FROM sori_schema", &[]).await.map_err(failed)?;
+        tx.execute("INSERT INTO sori_schema (version) VALUES ($1)", &[&latest])
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(MIGRATIONS.len() - version as usize)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+/// A database error: unreachable (the connection is gone) or refused.
+fn failed(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Failed(e.to_string())
+    }
+}
+
+#[async_trait]
+impl BatchStore for PostgresStore {
+    async fn create_batch(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(failed)?;
+        let now = chrono::Utc::now().to_rfc3339();
+        tx.execute(
+            "INSERT INTO batches (id, created_at, language) VALUES ($1, $2, $3)",
+            &[&batch_id.to_string(), &now, &language],
+        )
+        .await
+        .map_err(failed)?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO batch_files (id, batch_id, position, filename, status, error, finished_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await
+            .map_err(failed)?;
+        for (position, f) in files.iter().enumerate() {
+            let status = if f.rejected.is_some() { "failed" } else { "queued" };
+            let finished_at = f.rejected.as_ref().map(|_| now.clone());
+            tx.execute(
+                &insert,
+                &[
+                    &f.file_id.to_string(),
+                    &batch_id.to_string(),
+                    &(position as i32),
+                    &f.filename,
+                    &status,
+                    &f.rejected,
+                    &finished_at,
+                ],
+            )
+            .await
+            .map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)
+    }
+
+    async fn claim_next(&self) -> StoreResult<Option<ClaimedFile>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE batch_files SET status = 'processing', claim = claim + 1
+                 WHERE id = (
+                     SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
+                     WHERE f.status = 'queued'
+                     ORDER BY b.created_at, f.batch_id, f.position
+                     LIMIT 1 FOR UPDATE OF f SKIP LOCKED)
+                 RETURNING id, batch_id, filename,
+                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        row.map(|row| claimed_of_row(&row)).transpose()
+    }
+
+    async fn requeue(&self, file: &ClaimedFile) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE batch_files SET status = 'queued'
+                 WHERE id = $1 AND status = 'processing' AND claim = $2",
+                &[&file.file_id.to_string(), &file.claim],
+            )
+            .await
+            .map(drop)
+            .map_err(failed)
+    }
+
+    async fn count_crash(&self, file: &ClaimedFile) -> StoreResult<Option<u32>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE batch_files SET engine_crashes = engine_crashes + 1
+                 WHERE id = $1 AND status = 'processing' AND claim = $2 RETURNING engine_crashes",
+                &[&file.file_id.to_string(), &file.claim],
+            )
+            .await
+            .map_err(failed)?;
+        Ok(row.map(|row| row.get::<_, i32>(0) as u32))
+    }
+
+    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile) -> StoreResult<bool> {
+        let performance = serde_json::to_string(&result.performance).expect("serializable");
+        let warnings = serde_json::to_string(&result.warnings).expect("serializable");
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE batch_files SET status = 'done', error = NULL, language = $3, audio_duration_sec = $4,
+                 word_count = $5, performance = $6, finished_at = $7, warnings = $8
+                 WHERE id = $1 AND status = 'processing' AND claim = $2",
+                &[
+                    &file.file_id.to_string(),
+                    &file.claim,
+                    &result.language,
+                    &result.audio_duration_sec,
+                    &(result.word_count as i64),
+                    &performance,
+                    &chrono::Utc::now().to_rfc3339(),
+                    &warnings,
+                ],
+            )
+            .await
+            .map_err(failed)?;
+        Ok(changed == 1)
+    }
+
+    async fn fail(&self, file: &ClaimedFile, error: &str) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE batch_files SET status = 'failed', error = $3, finished_at = $4
+                 WHERE id = $1 AND status = 'processing' AND claim = $2",
+                &[
+                    &file.file_id.to_string(),
+                    &file.claim,
+                    &error,
+                    &chrono::Utc::now().to_rfc3339(),
+                ],
+            )
+            .await
+            .map_err(failed)?;
+        Ok(changed == 1)
+    }
+
+    async fn batch(&self, batch_id: FileId) -> StoreResult<Option<Batch>> {
+        let client = self.client().await?;
+        let Some(head) = client
+            .query_opt(
+                "SELECT created_at, language FROM batches WHERE id = $1",
+                &[&batch_id.to_string()],
+            )
+            .await
+            .map_err(failed)?
+        else {
+            return Ok(None);
+        };
+        let rows = client
+            .query(
+                &format!("{FILE_COLUMNS} WHERE batch_id = $1 ORDER BY position"),
+                &[&batch_id.to_string()],
+            )
+            .await
+            .map_err(failed)?;
+        let files = rows.iter().map(file_of_row).collect::<StoreResult<Vec<_>>>()?;
+        let progress = progress_of(files.iter().map(|f| f.status));
+        Ok(Some(Batch {
+            batch_id,
+            created_at: parse_time(&head.get::<_, String>(0)),
+            language: head.get(1),
+            status: progress.status_word().to_string(),
+            progress,
+            files,
+        }))
+    }
+
+    async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("{FILE_COLUMNS} WHERE id = $1"), &[&file_id.to_string()])
+            .await
+            .map_err(failed)?;
+        row.map(|row| file_of_row(&row)).transpose()
+    }
+
+    async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT b.id, b.created_at, string_agg(f.status, ',')
+                 FROM batches b LEFT JOIN batch_files f ON f.batch_id = b.id
+                 GROUP BY b.id ORDER BY b.created_at DESC LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await
+            .map_err(failed)?;
+        rows.iter()
+            .map(|row| {
+                let statuses: Option<String> = row.get(2);
+                let progress = progress_of(statuses.iter().flat_map(|s| s.split(',')).map(FileStatus::parse));
+                Ok(BatchListItem {
+                    batch_id: parse_id(&row.get::<_, String>(0))?,
+                    created_at: parse_time(&row.get::<_, String>(1)),
+                    status: progress.status_word().to_string(),
+                    progress,
+                })
+            })
+            .collect()
+    }
+
+    async fn interrupted(&self) -> StoreResult<Vec<ClaimedFile>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, batch_id, filename,
+                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim
+                 FROM batch_files WHERE status = 'processing'",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        rows.iter().map(claimed_of_row).collect()
+    }
+
+    async fn pending(&self) -> StoreResult<Vec<FileId>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM batch_files WHERE status IN ('queued', 'processing')",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        rows.iter().map(|row| parse_id(&row.get::<_, String>(0))).collect()
+    }
+}
+
+/// The columns [`file_of_row`] reads, in its order.
+const FILE_COLUMNS: &str =
+    "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings,
+     engine_crashes FROM batch_files";
+
+fn file_of_row(row: &Row) -> StoreResult<BatchFile> {
+    let performance: Option<RequestPerformance> = row
+        .get::<_, Option<String>>(7)
+        .and_then(|json| serde_json::from_str(&json).ok());
+    Ok(BatchFile {
+        file_id: parse_id(&row.get::<_, String>(0))?,
+        filename: row.get(1),
+        status: FileStatus::parse(&row.get::<_, String>(2)),
+        audio_duration_sec: row.get(3),
+        word_count: row.get::<_, Option<i64>>(4).map(|n| n as usize),
+        processing_time_sec: performance.as_ref().map(|p| p.report.processing_time_sec),
+        language: row.get(5),
+        error: row.get(6),
+        performance,
+        warnings: row
+            .get::<_, Option<String>>(8)
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
+        engine_crashes: row.get::<_, i32>(9) as u32,
+    })
+}
+
+fn claimed_of_row(row: &Row) -> StoreResult<ClaimedFile> {
+    Ok(ClaimedFile {
+        file_id: parse_id(&row.get::<_, String>(0))?,
+        batch_id: parse_id(&row.get::<_, String>(1))?,
+        filename: row.get(2),
+        language: row.get(3),
+        claim: row.get(4),
+    })
+}
+
+fn parse_id(s: &str) -> StoreResult<FileId> {
+    s.parse()
+        .map_err(|_| StoreError::Failed(format!("the database holds a bad id {s:?}")))
+}
+
+fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .unwrap_or_default()
+}

@@ -1,0 +1,114 @@
+//! A private PostgreSQL server for a test: Debian's binaries, a new cluster in
+//! a temporary folder, a Unix socket there and no TCP; stopped on drop.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A running PostgreSQL cluster.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// `host=... port=... user=sori dbname=postgres`, for `--database-url`.
+    pub url: String,
+}
+
+impl Postgres {
+    /// Creates a cluster and starts it (as the `postgres` user when the tests
+    /// run as root: PostgreSQL refuses to run as root).
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (make test-deps installs Debian's postgresql)")
+            .map(|e| e.unwrap().path().join("bin"))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()
+            .expect("a PostgreSQL version with initdb");
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown of the cluster's folder");
+        }
+        let port = super::server::free_port();
+        let pg = Self {
+            url: format!("host={} port={port} user=sori dbname=postgres", dir.path().display()),
+            dir,
+            bin,
+            port,
+        };
+        let data = pg.data();
+        pg.run("initdb", &["-D", &data, "-U", "sori", "--auth=trust", "-E", "UTF8"]);
+        pg.start_server();
+        pg
+    }
+
+    /// Stops the server (open sessions are ended), keeping its data.
+    pub fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts the server (again, after [`Postgres::stop`]).
+    pub fn start_server(&self) {
+        let options = format!(
+            "-k {} -p {} -c listen_addresses=''",
+            self.dir.path().display(),
+            self.port
+        );
+        let log = self.dir.path().join("log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self.command(program).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &self.data(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
