@@ -233,6 +233,15 @@ pub struct ServeConfig {
     /// failed. One crash can be another job's bad luck; one per try is the file.
     #[arg(long, env = "SORI_MAX_ATTEMPTS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub max_attempts: u32,
+    /// Seconds a replica's claim on a batch file lasts unless renewed (it renews every
+    /// third of it while it works): a replica that dies loses its file to another after
+    /// this. Long enough to ride out a slow database; short enough not to leave files waiting.
+    #[arg(long, env = "SORI_LEASE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_sec: u64,
+    /// This replica's name, in every record, span and batch file it works on. Names must
+    /// differ between replicas sharing a database. Default: the host's name.
+    #[arg(long, env = "SORI_REPLICA_NAME", value_parser = parse_replica_name)]
+    pub replica_name: Option<String>,
     /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for transcriptions in flight to finish.
     #[arg(long, env = "SORI_SHUTDOWN_GRACE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_sec: u64,
@@ -278,6 +287,13 @@ impl ServeConfig {
         Ok(keys)
     }
 
+    /// This replica's name: `--replica-name`, else the host's name.
+    pub fn replica(&self) -> String {
+        self.replica_name
+            .clone()
+            .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
+    }
+
     /// Checks the values clap cannot check alone.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -290,6 +306,20 @@ impl ServeConfig {
         );
         self.addr()?;
         Ok(())
+    }
+}
+
+/// A replica name: 1 to 64 letters, digits, `.`, `_` or `-` (it goes into
+/// logs, spans and JSON as it is).
+fn parse_replica_name(name: &str) -> Result<String, String> {
+    let fits = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if fits {
+        Ok(name.to_string())
+    } else {
+        Err("a replica name is 1 to 64 letters, digits, '.', '_' or '-'".into())
     }
 }
 

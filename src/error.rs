@@ -168,7 +168,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(details) => Self::DatabaseUnavailable(details),
-            failed @ StoreError::Failed(_) => Self::Internal(failed.to_string()),
+            failed @ (StoreError::Failed(_) | StoreError::Publish(_)) => Self::Internal(failed.to_string()),
         }
     }
 }

@@ -11,14 +11,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::batch::Batches;
+use crate::batch::{BatchSettings, Batches};
 use crate::config::{ServeConfig, WorkerArgs};
 use crate::engine::process::WorkerCommand;
 use crate::engine::{Engine, EngineSettings};
+
 use crate::http::{app, ApiKeys, AppState, HttpLimits};
 use crate::model;
 use crate::monitor::GpuProbe;
-use crate::store::FileStore;
 use crate::telemetry::metrics;
 use crate::transcription::Transcriptions;
 
@@ -68,23 +68,28 @@ pub fn http_limits(config: &ServeConfig) -> anyhow::Result<HttpLimits> {
     })
 }
 
-/// The service over `engine`, keeping its files in `store`: transcriptions,
-/// batches (whose database, PostgreSQL at `database_url` or SQLite in the
-/// data dir, it opens and settles; a file gets `max_attempts`
-/// tries when its worker dies) and what every handler shares. Nothing runs
-/// until [`run`], or [`start_background_work`] for a router driven without a socket.
+/// Where batches are kept and how their files are claimed, from `config`.
+pub fn batch_settings(config: &ServeConfig) -> BatchSettings {
+    BatchSettings {
+        database_url: config.database_url.clone(),
+        max_attempts: config.max_attempts,
+        lease: Duration::from_secs(config.lease_sec),
+    }
+}
+
+/// The service over `transcriptions`: batches (whose database, PostgreSQL or
+/// SQLite in the data dir, it opens and settles) and what every handler
+/// shares. Nothing runs until [`run`], or [`start_background_work`] for a
+/// router driven without a socket.
 pub async fn assemble(
-    engine: Arc<Engine>,
-    store: FileStore,
+    transcriptions: Transcriptions,
     limits: HttpLimits,
-    max_attempts: u32,
-    database_url: Option<&str>,
+    batch: &BatchSettings,
 ) -> anyhow::Result<AppState> {
-    let data_dir = store.dir().to_path_buf();
-    let transcriptions = Transcriptions::new(engine, store);
-    let batches = Batches::open(transcriptions.clone(), max_attempts, database_url)
+    let data_dir = transcriptions.store().dir().to_path_buf();
+    let batches = Batches::open(transcriptions.clone(), batch)
         .await
-        .with_context(|| match database_url {
+        .with_context(|| match batch.database_url {
             Some(_) => "opening the batch database in PostgreSQL (--database-url)".to_string(),
             None => format!("opening the batch database in {}", data_dir.display()),
         })?;

@@ -48,12 +48,19 @@ pub enum TranscriptionError {
 pub struct Transcriptions {
     engine: Arc<Engine>,
     store: FileStore,
+    /// This replica's name, in every record and span.
+    replica: String,
 }
 
 impl Transcriptions {
-    /// Transcriptions on `engine`, written into `store`.
-    pub fn new(engine: Arc<Engine>, store: FileStore) -> Self {
-        Self { engine, store }
+    /// Transcriptions on `engine`, written into `store`, by `replica`.
+    pub fn new(engine: Arc<Engine>, store: FileStore, replica: String) -> Self {
+        Self { engine, store, replica }
+    }
+
+    /// This replica's name (`--replica-name`).
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// The engine the jobs run on.
@@ -69,6 +76,32 @@ impl Transcriptions {
     /// Runs `request` on the engine, counts it in Prometheus, puts its figures
     /// on the current span and writes `{id}.txt` + `{id}.performance.json`.
     pub async fn transcribe(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
+        let transcribed = self.run(request).await?;
+        let file_id = transcribed.record.file_id;
+        let write_span = tracing::info_span!("write_files");
+        let publish = self.publisher(&transcribed);
+        tokio::task::spawn_blocking(move || write_span.in_scope(publish))
+            .await
+            .map_err(|e| TranscriptionError::Save {
+                file_id,
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .map_err(|source| TranscriptionError::Save { file_id, source })?;
+        Ok(transcribed)
+    }
+
+    /// What writes the paired files of `transcribed` (and its segments),
+    /// for the caller to run when it may (a batch file: while it holds its claim).
+    pub fn publisher(&self, transcribed: &Transcribed) -> impl FnOnce() -> std::io::Result<()> + Send + 'static {
+        let (store, record) = (self.store.clone(), transcribed.record.clone());
+        let transcript = &transcribed.output.transcript;
+        let (text, segments) = (transcript.text.clone(), transcript.segments.clone());
+        move || store.save(&record, &text, &segments)
+    }
+
+    /// Runs `request` on the engine, counts it in Prometheus and puts its
+    /// figures on the current span; writes nothing (see [`Transcriptions::publisher`]).
+    pub async fn run(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
         let output = self.engine.submit(request.audio, request.options).await?;
         let model = self.engine.model().name.clone();
         metrics::record_transcription(
@@ -89,19 +122,10 @@ impl Transcriptions {
             timings: output.timings,
             trace_id: request.trace_id,
             warnings: output.warnings.clone(),
+            replica: Some(self.replica.clone()),
         };
         record_on_span(&tracing::Span::current(), &record);
-        let (store, saved) = (self.store.clone(), record.clone());
-        let (text, segments) = (output.transcript.text.clone(), output.transcript.segments.clone());
-        let write_span = tracing::info_span!("write_files");
         let file_id = record.file_id;
-        tokio::task::spawn_blocking(move || write_span.in_scope(|| store.save(&saved, &text, &segments)))
-            .await
-            .map_err(|e| TranscriptionError::Save {
-                file_id,
-                source: std::io::Error::other(e.to_string()),
-            })?
-            .map_err(|source| TranscriptionError::Save { file_id, source })?;
         tracing::info!(
             %file_id,
             trace_id = record.trace_id.as_deref().unwrap_or("-"),
@@ -121,6 +145,9 @@ impl Transcriptions {
 fn record_on_span(span: &tracing::Span, record: &TranscriptionRecord) {
     span.set_attribute("file_id", record.file_id.to_string());
     span.set_attribute("model", record.model.clone());
+    if let Some(replica) = &record.replica {
+        span.set_attribute("replica", replica.clone());
+    }
     span.set_attribute("language", record.language.clone());
     span.set_attribute("audio_duration_sec", record.audio_duration_sec);
     span.set_attribute("word_count", record.word_count as i64);

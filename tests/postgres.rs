@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::postgres::Postgres;
@@ -10,9 +11,12 @@ use common::server::Server;
 use common::*;
 use serde_json::Value;
 use sori::batch::store::postgres::PostgresStore;
-use sori::batch::store::{BatchStore, NewFile};
+use sori::batch::store::{BatchStore, FinishedFile, NewFile, Publish};
 use sori::batch::FileStatus;
 use sori::store::FileId;
+
+/// A lease that does not run out during a test.
+const LEASE: Duration = Duration::from_secs(60);
 
 fn new_file(name: &str) -> NewFile {
     NewFile {
@@ -34,14 +38,14 @@ async fn claims_are_exclusive_and_a_lost_claim_changes_nothing() {
     let ids = [files[0].file_id, files[1].file_id];
     store.create_batch(FileId::new(), None, files).await.unwrap();
 
-    let (one, two) = tokio::join!(store.claim_next(), store.claim_next());
+    let (one, two) = tokio::join!(store.claim_next("here", LEASE), store.claim_next("here", LEASE));
     let (one, two) = (one.unwrap().unwrap(), two.unwrap().unwrap());
     assert_ne!(one.file_id, two.file_id, "one file, one claim");
     assert!(ids.contains(&one.file_id) && ids.contains(&two.file_id));
-    assert!(store.claim_next().await.unwrap().is_none());
+    assert!(store.claim_next("here", LEASE).await.unwrap().is_none());
 
     store.requeue(&one).await.unwrap();
-    let again = store.claim_next().await.unwrap().unwrap();
+    let again = store.claim_next("here", LEASE).await.unwrap().unwrap();
     assert_eq!((again.file_id, again.claim), (one.file_id, one.claim + 1));
     assert!(!store.fail(&one, "stale").await.unwrap());
     assert_eq!(store.count_crash(&one).await.unwrap(), None);
@@ -51,6 +55,135 @@ async fn claims_are_exclusive_and_a_lost_claim_changes_nothing() {
     let now = store.file(again.file_id).await.unwrap().unwrap();
     assert_eq!((now.status, now.engine_crashes), (FileStatus::Failed, 1));
     assert_eq!(now.error.as_deref(), Some("the engine crashed"));
+}
+
+/// A file whose replica stopped renewing its lease goes to the next claim
+/// once the lease ran out; the first replica can then neither renew nor
+/// publish (its files are never written); while the new holder writes its
+/// files the row is locked, so even with its lease run out no third replica
+/// takes the file meanwhile.
+#[tokio::test]
+async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder() {
+    let pg = Postgres::start();
+    let store = Arc::new(PostgresStore::open(&pg.url).await.unwrap());
+    let file = new_file("a.wav");
+    let file_id = file.file_id;
+    store.create_batch(FileId::new(), None, vec![file]).await.unwrap();
+    let short = Duration::from_millis(200);
+    let first = store.claim_next("a", short).await.unwrap().unwrap();
+    assert!(store.claim_next("b", short).await.unwrap().is_none(), "a's lease runs");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = store.claim_next("b", short).await.unwrap().unwrap();
+    assert_eq!((second.file_id, second.claim), (file_id, first.claim + 1));
+    assert!(!store.renew(&first, LEASE).await.unwrap());
+
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let publish = |who: &'static str, takes: Duration| -> Publish {
+        let published = published.clone();
+        Box::new(move || {
+            std::thread::sleep(takes);
+            published.lock().unwrap().push(who);
+            Ok(())
+        })
+    };
+    assert!(!store
+        .finish(&first, &finished(), publish("a", Duration::ZERO))
+        .await
+        .unwrap());
+    // b's lease runs out while it writes: the locked row is still b's.
+    let writing = {
+        let store = store.clone();
+        let publish = publish("b", Duration::from_millis(800));
+        tokio::spawn(async move { store.finish(&second, &finished(), publish).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        store.claim_next("c", LEASE).await.unwrap().is_none(),
+        "the file is being written"
+    );
+    assert!(writing.await.unwrap().unwrap());
+    assert_eq!(
+        *published.lock().unwrap(),
+        ["b"],
+        "only the holder of the claim publishes"
+    );
+    let now = store.file(file_id).await.unwrap().unwrap();
+    assert_eq!((now.status, now.replica.as_deref()), (FileStatus::Done, Some("b")));
+    assert!(
+        store.claim_next("c", LEASE).await.unwrap().is_none(),
+        "a done file stays done"
+    );
+}
+
+fn finished() -> FinishedFile {
+    let report = serde_json::from_value(serde_json::json!({
+        "cpu_percent_avg": 100.0, "cpu_percent_max": 120.0, "ram_mb_avg": 80.0, "ram_mb_peak": 90.0,
+        "gpu_vram_mb_current": 0.0, "gpu_vram_mb_peak": 0.0, "gpu_percent": 0.0,
+        "processing_time_sec": 0.5, "cpu_time_sec": 0.5, "sample_count": 2, "gpu_available": false
+    }))
+    .unwrap();
+    FinishedFile {
+        language: "en".into(),
+        audio_duration_sec: 1.0,
+        word_count: 2,
+        performance: sori::store::record::RequestPerformance::new(report, 1.0),
+        warnings: Vec::new(),
+    }
+}
+
+/// The database stopped under a running server: readiness says 503 with the
+/// reason and a batch upload gets 503 database_unavailable with Retry-After
+/// (its uploads removed); started again, readiness comes back by itself and
+/// the batch recorded before is still there and completes.
+#[test]
+fn readiness_follows_the_database_and_uploads_wait_for_it() {
+    let pg = Postgres::start();
+    let data = tempfile::tempdir().unwrap();
+    let env = [("SORI_DATABASE_URL", pg.url.clone())];
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &env);
+    let (status, body) = server.readiness();
+    assert_eq!((status, body["database"].as_str()), (200, Some("ok")), "{body}");
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
+    let before = server.post_batch(&[("jfk.wav".into(), jfk.clone())]);
+    server.wait_batch_complete(&before, Duration::from_secs(120));
+
+    pg.stop();
+    let (status, body) = server.readiness();
+    assert_eq!(status, 503, "{body}");
+    assert!(body["database"].as_str().unwrap().contains("unreachable"), "{body}");
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(jfk.clone()).file_name("jfk.wav"),
+    );
+    let refused = reqwest::blocking::Client::new()
+        .post(server.url("/batch"))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    let uploads = std::fs::read_dir(data.path().join("uploads")).unwrap().count();
+    assert_eq!(uploads, 0, "the refused batch left no upload behind");
+
+    pg.start_server();
+    let started = std::time::Instant::now();
+    while server.readiness().0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "readiness did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let kept: Value = reqwest::blocking::get(server.url(&format!("/batch/{before}")))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(kept["progress"]["done"], 1, "{kept}");
+    let after = server.post_batch(&[("jfk.wav".into(), jfk)]);
+    let done = server.wait_batch_complete(&after, Duration::from_secs(120));
+    assert_eq!(done["progress"]["done"], 1, "{done}");
 }
 
 /// `sori serve --database-url`: a batch (a good file and one that is not
@@ -66,7 +199,7 @@ fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
         .output()
         .unwrap();
     assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("1 versions applied"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("2 versions applied"));
 
     let server = Server::start(&model_path("tiny.en"), data.path(), &[], &env);
     let files = [

@@ -1,10 +1,12 @@
 //! Feeds queued batch files to the engine, a few at a time, so batches share
 //! the workers with single requests instead of filling the queue.
 //!
-//! A file's result is kept in this order: its paired files are written, then
-//! its row is marked done, then its upload is deleted; a process that stops
-//! between any two leaves a file that the next start finishes (from its
-//! record) or runs again, never a lost or doubled result.
+//! A claimed file's lease is renewed while it is transcribed. Its result is
+//! kept in this order, under its claim: its row is locked, its paired files
+//! are written, its row is marked done; then its upload is deleted. A replica
+//! that dies between any two leaves a file that the next claim (after the
+//! lease, or at once when the same replica starts again) finishes from its
+//! record or runs again, never a lost or doubled result.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::store::{BatchStore, ClaimedFile, FinishedFile, StoreResult};
+use super::store::{BatchStore, ClaimedFile, FinishedFile, Publish, StoreError, StoreResult};
 use super::FileChanged;
 use crate::engine::{JobError, SubmitError, TranscribeOptions};
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
@@ -40,6 +42,9 @@ pub struct Dispatcher {
     /// Tries a file gets when its worker process dies on it (`--max-attempts`):
     /// a file that kills every worker is failed, not retried for ever.
     max_attempts: u32,
+    /// How long a claim lasts unless renewed (`--lease-sec`): the time after
+    /// which a file whose replica died is taken over.
+    lease: Duration,
 }
 
 /// What the store now says of a claimed file.
@@ -54,7 +59,8 @@ enum Recorded {
 
 /// What became of a claimed file.
 enum Outcome {
-    Done(FinishedFile),
+    /// Transcribed: its figures, and what writes its files once it may.
+    Done(FinishedFile, Publish),
     Failed(String),
     /// The engine's queue was full: try again soon.
     Retry,
@@ -69,6 +75,7 @@ impl Dispatcher {
         transcriptions: Transcriptions,
         events: BatchEvents,
         max_attempts: u32,
+        lease: Duration,
     ) -> Arc<Self> {
         let slots = transcriptions.engine().workers_alive().1.max(1);
         Arc::new(Self {
@@ -78,6 +85,7 @@ impl Dispatcher {
             wake: Notify::new(),
             slots,
             max_attempts,
+            lease,
         })
     }
 
@@ -100,7 +108,7 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => break,
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             };
-            match self.db.claim_next().await {
+            match self.db.claim_next(self.transcriptions.replica(), self.lease).await {
                 Ok(Some(file)) => {
                     self.announce(&file);
                     let this = self.clone();
@@ -128,10 +136,10 @@ impl Dispatcher {
 
     async fn process(&self, file: ClaimedFile) {
         let span = tracing::info_span!("batch_file", batch_id = %file.batch_id, file_id = %file.file_id);
-        let outcome = self.transcribe(&file).instrument(span).await;
-        if matches!(outcome, Outcome::Done(_)) {
-            crate::crash_point::here("files_written");
-        }
+        let outcome = tokio::select! {
+            outcome = self.transcribe(&file).instrument(span) => outcome,
+            never = self.keep_lease(&file) => match never {},
+        };
         let file_id = file.file_id;
         match self.record(&file, outcome).await {
             // The result is recorded: the upload is no longer needed.
@@ -158,7 +166,14 @@ impl Dispatcher {
             }
         };
         match outcome {
-            Outcome::Done(result) => Ok(finished(self.db.finish(file, &result).await?)),
+            Outcome::Done(result, publish) => match self.db.finish(file, &result, publish).await {
+                Err(StoreError::Publish(e)) => {
+                    tracing::error!(error = %e, file_id = %file.file_id, "writing a batch file's result failed");
+                    let error = format!("the server could not write this file's transcript ({e}); send it again");
+                    Ok(finished(self.db.fail(file, &error).await?))
+                }
+                done => Ok(finished(done?)),
+            },
             Outcome::Failed(message) => Ok(finished(self.db.fail(file, &message).await?)),
             Outcome::Retry => {
                 tokio::time::sleep(FULL_QUEUE_BACKOFF).await;
@@ -180,6 +195,24 @@ impl Dispatcher {
         }
     }
 
+    /// Renews the file's lease every third of its length, for as long as it
+    /// is polled; says so once if the claim was lost (the result will not be kept).
+    async fn keep_lease(&self, file: &ClaimedFile) -> std::convert::Infallible {
+        let mut lost = false;
+        loop {
+            tokio::time::sleep(self.lease / 3).await;
+            match self.db.renew(file, self.lease).await {
+                Ok(true) => {}
+                Ok(false) if !lost => {
+                    lost = true;
+                    tracing::warn!(file_id = %file.file_id, "the lease of a batch file ran out and it was taken over");
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, file_id = %file.file_id, "renewing a batch file's lease failed"),
+            }
+        }
+    }
+
     fn announce(&self, file: &ClaimedFile) {
         let _ = self.events.send(FileChanged {
             batch_id: file.batch_id,
@@ -188,7 +221,14 @@ impl Dispatcher {
     }
 
     async fn transcribe(&self, file: &ClaimedFile) -> Outcome {
-        let audio = self.transcriptions.store().upload_path(&file.file_id);
+        let store = self.transcriptions.store();
+        // A holder that died after writing the files but before marking the
+        // file done: its record is the result.
+        if let Ok(Some(record)) = store.load_record(&file.file_id) {
+            tracing::info!(file_id = %file.file_id, "a batch file's record was already written; it is marked done");
+            return Outcome::Done(FinishedFile::from(&record), Box::new(|| Ok(())));
+        }
+        let audio = store.upload_path(&file.file_id);
         if !tokio::fs::try_exists(&audio).await.unwrap_or(false) {
             return Outcome::Failed("the uploaded audio is gone; upload the file again".into());
         }
@@ -202,8 +242,16 @@ impl Dispatcher {
             },
             trace_id: None,
         };
-        match self.transcriptions.transcribe(request).await {
-            Ok(done) => Outcome::Done(FinishedFile::from(&done.record)),
+        match self.transcriptions.run(request).await {
+            Ok(done) => {
+                let write = self.transcriptions.publisher(&done);
+                let publish = Box::new(move || {
+                    write()?;
+                    crate::crash_point::here("files_written");
+                    Ok(())
+                });
+                Outcome::Done(FinishedFile::from(&done.record), publish)
+            }
             Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry,
             Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => Outcome::Failed(e.to_string()),
             Err(TranscriptionError::Submit(SubmitError::Job(crashed @ JobError::Crashed(_)))) => {

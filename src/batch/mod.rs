@@ -1,6 +1,7 @@
 //! Durable batches: many files uploaded at once, waiting on disk, recorded in
-//! SQLite, transcribed through the same queue as single requests, and resumed
-//! after a crash without losing or repeating a file.
+//! SQLite (one server) or PostgreSQL (replicas sharing one queue),
+//! transcribed through the same queue as single requests, and resumed after a
+//! crash, by the same replica or another, without losing or repeating a file.
 
 mod dispatcher;
 pub mod store;
@@ -9,6 +10,7 @@ pub mod summary;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +20,7 @@ use dispatcher::{BatchEvents, Dispatcher};
 use store::postgres::PostgresStore;
 use store::sqlite::SqliteStore;
 pub use store::NewFile;
-use store::{BatchStore, FinishedFile, StoreResult};
+use store::{BatchStore, StoreResult};
 
 use crate::audio::AudioWarning;
 use crate::store::record::RequestPerformance;
@@ -78,6 +80,9 @@ pub struct BatchFile {
     /// across restarts of the server); at `--max-attempts` it is failed.
     #[serde(default)]
     pub engine_crashes: u32,
+    /// The replica that has the file, or had it last (`--replica-name`).
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 /// Counts of files by status.
@@ -153,56 +158,91 @@ pub struct BatchListItem {
     pub progress: Progress,
 }
 
+/// How batches are kept and run.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// PostgreSQL, which replicas share (`--database-url`); `None`: SQLite
+    /// in the data dir, which one server owns.
+    pub database_url: Option<String>,
+    /// Tries a file gets when its worker process dies on it (`--max-attempts`).
+    pub max_attempts: u32,
+    /// How long a claim on a file lasts unless renewed (`--lease-sec`).
+    pub lease: Duration,
+}
+
+/// How old an upload with no file in the database must be before a replica
+/// sharing the data dir removes it: older than any upload can take
+/// (`--upload-deadline-sec` is at most a day), so it is nobody's upload in flight.
+const SHARED_ORPHAN_AGE: Duration = Duration::from_secs(25 * 3600);
+
 /// Batches: their records, the dispatcher that runs their files, and the
-/// events that announce each change. The only owner of the data dir while
-/// it runs (a lock file keeps a second process out).
+/// events that announce each change.
 pub struct Batches {
     store: Arc<dyn BatchStore>,
     dispatcher: Arc<Dispatcher>,
     events: BatchEvents,
-    /// Held for the life of the process: SQLite and the uploads assume one owner.
-    _lock: std::fs::File,
+    /// With PostgreSQL, the store, whose changes by every replica are
+    /// announced on `events` once started.
+    shared: Option<Arc<PostgresStore>>,
+    /// With SQLite, held for the life of the process: SQLite and the uploads
+    /// then have one owner. With PostgreSQL the database coordinates the
+    /// replicas, which may share the data dir: none.
+    _lock: Option<std::fs::File>,
 }
 
 /// The data dir is in use by another process.
 #[derive(Debug, thiserror::Error)]
-#[error("the data dir {0} is in use by another sori process (it holds {0}/sori.lock); stop it, or give this one another --data-dir")]
+#[error("the data dir {0} is in use by another sori process (it holds {0}/sori.lock); stop it, or give this one another --data-dir (replicas that share a data dir need --database-url)")]
 pub struct DataDirInUse(String);
 
 impl Batches {
-    /// Locks the data dir, opens `{data_dir}/sori.db`, settles the files the
-    /// last process left processing (done where their record exists, else
-    /// queued again) and removes uploads that no file needs. The records are
-    /// in PostgreSQL at `database_url` when given, else in `{data_dir}/sori.db`
-    /// (either way one server owns the data dir for now). A file gets
-    /// `max_attempts` tries when its worker process dies on it. Call
-    /// [`Batches::start`] inside the async runtime.
-    pub async fn open(
-        transcriptions: Transcriptions,
-        max_attempts: u32,
-        database_url: Option<&str>,
-    ) -> anyhow::Result<Self> {
+    /// Opens the batch database (PostgreSQL at `settings.database_url`, else
+    /// `{data_dir}/sori.db` with the data dir locked), queues again the files
+    /// this replica (with SQLite: any process) left processing, and removes
+    /// uploads that no file needs. Call [`Batches::start`] inside the async runtime.
+    pub async fn open(transcriptions: Transcriptions, settings: &BatchSettings) -> anyhow::Result<Self> {
         let files = transcriptions.store().clone();
-        let lock = lock_data_dir(files.dir())?;
-        let store: Arc<dyn BatchStore> = match database_url {
-            Some(url) => Arc::new(PostgresStore::open(url).await?),
-            None => Arc::new(SqliteStore::open(&files.dir().join("sori.db"))?),
+        let (store, shared, lock, left_by, orphan_age): (Arc<dyn BatchStore>, _, _, _, _) = match &settings.database_url
+        {
+            Some(url) => {
+                let shared = Arc::new(PostgresStore::open(url).await?);
+                let replica = Some(transcriptions.replica());
+                (shared.clone(), Some(shared), None, replica, SHARED_ORPHAN_AGE)
+            }
+            None => {
+                let sqlite = Arc::new(SqliteStore::open(&files.dir().join("sori.db"))?);
+                (sqlite, None, Some(lock_data_dir(files.dir())?), None, Duration::ZERO)
+            }
         };
-        settle_interrupted(store.as_ref(), &files).await?;
-        sweep_orphan_uploads(store.as_ref(), &files).await?;
+        let resumed = store.release_claims(left_by).await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "queued again the batch files the last run left processing");
+        }
+        sweep_orphan_uploads(store.as_ref(), &files, orphan_age).await?;
         let (events, _) = tokio::sync::broadcast::channel(256);
-        let dispatcher = Dispatcher::new(store.clone(), transcriptions, events.clone(), max_attempts);
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            transcriptions,
+            events.clone(),
+            settings.max_attempts,
+            settings.lease,
+        );
         Ok(Self {
             store,
             dispatcher,
             events,
+            shared,
             _lock: lock,
         })
     }
 
     /// Starts feeding queued files (including resumed ones) to the engine
-    /// until `shutdown`; the files it has started are tracked by `running`.
+    /// until `shutdown`, and with PostgreSQL announcing the other replicas'
+    /// changes; the files it has started are tracked by `running`.
     pub fn start(&self, shutdown: CancellationToken, running: TaskTracker) {
+        if let Some(shared) = &self.shared {
+            tokio::spawn(shared.clone().watch_changes(self.events.clone(), shutdown.clone()));
+        }
         self.dispatcher.start(shutdown, running);
     }
 
@@ -228,6 +268,15 @@ impl Batches {
         self.events.subscribe()
     }
 
+    /// Whether the database answers within `limit`; why not, if it does not.
+    pub async fn check_database(&self, limit: Duration) -> Result<(), String> {
+        match tokio::time::timeout(limit, self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("the database did not answer within {} s", limit.as_secs_f64())),
+        }
+    }
+
     /// One file of a batch as it stands now.
     pub async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>> {
         self.store.file(file_id).await
@@ -249,42 +298,21 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Files left processing by a process that stopped: a file whose record was
-/// written is done (its result is recorded from that record, not redone);
-/// the others go back to the queue.
-async fn settle_interrupted(db: &dyn BatchStore, store: &FileStore) -> anyhow::Result<()> {
-    let (mut finished, mut resumed) = (0, 0);
-    for file in db.interrupted().await? {
-        match store.load_record(&file.file_id)? {
-            Some(record) => {
-                db.finish(&file, &FinishedFile::from(&record)).await?;
-                let _ = std::fs::remove_file(store.upload_path(&file.file_id));
-                finished += 1;
-            }
-            None => {
-                db.requeue(&file).await?;
-                resumed += 1;
-            }
-        }
-    }
-    if finished + resumed > 0 {
-        tracing::info!(
-            finished,
-            resumed,
-            "settled batch files interrupted by the last shutdown"
-        );
-    }
-    Ok(())
-}
-
-/// Removes uploads no queued or processing file needs (left by a process
-/// that stopped while it received them). Uploads are named by their file's id.
-async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore) -> anyhow::Result<()> {
+/// Removes uploads at least `min_age` old that no queued or processing file
+/// needs (left by a process that stopped while it received them). Uploads
+/// are named by their file's id.
+async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore, min_age: Duration) -> anyhow::Result<()> {
     let needed: HashSet<PathBuf> = db.pending().await?.iter().map(|id| store.upload_path(id)).collect();
     let mut removed = 0;
     for entry in std::fs::read_dir(store.uploads_dir())? {
-        let path = store.uploads_dir().join(entry?.file_name());
-        if !needed.contains(&path) && std::fs::remove_file(&path).is_ok() {
+        let entry = entry?;
+        let path = store.uploads_dir().join(entry.file_name());
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|modified| SystemTime::now().duration_since(modified).unwrap_or_default());
+        let old_enough = age.is_ok_and(|age| age >= min_age);
+        if old_enough && !needed.contains(&path) && std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }
     }

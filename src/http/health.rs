@@ -1,5 +1,7 @@
 //! Liveness and readiness.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,14 +14,18 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// How long readiness waits for the database to answer.
+const DATABASE_CHECK: Duration = Duration::from_secs(2);
+
 /// `GET /readyz`: the model is loaded, every worker is alive (not while a
-/// crashed worker process is started again) and the server is not shutting
-/// down (a load balancer stops sending work at once).
+/// crashed worker process is started again), the database answers, and the
+/// server is not shutting down (a load balancer stops sending work at once).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let engine = state.transcriptions.engine();
     let (alive, started) = engine.workers_alive();
     let draining = state.shutdown.is_cancelled();
-    let ready = alive == started && alive > 0 && !draining;
+    let database = state.batches.check_database(DATABASE_CHECK).await;
+    let ready = alive == started && alive > 0 && !draining && database.is_ok();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -27,6 +33,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     };
     let body = json!({
         "status": if ready { "ready" } else if draining { "shutting_down" } else { "not_ready" },
+        "database": match &database {
+            Ok(()) => "ok".to_string(),
+            Err(reason) => reason.clone(),
+        },
         "model": engine.model().name,
         "workers_alive": alive,
         "workers": started,

@@ -285,6 +285,7 @@ fn sori_fields(transcribed: &Transcribed) -> Value {
         "timings": record.timings,
         "warnings": record.warnings,
         "trace_id": record.trace_id,
+        "replica": record.replica,
     })
 }
 

@@ -39,6 +39,8 @@ pub struct TranscribeResponse {
     pub warnings: Vec<AudioWarning>,
     /// The W3C trace id of this request (also in the record and the log line).
     pub trace_id: Option<String>,
+    /// The replica that did the work (`--replica-name`).
+    pub replica: Option<String>,
 }
 
 /// What the multipart form carried.
@@ -124,6 +126,7 @@ async fn run(
         timings: output.timings,
         warnings: record.warnings,
         trace_id: record.trace_id,
+        replica: record.replica,
     }))
 }
 

@@ -101,6 +101,10 @@ pub struct TranscriptionRecord {
     /// What the transcript does not cover (a file cut short, damaged packets).
     #[serde(default)]
     pub warnings: Vec<AudioWarning>,
+    /// The replica that did the work (`--replica-name`; absent from records
+    /// made before replicas were named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 #[cfg(test)]

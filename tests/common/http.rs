@@ -10,9 +10,11 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use sori::batch::BatchSettings;
 use sori::engine::{Engine, EngineSettings, Transcriber};
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
+use sori::transcription::Transcriptions;
 use sori::{AppState, HttpLimits};
 
 /// Limits of a test app.
@@ -56,9 +58,13 @@ pub async fn test_app(
         max_batch_upload_bytes: limits.max_upload_bytes * 4,
         ..HttpLimits::default()
     };
-    let state = sori::server::assemble(Arc::new(engine), store, http, 2, None)
-        .await
-        .unwrap();
+    let transcriptions = Transcriptions::new(Arc::new(engine), store, "test".into());
+    let batch = BatchSettings {
+        database_url: None,
+        max_attempts: 2,
+        lease: Duration::from_secs(30),
+    };
+    let state = sori::server::assemble(transcriptions, http, &batch).await.unwrap();
     sori::server::start_background_work(&state);
     (sori::app(state.clone()), state)
 }

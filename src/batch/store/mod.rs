@@ -7,9 +7,17 @@
 //! counted) names that number and is refused once the file was claimed again,
 //! so a worker that lost its file can never overwrite the result of the one
 //! that took it over.
+//!
+//! A claim is also a lease: the replica that holds it renews it while it
+//! works, and a file whose lease ran out (its replica was killed, its node
+//! lost) can be claimed by any replica. A file's paired files are written
+//! while its row is locked under the claim ([`BatchStore::finish`]'s
+//! `publish`), so only the holder of the current claim ever writes them.
 
 pub mod postgres;
 pub mod sqlite;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -71,6 +79,9 @@ pub enum StoreError {
     /// It answered with an error.
     #[error("the database failed: {0}")]
     Failed(String),
+    /// The result's files could not be written (nothing was recorded).
+    #[error("writing the result's files failed: {0}")]
+    Publish(std::io::Error),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -82,23 +93,32 @@ impl From<rusqlite::Error> for StoreError {
 /// What a store call gives.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Writes a finished file's paired files; [`BatchStore::finish`] runs it
+/// (on a blocking thread) only while it holds the file under its claim.
+pub type Publish = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+
 /// Batches, their files and the queue of files waiting for the engine.
 #[async_trait]
 pub trait BatchStore: Send + Sync {
     /// Records a new batch and its files, all or nothing.
     async fn create_batch(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()>;
-    /// Takes the oldest queued file for processing, if any; no other claim
+    /// Takes the oldest file that is queued, or processing under a lease
+    /// that ran out, for `replica` with a lease of `lease`; no other claim
     /// can take the same file.
-    async fn claim_next(&self) -> StoreResult<Option<ClaimedFile>>;
+    async fn claim_next(&self, replica: &str, lease: Duration) -> StoreResult<Option<ClaimedFile>>;
+    /// Extends the lease of a claimed file to `lease` from now; false if the
+    /// claim was lost.
+    async fn renew(&self, file: &ClaimedFile, lease: Duration) -> StoreResult<bool>;
     /// Returns a claimed file to the queue (the engine was full, or the
     /// process stopped while it ran).
     async fn requeue(&self, file: &ClaimedFile) -> StoreResult<()>;
     /// Counts that the engine crashed on a claimed file; returns its crashes
     /// so far, or `None` if the claim was lost.
     async fn count_crash(&self, file: &ClaimedFile) -> StoreResult<Option<u32>>;
-    /// Marks a claimed file done with its figures; returns false (and changes
-    /// nothing) if the claim was lost.
-    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile) -> StoreResult<bool>;
+    /// Runs `publish` and marks a claimed file done with its figures, with
+    /// the file's row locked under its claim; returns false (and runs and
+    /// changes nothing) if the claim was lost. A `publish` that fails changes nothing.
+    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile, publish: Publish) -> StoreResult<bool>;
     /// Marks a claimed file failed with a message for people; returns false
     /// (and changes nothing) if the claim was lost.
     async fn fail(&self, file: &ClaimedFile, error: &str) -> StoreResult<bool>;
@@ -108,10 +128,14 @@ pub trait BatchStore: Send + Sync {
     async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>>;
     /// The most recent batches, newest first.
     async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>>;
-    /// The files left processing (by a process that stopped), with their claims.
-    async fn interrupted(&self) -> StoreResult<Vec<ClaimedFile>>;
+    /// Queues again the files left processing by `replica` (all of them when
+    /// `None`) before it started: they can be taken at once, not after their
+    /// leases. Returns how many.
+    async fn release_claims(&self, replica: Option<&str>) -> StoreResult<u64>;
     /// The files that still need their uploads (queued or processing).
     async fn pending(&self) -> StoreResult<Vec<FileId>>;
+    /// Whether the database answers now (for readiness).
+    async fn ping(&self) -> StoreResult<()>;
 }
 
 /// Counts files by status.

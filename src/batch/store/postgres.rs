@@ -1,26 +1,39 @@
 //! The batch store in PostgreSQL (`--database-url postgres://...`), which
 //! many replicas can share: a claim takes the oldest queued file with
-//! `FOR UPDATE SKIP LOCKED`, so two replicas never take the same one.
+//! `FOR UPDATE SKIP LOCKED`, so two replicas never take the same one, and
+//! leases are timed by the database's clock, so the replicas' clocks need
+//! not agree.
 //! tokio-postgres with deadpool's pool: explicit SQL, async, and no second
 //! SQLite library beside rusqlite's.
 
-use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{NoTls, Row};
+use std::time::Duration;
 
-use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, StoreError, StoreResult};
-use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::broadcast;
+use tokio_postgres::{NoTls, Row};
+use tokio_util::sync::CancellationToken;
+
+use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult};
+use crate::batch::{Batch, BatchFile, BatchListItem, FileChanged, FileStatus};
 use crate::store::record::RequestPerformance;
 use crate::store::FileId;
 
 /// Connections one replica keeps open at most.
 const MAX_CONNECTIONS: usize = 8;
+/// How long getting a connection may take (waiting for a free one,
+/// connecting, checking it): a database that does not answer makes requests
+/// fail with 503 after this, not hang.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The key of the advisory lock under which migrations run, so replicas
 /// starting together apply each version once.
 const MIGRATION_LOCK: i64 = 0x736f_7269;
 
 /// The schema's versions, applied in order; `sori_schema` says how many a database has.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE batches (
     id          TEXT PRIMARY KEY,
     created_at  TEXT NOT NULL,
@@ -44,7 +57,25 @@ CREATE TABLE batch_files (
 );
 CREATE INDEX batch_files_by_batch ON batch_files(batch_id, position);
 CREATE INDEX batch_files_by_status ON batch_files(status);
-"];
+",
+    "
+ALTER TABLE batch_files ADD COLUMN claimed_by TEXT;
+ALTER TABLE batch_files ADD COLUMN lease_until TIMESTAMPTZ;
+ALTER TABLE batch_files ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX batch_files_by_change ON batch_files(changed_at);
+",
+];
+
+/// The database's clock in unix milliseconds, which stamps each change of a
+/// file's status (`changed_at`).
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::BIGINT";
+
+/// How often a replica reads which files the replicas changed, to announce
+/// them to its event streams.
+const CHANGES_POLL: Duration = Duration::from_secs(1);
+/// How far back each read looks again, in ms: a change is stamped when its
+/// statement runs but seen only once its transaction commits.
+const CHANGES_OVERLAP_MS: i64 = 10_000;
 
 /// A pool of connections to one PostgreSQL database.
 pub struct PostgresStore {
@@ -73,6 +104,10 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(MAX_CONNECTIONS)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECTION_TIMEOUT))
+            .create_timeout(Some(CONNECTION_TIMEOUT))
+            .recycle_timeout(Some(CONNECTION_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         Ok(Self { pool })
@@ -107,6 +142,59 @@ impl PostgresStore {
             .map_err(failed)?;
         tx.commit().await.map_err(failed)?;
         Ok(MIGRATIONS.len() - version as usize)
+    }
+
+    /// Announces on `events`, every [`CHANGES_POLL`] until `shutdown`, each
+    /// file whose status any replica changed, so that every replica's event
+    /// streams follow every batch. A change may be announced more than once;
+    /// listeners compare it with what they last saw.
+    pub async fn watch_changes(self: Arc<Self>, events: broadcast::Sender<FileChanged>, shutdown: CancellationToken) {
+        let mut since = i64::MAX;
+        let mut failing = false;
+        let mut tick = tokio::time::interval(CHANGES_POLL);
+        while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+            match self.changed_since(since).await {
+                Ok((changed, now)) => {
+                    for change in changed {
+                        let _ = events.send(change);
+                    }
+                    since = now - CHANGES_OVERLAP_MS;
+                    failing = false;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "reading the batch files other replicas changed failed; trying again");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The files changed after `since` (unix ms), and the database's time now.
+    async fn changed_since(&self, since: i64) -> StoreResult<(Vec<FileChanged>, i64)> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT now_ms.ms, f.id, f.batch_id FROM (SELECT {NOW_MS} AS ms) now_ms
+                     LEFT JOIN batch_files f ON f.changed_at > $1"
+                ),
+                &[&since],
+            )
+            .await
+            .map_err(failed)?;
+        let now = rows.first().map_or(since, |row| row.get(0));
+        let mut changed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let (Some(file_id), Some(batch_id)) = (row.get::<_, Option<String>>(1), row.get::<_, Option<String>>(2))
+            {
+                changed.push(FileChanged {
+                    file_id: parse_id(&file_id)?,
+                    batch_id: parse_id(&batch_id)?,
+                });
+            }
+        }
+        Ok((changed, now))
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -166,31 +254,49 @@ impl BatchStore for PostgresStore {
         tx.commit().await.map_err(failed)
     }
 
-    async fn claim_next(&self) -> StoreResult<Option<ClaimedFile>> {
+    async fn claim_next(&self, replica: &str, lease: Duration) -> StoreResult<Option<ClaimedFile>> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "UPDATE batch_files SET status = 'processing', claim = claim + 1
+                &format!(
+                    "UPDATE batch_files SET status = 'processing', claim = claim + 1, changed_at = {NOW_MS},
+                     claimed_by = $1, lease_until = now() + make_interval(secs => $2)
                  WHERE id = (
                      SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
-                     WHERE f.status = 'queued'
+                     WHERE f.status = 'queued' OR (f.status = 'processing' AND f.lease_until < now())
                      ORDER BY b.created_at, f.batch_id, f.position
                      LIMIT 1 FOR UPDATE OF f SKIP LOCKED)
                  RETURNING id, batch_id, filename,
-                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim",
-                &[],
+                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim"
+                ),
+                &[&replica, &lease.as_secs_f64()],
             )
             .await
             .map_err(failed)?;
         row.map(|row| claimed_of_row(&row)).transpose()
     }
 
+    async fn renew(&self, file: &ClaimedFile, lease: Duration) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE batch_files SET lease_until = now() + make_interval(secs => $3)
+                 WHERE id = $1 AND status = 'processing' AND claim = $2",
+                &[&file.file_id.to_string(), &file.claim, &lease.as_secs_f64()],
+            )
+            .await
+            .map_err(failed)?;
+        Ok(changed == 1)
+    }
+
     async fn requeue(&self, file: &ClaimedFile) -> StoreResult<()> {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE batch_files SET status = 'queued'
-                 WHERE id = $1 AND status = 'processing' AND claim = $2",
+                &format!(
+                    "UPDATE batch_files SET status = 'queued', changed_at = {NOW_MS}
+                     WHERE id = $1 AND status = 'processing' AND claim = $2"
+                ),
                 &[&file.file_id.to_string(), &file.claim],
             )
             .await
@@ -211,37 +317,58 @@ impl BatchStore for PostgresStore {
         Ok(row.map(|row| row.get::<_, i32>(0) as u32))
     }
 
-    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile) -> StoreResult<bool> {
+    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile, publish: Publish) -> StoreResult<bool> {
         let performance = serde_json::to_string(&result.performance).expect("serializable");
         let warnings = serde_json::to_string(&result.warnings).expect("serializable");
-        let client = self.client().await?;
-        let changed = client
-            .execute(
-                "UPDATE batch_files SET status = 'done', error = NULL, language = $3, audio_duration_sec = $4,
-                 word_count = $5, performance = $6, finished_at = $7, warnings = $8
-                 WHERE id = $1 AND status = 'processing' AND claim = $2",
-                &[
-                    &file.file_id.to_string(),
-                    &file.claim,
-                    &result.language,
-                    &result.audio_duration_sec,
-                    &(result.word_count as i64),
-                    &performance,
-                    &chrono::Utc::now().to_rfc3339(),
-                    &warnings,
-                ],
+        let file_id = file.file_id.to_string();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(failed)?;
+        // The row stays locked until the commit: no claim can take the file
+        // over while its files are written.
+        let held = tx
+            .query_opt(
+                "SELECT 1 FROM batch_files WHERE id = $1 AND status = 'processing' AND claim = $2 FOR UPDATE",
+                &[&file_id, &file.claim],
             )
             .await
             .map_err(failed)?;
-        Ok(changed == 1)
+        if held.is_none() {
+            return Ok(false);
+        }
+        tokio::task::spawn_blocking(publish)
+            .await
+            .map_err(|e| StoreError::Publish(std::io::Error::other(e.to_string())))?
+            .map_err(StoreError::Publish)?;
+        tx.execute(
+            &format!(
+                "UPDATE batch_files SET status = 'done', error = NULL, language = $2, audio_duration_sec = $3,
+                 word_count = $4, performance = $5, finished_at = $6, warnings = $7, changed_at = {NOW_MS}
+                 WHERE id = $1"
+            ),
+            &[
+                &file_id,
+                &result.language,
+                &result.audio_duration_sec,
+                &(result.word_count as i64),
+                &performance,
+                &chrono::Utc::now().to_rfc3339(),
+                &warnings,
+            ],
+        )
+        .await
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(true)
     }
 
     async fn fail(&self, file: &ClaimedFile, error: &str) -> StoreResult<bool> {
         let client = self.client().await?;
         let changed = client
             .execute(
-                "UPDATE batch_files SET status = 'failed', error = $3, finished_at = $4
-                 WHERE id = $1 AND status = 'processing' AND claim = $2",
+                &format!(
+                    "UPDATE batch_files SET status = 'failed', error = $3, finished_at = $4, changed_at = {NOW_MS}
+                     WHERE id = $1 AND status = 'processing' AND claim = $2"
+                ),
                 &[
                     &file.file_id.to_string(),
                     &file.claim,
@@ -319,18 +446,18 @@ impl BatchStore for PostgresStore {
             .collect()
     }
 
-    async fn interrupted(&self) -> StoreResult<Vec<ClaimedFile>> {
+    async fn release_claims(&self, replica: Option<&str>) -> StoreResult<u64> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, batch_id, filename,
-                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim
-                 FROM batch_files WHERE status = 'processing'",
-                &[],
+        client
+            .execute(
+                &format!(
+                    "UPDATE batch_files SET status = 'queued', lease_until = NULL, changed_at = {NOW_MS}
+                     WHERE status = 'processing' AND ($1::TEXT IS NULL OR claimed_by = $1)"
+                ),
+                &[&replica],
             )
             .await
-            .map_err(failed)?;
-        rows.iter().map(claimed_of_row).collect()
+            .map_err(failed)
     }
 
     async fn pending(&self) -> StoreResult<Vec<FileId>> {
@@ -344,12 +471,17 @@ impl BatchStore for PostgresStore {
             .map_err(failed)?;
         rows.iter().map(|row| parse_id(&row.get::<_, String>(0))).collect()
     }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map(drop).map_err(failed)
+    }
 }
 
 /// The columns [`file_of_row`] reads, in its order.
 const FILE_COLUMNS: &str =
     "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings,
-     engine_crashes FROM batch_files";
+     engine_crashes, claimed_by FROM batch_files";
 
 fn file_of_row(row: &Row) -> StoreResult<BatchFile> {
     let performance: Option<RequestPerformance> = row
@@ -370,6 +502,7 @@ fn file_of_row(row: &Row) -> StoreResult<BatchFile> {
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default(),
         engine_crashes: row.get::<_, i32>(9) as u32,
+        replica: row.get(10),
     })
 }
 

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, StoreError, StoreResult};
+use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus};
 use crate::store::record::RequestPerformance;
 use crate::store::FileId;
@@ -48,6 +49,10 @@ ALTER TABLE batch_files ADD COLUMN engine_crashes INTEGER NOT NULL DEFAULT 0;
 ",
     "
 ALTER TABLE batch_files ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+",
+    "
+ALTER TABLE batch_files ADD COLUMN claimed_by TEXT;
+ALTER TABLE batch_files ADD COLUMN lease_until INTEGER;
 ",
 ];
 
@@ -90,8 +95,14 @@ impl BatchStore for SqliteStore {
             .await
     }
 
-    async fn claim_next(&self) -> StoreResult<Option<ClaimedFile>> {
-        self.blocking(Db::claim_next).await
+    async fn claim_next(&self, replica: &str, lease: Duration) -> StoreResult<Option<ClaimedFile>> {
+        let replica = replica.to_string();
+        self.blocking(move |db| db.claim_next(&replica, lease)).await
+    }
+
+    async fn renew(&self, file: &ClaimedFile, lease: Duration) -> StoreResult<bool> {
+        let (file_id, claim) = (file.file_id, file.claim);
+        self.blocking(move |db| db.renew(file_id, claim, lease)).await
     }
 
     async fn requeue(&self, file: &ClaimedFile) -> StoreResult<()> {
@@ -104,9 +115,11 @@ impl BatchStore for SqliteStore {
         self.blocking(move |db| db.count_crash(file_id, claim)).await
     }
 
-    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile) -> StoreResult<bool> {
-        let (file_id, claim, result) = (file.file_id, file.claim, result.clone());
-        self.blocking(move |db| db.finish(file_id, claim, &result)).await
+    async fn finish(&self, file: &ClaimedFile, result: &FinishedFile, publish: Publish) -> StoreResult<bool> {
+        let (db, file_id, claim, result) = (self.db.clone(), file.file_id, file.claim, result.clone());
+        tokio::task::spawn_blocking(move || db.finish(file_id, claim, &result, publish))
+            .await
+            .map_err(|e| StoreError::Failed(format!("the database task failed: {e}")))?
     }
 
     async fn fail(&self, file: &ClaimedFile, error: &str) -> StoreResult<bool> {
@@ -126,12 +139,18 @@ impl BatchStore for SqliteStore {
         self.blocking(move |db| db.recent(limit)).await
     }
 
-    async fn interrupted(&self) -> StoreResult<Vec<ClaimedFile>> {
-        self.blocking(Db::interrupted).await
+    async fn release_claims(&self, replica: Option<&str>) -> StoreResult<u64> {
+        let replica = replica.map(str::to_string);
+        self.blocking(move |db| db.release_claims(replica.as_deref())).await
     }
 
     async fn pending(&self) -> StoreResult<Vec<FileId>> {
         self.blocking(Db::pending).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.blocking(|db| db.conn().query_row("SELECT 1", [], |_| Ok(())))
+            .await
     }
 }
 
@@ -151,11 +170,14 @@ impl Db {
         Ok(Self { conn: Mutex::new(conn) })
     }
 
-    fn interrupted(&self) -> DbResult<Vec<ClaimedFile>> {
-        let conn = self.conn();
-        let mut statement = conn.prepare(&format!("{CLAIMED_COLUMNS} WHERE status = 'processing'"))?;
-        let files = statement.query_map([], claimed_of_row)?;
-        files.collect()
+    fn release_claims(&self, replica: Option<&str>) -> DbResult<u64> {
+        self.conn()
+            .execute(
+                "UPDATE batch_files SET status = 'queued', lease_until = NULL
+                 WHERE status = 'processing' AND (?1 IS NULL OR claimed_by = ?1)",
+                params![replica],
+            )
+            .map(|n| n as u64)
     }
 
     fn pending(&self) -> DbResult<Vec<FileId>> {
@@ -198,23 +220,35 @@ impl Db {
         tx.commit()
     }
 
-    /// Takes the oldest queued file and marks it processing, raising its
-    /// claim, in one statement (no other claim can take the same file between
-    /// a read and a write).
-    fn claim_next(&self) -> DbResult<Option<ClaimedFile>> {
+    /// Takes the oldest queued (or abandoned) file and marks it processing,
+    /// raising its claim, in one statement (no other claim can take the same
+    /// file between a read and a write).
+    fn claim_next(&self, replica: &str, lease: Duration) -> DbResult<Option<ClaimedFile>> {
+        let now = unix_ms(Duration::ZERO);
         self.conn()
             .query_row(
-                "UPDATE batch_files SET status = 'processing', claim = claim + 1
-                 WHERE status = 'queued' AND id = (
-                     SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
-                     WHERE f.status = 'queued'
-                     ORDER BY b.created_at, f.batch_id, f.position LIMIT 1)
-                 RETURNING id, batch_id, filename,
-                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim",
-                [],
+                &format!(
+                    "UPDATE batch_files SET status = 'processing', claim = claim + 1, claimed_by = ?1, lease_until = ?2
+                     WHERE id = (
+                         SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
+                         WHERE {CLAIMABLE}
+                         ORDER BY b.created_at, f.batch_id, f.position LIMIT 1)
+                     RETURNING {CLAIMED_COLUMNS}"
+                ),
+                params![replica, unix_ms(lease), now],
                 claimed_of_row,
             )
             .optional()
+    }
+
+    fn renew(&self, file_id: FileId, claim: i64, lease: Duration) -> DbResult<bool> {
+        self.conn()
+            .execute(
+                "UPDATE batch_files SET lease_until = ?3
+                 WHERE id = ?1 AND status = 'processing' AND claim = ?2",
+                params![file_id.to_string(), claim, unix_ms(lease)],
+            )
+            .map(|changed| changed == 1)
     }
 
     fn requeue(&self, file_id: FileId, claim: i64) -> DbResult<()> {
@@ -238,26 +272,41 @@ impl Db {
             .optional()
     }
 
-    fn finish(&self, file_id: FileId, claim: i64, result: &FinishedFile) -> DbResult<bool> {
+    /// Publishes and marks done in one write transaction, if the claim holds.
+    fn finish(&self, file_id: FileId, claim: i64, result: &FinishedFile, publish: Publish) -> StoreResult<bool> {
         let performance = serde_json::to_string(&result.performance).expect("serializable");
         let warnings = serde_json::to_string(&result.warnings).expect("serializable");
-        self.conn()
-            .execute(
-                "UPDATE batch_files SET status = 'done', error = NULL, language = ?2, audio_duration_sec = ?3,
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held = tx
+            .query_row(
+                "SELECT 1 FROM batch_files WHERE id = ?1 AND status = 'processing' AND claim = ?2",
+                params![file_id.to_string(), claim],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !held {
+            return Ok(false);
+        }
+        publish().map_err(StoreError::Publish)?;
+        tx.execute(
+            "UPDATE batch_files SET status = 'done', error = NULL, language = ?2, audio_duration_sec = ?3,
                  word_count = ?4, performance = ?5, finished_at = ?6, warnings = ?7
                  WHERE id = ?1 AND status = 'processing' AND claim = ?8",
-                params![
-                    file_id.to_string(),
-                    result.language,
-                    result.audio_duration_sec,
-                    result.word_count as i64,
-                    performance,
-                    chrono::Utc::now().to_rfc3339(),
-                    warnings,
-                    claim
-                ],
-            )
-            .map(|changed| changed == 1)
+            params![
+                file_id.to_string(),
+                result.language,
+                result.audio_duration_sec,
+                result.word_count as i64,
+                performance,
+                chrono::Utc::now().to_rfc3339(),
+                warnings,
+                claim
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     fn fail(&self, file_id: FileId, claim: i64, error: &str) -> DbResult<bool> {
@@ -328,11 +377,20 @@ impl Db {
     }
 }
 
-/// The columns [`claimed_of_row`] reads, in its order.
-const CLAIMED_COLUMNS: &str = "SELECT id, batch_id, filename,
-     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim FROM batch_files";
+/// Which files (`f`) a claim may take: queued, or processing under a lease
+/// that ran out by `?3` (unix ms).
+const CLAIMABLE: &str = "f.status = 'queued' OR (f.status = 'processing' AND f.lease_until < ?3)";
 
-/// A claimed file from a row of [`CLAIMED_COLUMNS`] (or `claim_next`'s `RETURNING`).
+/// The columns [`claimed_of_row`] reads, in its order.
+const CLAIMED_COLUMNS: &str =
+    "id, batch_id, filename, (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim";
+
+/// Unix time in milliseconds, `ahead` from now.
+fn unix_ms(ahead: Duration) -> i64 {
+    (chrono::Utc::now() + ahead).timestamp_millis()
+}
+
+/// A claimed file from a row of [`CLAIMED_COLUMNS`].
 fn claimed_of_row(row: &rusqlite::Row<'_>) -> DbResult<ClaimedFile> {
     Ok(ClaimedFile {
         file_id: parse_id(&row.get::<_, String>(0)?)?,
@@ -346,7 +404,7 @@ fn claimed_of_row(row: &rusqlite::Row<'_>) -> DbResult<ClaimedFile> {
 /// The columns [`file_of_row`] reads, in its order.
 const FILE_COLUMNS: &str =
     "SELECT id, filename, status, audio_duration_sec, word_count, language, error, performance, warnings,
-     engine_crashes FROM batch_files";
+     engine_crashes, claimed_by FROM batch_files";
 
 /// A file as the API shows it, from a row of [`FILE_COLUMNS`].
 fn file_of_row(row: &rusqlite::Row<'_>) -> DbResult<BatchFile> {
@@ -368,6 +426,7 @@ fn file_of_row(row: &rusqlite::Row<'_>) -> DbResult<BatchFile> {
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default(),
         engine_crashes: row.get(9)?,
+        replica: row.get(10)?,
     })
 }
 
@@ -386,30 +445,92 @@ fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
 mod tests {
     use super::*;
 
+    const LEASE: Duration = Duration::from_secs(60);
+
+    fn one_file_batch() -> (FileId, Vec<NewFile>) {
+        let file_id = FileId::new();
+        let file = NewFile {
+            file_id,
+            filename: "a.wav".into(),
+            rejected: None,
+        };
+        (file_id, vec![file])
+    }
+
+    /// A file whose lease ran out is taken by the next claim (its replica is
+    /// gone); the old claim can neither renew nor publish (its `publish`
+    /// never runs), the new one can; a lease still running is not taken.
+    #[tokio::test]
+    async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("sori.db")).unwrap();
+        let (file_id, files) = one_file_batch();
+        store.create_batch(FileId::new(), None, files).await.unwrap();
+        let lapsed = store.claim_next("a", Duration::ZERO).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let taken = store.claim_next("b", LEASE).await.unwrap().unwrap();
+        assert_eq!((taken.file_id, taken.claim), (file_id, lapsed.claim + 1));
+        assert!(store.claim_next("c", LEASE).await.unwrap().is_none(), "b's lease runs");
+        assert!(!store.renew(&lapsed, LEASE).await.unwrap());
+        assert!(store.renew(&taken, LEASE).await.unwrap());
+
+        let (published, result) = (Arc::new(Mutex::new(Vec::new())), finished());
+        let publish = |who: &'static str| -> Publish {
+            let published = published.clone();
+            Box::new(move || {
+                published.lock().unwrap().push(who);
+                Ok(())
+            })
+        };
+        assert!(!store.finish(&lapsed, &result, publish("a")).await.unwrap());
+        assert!(store.finish(&taken, &result, publish("b")).await.unwrap());
+        assert_eq!(
+            *published.lock().unwrap(),
+            ["b"],
+            "only the holder of the claim publishes"
+        );
+        let now = store.file(file_id).await.unwrap().unwrap();
+        assert_eq!((now.status, now.replica.as_deref()), (FileStatus::Done, Some("b")));
+    }
+
+    fn finished() -> FinishedFile {
+        let report: crate::monitor::PerformanceReport = serde_json::from_value(serde_json::json!({
+            "cpu_percent_avg": 100.0, "cpu_percent_max": 120.0, "ram_mb_avg": 80.0, "ram_mb_peak": 90.0,
+            "gpu_vram_mb_current": 0.0, "gpu_vram_mb_peak": 0.0, "gpu_percent": 0.0,
+            "processing_time_sec": 0.5, "cpu_time_sec": 0.5, "sample_count": 2, "gpu_available": false
+        }))
+        .unwrap();
+        FinishedFile {
+            language: "en".into(),
+            audio_duration_sec: 1.0,
+            word_count: 2,
+            performance: RequestPerformance::new(report, 1.0),
+            warnings: Vec::new(),
+        }
+    }
+
     /// A worker whose file was claimed again can change nothing of it: not
     /// fail it, not count a crash, not queue it again; the new claim can.
     #[tokio::test]
     async fn changes_under_a_lost_claim_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("sori.db")).unwrap();
-        let (batch_id, file_id) = (FileId::new(), FileId::new());
-        let file = NewFile {
-            file_id,
-            filename: "a.wav".into(),
-            rejected: None,
-        };
-        store.create_batch(batch_id, None, vec![file]).await.unwrap();
-        let first = store.claim_next().await.unwrap().unwrap();
-        assert!(store.claim_next().await.unwrap().is_none(), "one claim at a time");
+        let (file_id, files) = one_file_batch();
+        store.create_batch(FileId::new(), None, files).await.unwrap();
+        let first = store.claim_next("here", LEASE).await.unwrap().unwrap();
+        assert!(
+            store.claim_next("here", LEASE).await.unwrap().is_none(),
+            "one claim at a time"
+        );
         store.requeue(&first).await.unwrap();
-        let second = store.claim_next().await.unwrap().unwrap();
+        let second = store.claim_next("here", LEASE).await.unwrap().unwrap();
         assert_eq!((second.file_id, second.claim), (file_id, first.claim + 1));
 
         assert!(!store.fail(&first, "stale").await.unwrap());
         assert_eq!(store.count_crash(&first).await.unwrap(), None);
         store.requeue(&first).await.unwrap();
         assert!(
-            store.claim_next().await.unwrap().is_none(),
+            store.claim_next("here", LEASE).await.unwrap().is_none(),
             "the stale requeue changed nothing"
         );
 
