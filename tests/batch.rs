@@ -1,22 +1,41 @@
 //! Batches with the real model: the lifecycle, the summary maths against the
 //! files' own figures, Server-Sent Events, sharing the workers with single
-//! requests, and resuming after `kill -9`.
+//! requests, and resuming after `kill -9`; each on SQLite and on PostgreSQL.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::http::*;
+use common::postgres::Database;
 use common::server::Server;
 use common::*;
 use serde_json::Value;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
+on_each_database!(
+    sync: [
+        server_sent_events_follow_the_batch_to_completion,
+        single_requests_are_served_while_a_batch_runs,
+        a_batch_resumes_after_kill_9_without_losing_or_repeating_files,
+        #[cfg(feature = "crash-points")]
+        a_crash_at_every_step_of_a_batch_loses_nothing_and_doubles_nothing,
+    ],
+    async: [a_batch_runs_to_completion_and_its_summary_adds_up, batch_requests_are_checked],
+);
+
+/// A test app over tiny.en whose batches live in `database`.
+async fn app_on(database: &Database, dir: &std::path::Path) -> axum::Router {
+    let limits = TestLimits {
+        database_url: database.url(),
+        ..TestLimits::default()
+    };
+    test_app(transcriber("tiny.en"), dir, limits).await.0
+}
+
+async fn a_batch_runs_to_completion_and_its_summary_adds_up(database: Database) {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default()).await;
+    let app = app_on(&database, dir.path()).await;
     let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let mp3 = std::fs::read(fixture_audio("jfk.mp3")).unwrap();
     let request = multipart_request(
@@ -116,10 +135,9 @@ async fn a_batch_runs_to_completion_and_its_summary_adds_up() {
     assert_eq!(list[0]["progress"]["total"], 3);
 }
 
-#[tokio::test]
-async fn batch_requests_are_checked() {
+async fn batch_requests_are_checked(database: Database) {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _) = test_app(transcriber("tiny.en"), dir.path(), TestLimits::default()).await;
+    let app = app_on(&database, dir.path()).await;
     let (status, _, body) = send(&app, multipart_request("/batch", &[("language", None, b"en")])).await;
     assert_eq!(
         (status, error_code(&body).as_str()),
@@ -164,27 +182,11 @@ fn batch(server: &Server, id: &str) -> Value {
         .unwrap()
 }
 
-#[test]
-fn server_sent_events_follow_the_batch_to_completion() {
+fn server_sent_events_follow_the_batch_to_completion(database: Database) {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
+    let server = Server::start(&model_path("tiny.en"), data.path(), &[], &database.env());
     let id = post_batch(&server, 2);
-    let response = reqwest::blocking::Client::new()
-        .get(server.url(&format!("/batch/{id}/events")))
-        .timeout(Duration::from_secs(120))
-        .send()
-        .unwrap();
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut events: Vec<(String, Value)> = Vec::new();
-    let mut name = String::new();
-    for line in BufReader::new(response).lines() {
-        let line = line.unwrap();
-        if let Some(event) = line.strip_prefix("event: ") {
-            name = event.to_string();
-        } else if let Some(data) = line.strip_prefix("data: ") {
-            events.push((name.clone(), serde_json::from_str::<Value>(data).unwrap()));
-        }
-    }
+    let events = server.follow_events(&id, Duration::from_secs(120)).join().unwrap();
     let (first, last) = (&events[0], events.last().unwrap());
     assert_eq!(first.0, "batch", "the whole batch first");
     assert_eq!(first.1["files"].as_array().unwrap().len(), 2);
@@ -211,10 +213,14 @@ fn server_sent_events_follow_the_batch_to_completion() {
     assert_eq!(last.1["progress"]["done"], 2);
 }
 
-#[test]
-fn single_requests_are_served_while_a_batch_runs() {
+fn single_requests_are_served_while_a_batch_runs(database: Database) {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(&model_path("tiny.en"), data.path(), &["--workers", "1"], &[]);
+    let server = Server::start(
+        &model_path("tiny.en"),
+        data.path(),
+        &["--workers", "1"],
+        &database.env(),
+    );
     let id = post_batch(&server, 6);
     std::thread::sleep(Duration::from_millis(300));
     let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
@@ -227,11 +233,10 @@ fn single_requests_are_served_while_a_batch_runs() {
     );
 }
 
-#[test]
-fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files() {
+fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files(database: Database) {
     let data = tempfile::tempdir().unwrap();
     let model = model_path("tiny.en");
-    let mut server = Server::start(&model, data.path(), &[], &[]);
+    let mut server = Server::start(&model, data.path(), &[], &database.env());
     let id = post_batch(&server, 5);
     let started = Instant::now();
     while batch(&server, &id)["progress"]["done"].as_u64().unwrap() < 1 {
@@ -243,7 +248,7 @@ fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files() {
     drop(server);
 
     // The same folder, spelled another way: the uploads are found by their ids.
-    let server = Server::start(&model, &data.path().join("."), &[], &[]);
+    let server = Server::start(&model, &data.path().join("."), &[], &database.env());
     let finished = server.wait_batch_complete(&id, Duration::from_secs(120));
     assert_eq!(finished["progress"]["done"], 5, "{finished}");
     assert_eq!(finished["progress"]["failed"], 0, "{finished}");
@@ -297,12 +302,13 @@ fn records(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> 
 /// (`abort`, as `kill -9`): the next start loses no file, transcribes none
 /// twice, keeps one record per file, and leaves no upload behind.
 #[cfg(feature = "crash-points")]
-#[test]
-fn a_crash_at_every_step_of_a_batch_loses_nothing_and_doubles_nothing() {
+fn a_crash_at_every_step_of_a_batch_loses_nothing_and_doubles_nothing(database: Database) {
     let model = model_path("tiny.en");
+    let mut seen = Vec::new();
     for point in ["batch_recorded", "files_written", "result_recorded"] {
         let data = tempfile::tempdir().unwrap();
-        let env = [("SORI_CRASH_AT", point.to_string())];
+        let mut env = database.env();
+        env.push(("SORI_CRASH_AT", point.to_string()));
         let mut server = Server::start(&model, data.path(), &[], &env);
         let wav = std::fs::read(fixture_audio("jfk.wav")).unwrap();
         let form = (0..2).fold(reqwest::blocking::multipart::Form::new(), |form, i| {
@@ -324,14 +330,31 @@ fn a_crash_at_every_step_of_a_batch_loses_nothing_and_doubles_nothing() {
         }
         drop(server);
         let before = records(data.path());
-        // And an upload whose request never finished (no batch file needs it).
+        // And an upload whose request never finished, two days ago (no batch
+        // file needs it; a replica sharing the folder leaves younger ones).
         let orphan = data.path().join("uploads/00000000-0000-4000-8000-000000000000.upload");
         std::fs::write(&orphan, b"half an upload").unwrap();
+        let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&orphan)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
 
-        let server = Server::start(&model, data.path(), &[], &[]);
+        let server = Server::start(&model, data.path(), &[], &database.env());
+        // (PostgreSQL keeps the batches of the points before.)
         let list: Value = reqwest::blocking::get(server.url("/batches")).unwrap().json().unwrap();
-        assert_eq!(list.as_array().unwrap().len(), 1, "{point}: the batch is whole: {list}");
-        let id = list[0]["batch_id"].as_str().unwrap().to_string();
+        let new: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["batch_id"].as_str().unwrap().to_string())
+            .filter(|id| !seen.contains(id))
+            .collect();
+        assert_eq!(new.len(), 1, "{point}: the batch is whole: {list}");
+        let id = new[0].clone();
+        seen.push(id.clone());
         let finished = server.wait_batch_complete(&id, Duration::from_secs(120));
         assert_eq!(finished["progress"]["done"], 2, "{point}: {finished}");
         let after = records(data.path());

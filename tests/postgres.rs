@@ -188,12 +188,16 @@ fn readiness_follows_the_database_and_uploads_wait_for_it() {
 
 /// `sori serve --database-url`: a batch (a good file and one that is not
 /// audio) is recorded in PostgreSQL, not in the data dir, runs to the end, and
-/// is still there for the next server.
+/// is still there for the next server; a single transcription's answer, its
+/// record and the batch's file name the replica (`SORI_REPLICA_NAME`).
 #[test]
 fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
     let pg = Postgres::start();
     let data = tempfile::tempdir().unwrap();
-    let env = [("SORI_DATABASE_URL", pg.url.clone())];
+    let env = [
+        ("SORI_DATABASE_URL", pg.url.clone()),
+        ("SORI_REPLICA_NAME", "sori-a".to_string()),
+    ];
     let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_sori"))
         .args(["db", "migrate", "--database-url", &pg.url])
         .output()
@@ -218,6 +222,18 @@ fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
     .text()
     .unwrap();
     assert!(text.contains("country"), "{text}");
+    assert_eq!(batch["files"][0]["replica"], "sori-a", "{batch}");
+    let (status, single) = server.transcribe("jfk.wav", std::fs::read(fixture_audio("jfk.wav")).unwrap(), &[]);
+    assert_eq!((status, &single["replica"]), (200, &Value::from("sori-a")), "{single}");
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(
+            data.path()
+                .join(format!("{}.performance.json", single["file_id"].as_str().unwrap())),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["replica"], "sori-a");
     assert!(!data.path().join("sori.db").exists(), "the batch is not in SQLite");
     drop(server);
 
@@ -227,4 +243,110 @@ fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
         .json()
         .unwrap();
     assert_eq!(again["files"], batch["files"], "the same batch, from PostgreSQL");
+}
+
+/// Three `sori serve` replicas on one PostgreSQL and one data dir. A 9-file
+/// batch sent to replica 1 is shared by the replicas; replica 2 is killed
+/// (SIGKILL) in the middle of a file, which another replica finishes once the
+/// lease ran out; every file is done exactly once, with one record and one
+/// pair of files that name the replica that did it; replica 3, which never
+/// saw the upload, streams the batch's progress, other replicas' files
+/// included, to the end.
+#[test]
+fn three_replicas_share_a_batch_and_a_killed_one_loses_nothing() {
+    let pg = Postgres::start();
+    let data = tempfile::tempdir().unwrap();
+    let audio = tempfile::tempdir().unwrap();
+    // Long enough (33 s) that a replica is caught in the middle of a file.
+    let jfk = fixture_audio("jfk.wav");
+    let clip = audio.path().join("jfk-3x.wav");
+    let jfk = jfk.to_str().unwrap();
+    sox(&[jfk, jfk, jfk, clip.to_str().unwrap()]);
+    let clip = std::fs::read(clip).unwrap();
+    let replica = |name: &str| {
+        let env = [
+            ("SORI_DATABASE_URL", pg.url.clone()),
+            ("SORI_REPLICA_NAME", name.to_string()),
+            ("SORI_LEASE_SEC", "3".to_string()),
+        ];
+        Server::start(
+            &model_path("tiny.en"),
+            data.path(),
+            &["--threads-per-worker", "1"],
+            &env,
+        )
+    };
+    let (one, mut two, three) = (replica("r1"), replica("r2"), replica("r3"));
+
+    let files: Vec<(String, Vec<u8>)> = (0..9).map(|i| (format!("clip-{i}.wav"), clip.clone())).collect();
+    let batch_id = one.post_batch(&files);
+    let followed = three.follow_events(&batch_id, Duration::from_secs(300));
+
+    // Replica 2 dies in the middle of a file.
+    let started = std::time::Instant::now();
+    let killed = loop {
+        let batch: Value = reqwest::blocking::get(one.url(&format!("/batch/{batch_id}")))
+            .unwrap()
+            .json()
+            .unwrap();
+        let busy = batch["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["status"] == "processing" && f["replica"] == "r2");
+        if let Some(file) = busy {
+            two.child.kill().unwrap();
+            two.child.wait().unwrap();
+            break file["file_id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "replica 2 took no file: {batch}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    let batch = one.wait_batch_complete(&batch_id, Duration::from_secs(300));
+    let done = batch["files"].as_array().unwrap();
+    assert_eq!(batch["progress"]["done"], 9, "{batch}");
+    let by_replica = |name: &str| done.iter().filter(|f| f["replica"] == name).count();
+    let taken_over = done.iter().find(|f| f["file_id"] == killed.as_str()).unwrap();
+    assert_ne!(taken_over["replica"], "r2", "another replica finished it: {taken_over}");
+    assert!(by_replica("r1") > 0 && by_replica("r3") > 0, "shared: {batch}");
+
+    // Exactly once: one record and one transcript per file, from the replica that has it.
+    let names: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let count = |suffix: &str| names.iter().filter(|n| n.ends_with(suffix)).count();
+    assert_eq!((count(".performance.json"), count(".txt")), (9, 9), "{names:?}");
+    for file in done {
+        let id = file["file_id"].as_str().unwrap();
+        let record: Value =
+            serde_json::from_slice(&std::fs::read(data.path().join(format!("{id}.performance.json"))).unwrap())
+                .unwrap();
+        assert_eq!(record["replica"], file["replica"], "{record}");
+        assert_eq!(
+            record["performance"], file["performance"],
+            "the row holds the record's figures"
+        );
+    }
+    assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0);
+
+    // Replica 3 followed it all, including the files the others finished.
+    let events = followed.join().unwrap();
+    let (last_name, last) = events.last().unwrap();
+    assert_eq!(
+        (last_name.as_str(), &last["status"]),
+        ("batch", &Value::from("complete"))
+    );
+    let done_elsewhere = events
+        .iter()
+        .filter(|(name, e)| name == "file" && e["file"]["status"] == "done" && e["file"]["replica"] != "r3")
+        .count();
+    assert!(
+        done_elsewhere > 0,
+        "replica 3 streamed other replicas' progress: {events:?}"
+    );
 }

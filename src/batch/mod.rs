@@ -298,21 +298,38 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Removes uploads at least `min_age` old that no queued or processing file
-/// needs (left by a process that stopped while it received them). Uploads
-/// are named by their file's id.
+/// Removes uploads that no queued or processing file needs: those of files
+/// that are done or failed (a replica stopped before deleting them), and
+/// those of no file at all (a process stopped while it received them) once
+/// they are `min_age` old. Uploads are named by their file's id.
 async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore, min_age: Duration) -> anyhow::Result<()> {
     let needed: HashSet<PathBuf> = db.pending().await?.iter().map(|id| store.upload_path(id)).collect();
     let mut removed = 0;
     for entry in std::fs::read_dir(store.uploads_dir())? {
         let entry = entry?;
         let path = store.uploads_dir().join(entry.file_name());
+        if needed.contains(&path) {
+            continue;
+        }
+        let file_id = entry
+            .file_name()
+            .to_string_lossy()
+            .strip_suffix(".upload")
+            .and_then(|id| id.parse().ok());
+        let finished = match file_id {
+            // Read now: a file queued since `needed` was read is not finished.
+            Some(id) => db
+                .file(id)
+                .await?
+                .is_some_and(|f| matches!(f.status, FileStatus::Done | FileStatus::Failed)),
+            None => false,
+        };
         let age = entry
             .metadata()
             .and_then(|m| m.modified())
             .map(|modified| SystemTime::now().duration_since(modified).unwrap_or_default());
         let old_enough = age.is_ok_and(|age| age >= min_age);
-        if old_enough && !needed.contains(&path) && std::fs::remove_file(&path).is_ok() {
+        if (finished || old_enough) && std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }
     }

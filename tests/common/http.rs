@@ -23,6 +23,8 @@ pub struct TestLimits {
     pub queue_capacity: usize,
     pub max_audio_sec: f64,
     pub max_upload_bytes: u64,
+    /// PostgreSQL for the batches; `None`: SQLite in the data dir.
+    pub database_url: Option<String>,
 }
 
 impl Default for TestLimits {
@@ -32,6 +34,7 @@ impl Default for TestLimits {
             queue_capacity: 4,
             max_audio_sec: 600.0,
             max_upload_bytes: 64 << 20,
+            database_url: None,
         }
     }
 }
@@ -60,7 +63,7 @@ pub async fn test_app(
     };
     let transcriptions = Transcriptions::new(Arc::new(engine), store, "test".into());
     let batch = BatchSettings {
-        database_url: None,
+        database_url: limits.database_url,
         max_attempts: 2,
         lease: Duration::from_secs(30),
     };

@@ -112,3 +112,62 @@ fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Where a test server keeps its batches: SQLite in its data dir, or a
+/// private PostgreSQL cluster (stopped when this is dropped).
+pub enum Database {
+    Sqlite,
+    Postgres(Postgres),
+}
+
+impl Database {
+    /// A new private PostgreSQL cluster.
+    pub fn postgres() -> Self {
+        Self::Postgres(Postgres::start())
+    }
+
+    /// `--database-url`, if any.
+    pub fn url(&self) -> Option<String> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres(pg) => Some(pg.url.clone()),
+        }
+    }
+
+    /// The environment that gives a `sori serve` this database.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        self.url().map(|url| ("SORI_DATABASE_URL", url)).into_iter().collect()
+    }
+}
+
+/// Runs each named test, a function of a [`Database`], on SQLite and on
+/// PostgreSQL: `on_each_database!(sync: [a, b], async: [c])` makes
+/// `on_sqlite::a`, `on_postgres::a` and so on; attributes before a name
+/// (`#[cfg(...)]`) go on both.
+#[macro_export]
+macro_rules! on_each_database {
+    (sync: [$($(#[$sync_meta:meta])* $sync:ident),* $(,)?], async: [$($(#[$async_meta:meta])* $async:ident),* $(,)?] $(,)?) => {
+        $crate::on_each_database!(@module on_sqlite, $crate::common::postgres::Database::Sqlite,
+            [$($(#[$sync_meta])* $sync),*], [$($(#[$async_meta])* $async),*]);
+        $crate::on_each_database!(@module on_postgres, $crate::common::postgres::Database::postgres(),
+            [$($(#[$sync_meta])* $sync),*], [$($(#[$async_meta])* $async),*]);
+    };
+    (@module $module:ident, $database:expr, [$($(#[$sync_meta:meta])* $sync:ident),*], [$($(#[$async_meta:meta])* $async:ident),*]) => {
+        mod $module {
+            $(
+                $(#[$sync_meta])*
+                #[test]
+                fn $sync() {
+                    super::$sync($database)
+                }
+            )*
+            $(
+                $(#[$async_meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $async() {
+                    super::$async($database).await
+                }
+            )*
+        }
+    };
+}

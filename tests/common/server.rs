@@ -140,6 +140,32 @@ impl Server {
         }
     }
 
+    /// Follows `GET /batch/{id}/events` to its end on a thread of its own;
+    /// the thread gives each event's name and data.
+    pub fn follow_events(
+        &self,
+        id: &str,
+        limit: Duration,
+    ) -> std::thread::JoinHandle<Vec<(String, serde_json::Value)>> {
+        use std::io::BufRead;
+        let url = self.url(&format!("/batch/{id}/events"));
+        std::thread::spawn(move || {
+            let response = reqwest::blocking::Client::new().get(url).timeout(limit).send().unwrap();
+            assert_eq!(response.headers()["content-type"], "text/event-stream");
+            let mut events = Vec::new();
+            let mut name = String::new();
+            for line in std::io::BufReader::new(response).lines() {
+                let line = line.unwrap();
+                if let Some(event) = line.strip_prefix("event: ") {
+                    name = event.to_string();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    events.push((name.clone(), serde_json::from_str(data).unwrap()));
+                }
+            }
+            events
+        })
+    }
+
     /// `GET /readyz`: its status and body.
     pub fn readiness(&self) -> (u16, serde_json::Value) {
         let response = reqwest::blocking::get(self.url("/readyz")).unwrap();
