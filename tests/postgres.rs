@@ -75,6 +75,10 @@ async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let second = store.claim_next("b", short).await.unwrap().unwrap();
     assert_eq!((second.file_id, second.claim), (file_id, first.claim + 1));
+    assert_eq!(
+        (first.taken_from.as_deref(), second.taken_from.as_deref()),
+        (None, Some("a"))
+    );
     assert!(!store.renew(&first, LEASE).await.unwrap());
 
     let published = Arc::new(Mutex::new(Vec::new()));
@@ -333,6 +337,18 @@ fn three_replicas_share_a_batch_and_a_killed_one_loses_nothing() {
         );
     }
     assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0);
+
+    // Prometheus counts the one takeover, on the replica that made it.
+    let takeovers: f64 = [&one, &three]
+        .iter()
+        .map(|server| {
+            let text = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+            text.lines()
+                .find(|l| l.starts_with("sori_batch_claims_total{taken_over=\"true\"}"))
+                .map_or(0.0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        })
+        .sum();
+    assert_eq!(takeovers, 1.0, "one file was taken over");
 
     // Replica 3 followed it all, including the files the others finished.
     let events = followed.join().unwrap();

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use super::store::{BatchStore, ClaimedFile, FinishedFile, Publish, StoreError, StoreResult};
 use super::FileChanged;
 use crate::engine::{JobError, SubmitError, TranscribeOptions};
+use crate::telemetry::metrics;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
 /// Announces which file of which batch changed (for Server-Sent Events).
@@ -108,8 +109,13 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => break,
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             };
+            let asked = std::time::Instant::now();
             match self.db.claim_next(self.transcriptions.replica(), self.lease).await {
                 Ok(Some(file)) => {
+                    metrics::record_claim(asked.elapsed().as_secs_f64(), file.taken_from.is_some());
+                    if let Some(from) = &file.taken_from {
+                        tracing::warn!(file_id = %file.file_id, from = %from, "took over a batch file whose replica stopped renewing its lease");
+                    }
                     self.announce(&file);
                     let this = self.clone();
                     running.spawn(async move {
@@ -149,6 +155,7 @@ impl Dispatcher {
             }
             Ok(Recorded::Queued) => self.wake(),
             Ok(Recorded::ClaimLost) => {
+                metrics::record_claim_lost();
                 tracing::warn!(%file_id, "the file was claimed again meanwhile; this result is not recorded")
             }
             Err(e) => tracing::error!(error = %e, %file_id, "recording a batch file failed"),

@@ -42,10 +42,21 @@ const BYTES: &[f64] = &[
     32768.0 * MIB,
     65536.0 * MIB,
 ];
+/// Buckets for database round trips: half a millisecond to a second.
+const DATABASE_SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 /// Buckets for a 0-1 utilization.
 const RATIO: &[f64] = &[0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0];
 
-/// Per-request histograms and their buckets.
+/// Histograms of the batch queue, and their buckets.
+const BATCH_HISTOGRAMS: &[(&str, &[f64], Unit, &str)] = &[(
+    "sori_batch_claim_seconds",
+    DATABASE_SECONDS,
+    Unit::Seconds,
+    "Time to claim the next batch file in the database, round trip included (claims that found one).",
+)];
+
+/// Per-request histograms and their buckets, in the order of
+/// [`record_transcription`]'s values.
 const HISTOGRAMS: &[(&str, &[f64], Unit, &str)] = &[
     (
         "sori_transcription_processing_seconds",
@@ -160,7 +171,7 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let mut builder = PrometheusBuilder::new();
-            for (name, buckets, _, _) in HISTOGRAMS {
+            for (name, buckets, _, _) in HISTOGRAMS.iter().chain(BATCH_HISTOGRAMS) {
                 builder = builder
                     .set_buckets_for_metric(Matcher::Full((*name).into()), buckets)
                     .expect("non-empty buckets");
@@ -175,7 +186,7 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    for (name, _, unit, help) in HISTOGRAMS {
+    for (name, _, unit, help) in HISTOGRAMS.iter().chain(BATCH_HISTOGRAMS) {
         describe_histogram!(*name, *unit, *help);
     }
     for (name, unit, help) in LAST_REQUEST {
@@ -196,6 +207,14 @@ fn describe() {
         "Seconds of audio transcribed."
     );
     describe_counter!("sori_transcriptions_total", "Finished transcriptions by model.");
+    describe_counter!(
+        "sori_batch_claims_total",
+        "Batch files this replica claimed; taken_over=true: from a replica whose lease ran out (it died or stalled)."
+    );
+    describe_counter!(
+        "sori_batch_claims_lost_total",
+        "Batch files whose result this replica did not keep: its lease ran out and another replica took the file."
+    );
     describe_gauge!("sori_queue_depth", "Transcriptions waiting for a worker.");
     describe_gauge!(
         "sori_queue_capacity",
@@ -299,6 +318,17 @@ fn add_audio_seconds(model: String, seconds: f64) {
     let total = totals.entry(model.clone()).or_insert(0.0);
     *total += seconds;
     counter!("sori_audio_seconds_total", "model" => model).absolute(total.floor() as u64);
+}
+
+/// Counts a claimed batch file and how long the claim took.
+pub fn record_claim(seconds: f64, taken_over: bool) {
+    histogram!("sori_batch_claim_seconds").record(seconds);
+    counter!("sori_batch_claims_total", "taken_over" => if taken_over { "true" } else { "false" }).increment(1);
+}
+
+/// Counts a batch file whose result was not kept because its claim was lost.
+pub fn record_claim_lost() {
+    counter!("sori_batch_claims_lost_total").increment(1);
 }
 
 /// Counts an error answer by its code.

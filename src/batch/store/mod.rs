@@ -45,6 +45,9 @@ pub struct ClaimedFile {
     /// Raised by each claim of this file: the changes made under this claim
     /// name it, and are refused once the file has been claimed again.
     pub claim: i64,
+    /// The replica whose lease on the file ran out (it died or stalled
+    /// mid-file), when this claim took the file over from it.
+    pub taken_from: Option<String>,
 }
 
 /// The result of a finished file.

@@ -11,9 +11,9 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::broadcast;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 use tokio_util::sync::CancellationToken;
 
 use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult};
@@ -61,6 +61,7 @@ CREATE INDEX batch_files_by_status ON batch_files(status);
     "
 ALTER TABLE batch_files ADD COLUMN claimed_by TEXT;
 ALTER TABLE batch_files ADD COLUMN lease_until TIMESTAMPTZ;
+ALTER TABLE batch_files ADD COLUMN taken_from TEXT;
 ALTER TABLE batch_files ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX batch_files_by_change ON batch_files(changed_at);
 ",
@@ -175,10 +176,14 @@ impl PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                &format!(
-                    "SELECT now_ms.ms, f.id, f.batch_id FROM (SELECT {NOW_MS} AS ms) now_ms
+                &prepared(
+                    &client,
+                    &format!(
+                        "SELECT now_ms.ms, f.id, f.batch_id FROM (SELECT {NOW_MS} AS ms) now_ms
                      LEFT JOIN batch_files f ON f.changed_at > $1"
-                ),
+                    ),
+                )
+                .await?,
                 &[&since],
             )
             .await
@@ -205,6 +210,12 @@ impl PostgresStore {
     }
 }
 
+/// `sql` prepared once per connection and kept: each later use is one round
+/// trip to the database, not two (prepare, then run).
+async fn prepared(client: &impl GenericClient, sql: &str) -> StoreResult<Statement> {
+    client.prepare_cached(sql).await.map_err(failed)
+}
+
 /// A database error: unreachable (the connection is gone) or refused.
 fn failed(e: tokio_postgres::Error) -> StoreError {
     if e.is_closed() || e.as_db_error().is_none() {
@@ -221,18 +232,21 @@ impl BatchStore for PostgresStore {
         let tx = client.transaction().await.map_err(failed)?;
         let now = chrono::Utc::now().to_rfc3339();
         tx.execute(
-            "INSERT INTO batches (id, created_at, language) VALUES ($1, $2, $3)",
+            &prepared(
+                &tx,
+                "INSERT INTO batches (id, created_at, language) VALUES ($1, $2, $3)",
+            )
+            .await?,
             &[&batch_id.to_string(), &now, &language],
         )
         .await
         .map_err(failed)?;
-        let insert = tx
-            .prepare(
-                "INSERT INTO batch_files (id, batch_id, position, filename, status, error, finished_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .await
-            .map_err(failed)?;
+        let insert = prepared(
+            &tx,
+            "INSERT INTO batch_files (id, batch_id, position, filename, status, error, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?;
         for (position, f) in files.iter().enumerate() {
             let status = if f.rejected.is_some() { "failed" } else { "queued" };
             let finished_at = f.rejected.as_ref().map(|_| now.clone());
@@ -258,17 +272,22 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!(
-                    "UPDATE batch_files SET status = 'processing', claim = claim + 1, changed_at = {NOW_MS},
-                     claimed_by = $1, lease_until = now() + make_interval(secs => $2)
+                &prepared(
+                    &client,
+                    &format!(
+                        "UPDATE batch_files SET status = 'processing', claim = claim + 1, changed_at = {NOW_MS},
+                     claimed_by = $1, lease_until = now() + make_interval(secs => $2),
+                     taken_from = CASE WHEN status = 'processing' THEN claimed_by END
                  WHERE id = (
                      SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
                      WHERE f.status = 'queued' OR (f.status = 'processing' AND f.lease_until < now())
                      ORDER BY b.created_at, f.batch_id, f.position
                      LIMIT 1 FOR UPDATE OF f SKIP LOCKED)
                  RETURNING id, batch_id, filename,
-                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim"
-                ),
+                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim, taken_from"
+                    ),
+                )
+                .await?,
                 &[&replica, &lease.as_secs_f64()],
             )
             .await
@@ -280,8 +299,12 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let changed = client
             .execute(
-                "UPDATE batch_files SET lease_until = now() + make_interval(secs => $3)
+                &prepared(
+                    &client,
+                    "UPDATE batch_files SET lease_until = now() + make_interval(secs => $3)
                  WHERE id = $1 AND status = 'processing' AND claim = $2",
+                )
+                .await?,
                 &[&file.file_id.to_string(), &file.claim, &lease.as_secs_f64()],
             )
             .await
@@ -293,10 +316,14 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         client
             .execute(
-                &format!(
-                    "UPDATE batch_files SET status = 'queued', changed_at = {NOW_MS}
+                &prepared(
+                    &client,
+                    &format!(
+                        "UPDATE batch_files SET status = 'queued', changed_at = {NOW_MS}
                      WHERE id = $1 AND status = 'processing' AND claim = $2"
-                ),
+                    ),
+                )
+                .await?,
                 &[&file.file_id.to_string(), &file.claim],
             )
             .await
@@ -308,8 +335,12 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "UPDATE batch_files SET engine_crashes = engine_crashes + 1
+                &prepared(
+                    &client,
+                    "UPDATE batch_files SET engine_crashes = engine_crashes + 1
                  WHERE id = $1 AND status = 'processing' AND claim = $2 RETURNING engine_crashes",
+                )
+                .await?,
                 &[&file.file_id.to_string(), &file.claim],
             )
             .await
@@ -327,7 +358,11 @@ impl BatchStore for PostgresStore {
         // over while its files are written.
         let held = tx
             .query_opt(
-                "SELECT 1 FROM batch_files WHERE id = $1 AND status = 'processing' AND claim = $2 FOR UPDATE",
+                &prepared(
+                    &tx,
+                    "SELECT 1 FROM batch_files WHERE id = $1 AND status = 'processing' AND claim = $2 FOR UPDATE",
+                )
+                .await?,
                 &[&file_id, &file.claim],
             )
             .await
@@ -340,11 +375,15 @@ impl BatchStore for PostgresStore {
             .map_err(|e| StoreError::Publish(std::io::Error::other(e.to_string())))?
             .map_err(StoreError::Publish)?;
         tx.execute(
-            &format!(
-                "UPDATE batch_files SET status = 'done', error = NULL, language = $2, audio_duration_sec = $3,
+            &prepared(
+                &tx,
+                &format!(
+                    "UPDATE batch_files SET status = 'done', error = NULL, language = $2, audio_duration_sec = $3,
                  word_count = $4, performance = $5, finished_at = $6, warnings = $7, changed_at = {NOW_MS}
                  WHERE id = $1"
-            ),
+                ),
+            )
+            .await?,
             &[
                 &file_id,
                 &result.language,
@@ -365,10 +404,14 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let changed = client
             .execute(
-                &format!(
-                    "UPDATE batch_files SET status = 'failed', error = $3, finished_at = $4, changed_at = {NOW_MS}
+                &prepared(
+                    &client,
+                    &format!(
+                        "UPDATE batch_files SET status = 'failed', error = $3, finished_at = $4, changed_at = {NOW_MS}
                      WHERE id = $1 AND status = 'processing' AND claim = $2"
-                ),
+                    ),
+                )
+                .await?,
                 &[
                     &file.file_id.to_string(),
                     &file.claim,
@@ -385,7 +428,7 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let Some(head) = client
             .query_opt(
-                "SELECT created_at, language FROM batches WHERE id = $1",
+                &prepared(&client, "SELECT created_at, language FROM batches WHERE id = $1").await?,
                 &[&batch_id.to_string()],
             )
             .await
@@ -395,7 +438,11 @@ impl BatchStore for PostgresStore {
         };
         let rows = client
             .query(
-                &format!("{FILE_COLUMNS} WHERE batch_id = $1 ORDER BY position"),
+                &prepared(
+                    &client,
+                    &format!("{FILE_COLUMNS} WHERE batch_id = $1 ORDER BY position"),
+                )
+                .await?,
                 &[&batch_id.to_string()],
             )
             .await
@@ -415,7 +462,10 @@ impl BatchStore for PostgresStore {
     async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("{FILE_COLUMNS} WHERE id = $1"), &[&file_id.to_string()])
+            .query_opt(
+                &prepared(&client, &format!("{FILE_COLUMNS} WHERE id = $1")).await?,
+                &[&file_id.to_string()],
+            )
             .await
             .map_err(failed)?;
         row.map(|row| file_of_row(&row)).transpose()
@@ -425,9 +475,13 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT b.id, b.created_at, string_agg(f.status, ',')
+                &prepared(
+                    &client,
+                    "SELECT b.id, b.created_at, string_agg(f.status, ',')
                  FROM batches b LEFT JOIN batch_files f ON f.batch_id = b.id
                  GROUP BY b.id ORDER BY b.created_at DESC LIMIT $1",
+                )
+                .await?,
                 &[&(limit as i64)],
             )
             .await
@@ -450,10 +504,14 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         client
             .execute(
-                &format!(
-                    "UPDATE batch_files SET status = 'queued', lease_until = NULL, changed_at = {NOW_MS}
+                &prepared(
+                    &client,
+                    &format!(
+                        "UPDATE batch_files SET status = 'queued', lease_until = NULL, changed_at = {NOW_MS}
                      WHERE status = 'processing' AND ($1::TEXT IS NULL OR claimed_by = $1)"
-                ),
+                    ),
+                )
+                .await?,
                 &[&replica],
             )
             .await
@@ -464,7 +522,11 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id FROM batch_files WHERE status IN ('queued', 'processing')",
+                &prepared(
+                    &client,
+                    "SELECT id FROM batch_files WHERE status IN ('queued', 'processing')",
+                )
+                .await?,
                 &[],
             )
             .await
@@ -513,6 +575,7 @@ fn claimed_of_row(row: &Row) -> StoreResult<ClaimedFile> {
         filename: row.get(2),
         language: row.get(3),
         claim: row.get(4),
+        taken_from: row.get(5),
     })
 }
 

@@ -53,6 +53,7 @@ ALTER TABLE batch_files ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
     "
 ALTER TABLE batch_files ADD COLUMN claimed_by TEXT;
 ALTER TABLE batch_files ADD COLUMN lease_until INTEGER;
+ALTER TABLE batch_files ADD COLUMN taken_from TEXT;
 ",
 ];
 
@@ -228,7 +229,8 @@ impl Db {
         self.conn()
             .query_row(
                 &format!(
-                    "UPDATE batch_files SET status = 'processing', claim = claim + 1, claimed_by = ?1, lease_until = ?2
+                    "UPDATE batch_files SET status = 'processing', claim = claim + 1, claimed_by = ?1, lease_until = ?2,
+                         taken_from = CASE WHEN status = 'processing' THEN claimed_by END
                      WHERE id = (
                          SELECT f.id FROM batch_files f JOIN batches b ON b.id = f.batch_id
                          WHERE {CLAIMABLE}
@@ -383,7 +385,7 @@ const CLAIMABLE: &str = "f.status = 'queued' OR (f.status = 'processing' AND f.l
 
 /// The columns [`claimed_of_row`] reads, in its order.
 const CLAIMED_COLUMNS: &str =
-    "id, batch_id, filename, (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim";
+    "id, batch_id, filename, (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim, taken_from";
 
 /// Unix time in milliseconds, `ahead` from now.
 fn unix_ms(ahead: Duration) -> i64 {
@@ -398,6 +400,7 @@ fn claimed_of_row(row: &rusqlite::Row<'_>) -> DbResult<ClaimedFile> {
         filename: row.get(2)?,
         language: row.get(3)?,
         claim: row.get(4)?,
+        taken_from: row.get(5)?,
     })
 }
 
@@ -470,6 +473,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let taken = store.claim_next("b", LEASE).await.unwrap().unwrap();
         assert_eq!((taken.file_id, taken.claim), (file_id, lapsed.claim + 1));
+        assert_eq!(
+            (lapsed.taken_from.as_deref(), taken.taken_from.as_deref()),
+            (None, Some("a"))
+        );
         assert!(store.claim_next("c", LEASE).await.unwrap().is_none(), "b's lease runs");
         assert!(!store.renew(&lapsed, LEASE).await.unwrap());
         assert!(store.renew(&taken, LEASE).await.unwrap());
