@@ -1,22 +1,40 @@
 //! Batches in a real PostgreSQL (a private cluster per test): the store's
-//! claims and their fencing, and a real server whose batch lives there.
+//! claims, leases and their fencing (on SQLite too), real servers whose
+//! batches live there, and three replicas sharing one.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::postgres::Postgres;
+use common::postgres::{Database, Postgres};
 use common::server::Server;
 use common::*;
 use serde_json::Value;
 use sori::batch::store::postgres::PostgresStore;
+use sori::batch::store::sqlite::SqliteStore;
 use sori::batch::store::{BatchStore, FinishedFile, NewFile, Publish};
 use sori::batch::FileStatus;
 use sori::store::FileId;
 
 /// A lease that does not run out during a test.
 const LEASE: Duration = Duration::from_secs(60);
+
+on_each_database!(
+    sync: [],
+    async: [
+        claims_are_exclusive_and_a_lost_claim_changes_nothing,
+        a_lapsed_lease_is_taken_over_and_fences_its_old_holder,
+    ],
+);
+
+/// The store of `database` (SQLite in `dir`), its schema up to date.
+async fn open_store(database: &Database, dir: &std::path::Path) -> Arc<dyn BatchStore> {
+    match database.url() {
+        Some(url) => Arc::new(PostgresStore::open(&url).await.unwrap()),
+        None => Arc::new(SqliteStore::open(&dir.join("sori.db")).unwrap()),
+    }
+}
 
 fn new_file(name: &str) -> NewFile {
     NewFile {
@@ -28,12 +46,10 @@ fn new_file(name: &str) -> NewFile {
 
 /// Two claims at once take two different files (`SKIP LOCKED`), never one
 /// twice; a worker whose file was claimed again changes nothing of it; the
-/// new claim can; and migrating again applies nothing.
-#[tokio::test]
-async fn claims_are_exclusive_and_a_lost_claim_changes_nothing() {
-    let pg = Postgres::start();
-    let store = PostgresStore::open(&pg.url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 0, "the schema is already up to date");
+/// new claim can.
+async fn claims_are_exclusive_and_a_lost_claim_changes_nothing(database: Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&database, dir.path()).await;
     let files = vec![new_file("a.wav"), new_file("b.wav")];
     let ids = [files[0].file_id, files[1].file_id];
     store.create_batch(FileId::new(), None, files).await.unwrap();
@@ -62,10 +78,9 @@ async fn claims_are_exclusive_and_a_lost_claim_changes_nothing() {
 /// publish (its files are never written); while the new holder writes its
 /// files the row is locked, so even with its lease run out no third replica
 /// takes the file meanwhile.
-#[tokio::test]
-async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder() {
-    let pg = Postgres::start();
-    let store = Arc::new(PostgresStore::open(&pg.url).await.unwrap());
+async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder(database: Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&database, dir.path()).await;
     let file = new_file("a.wav");
     let file_id = file.file_id;
     store.create_batch(FileId::new(), None, vec![file]).await.unwrap();
@@ -208,6 +223,14 @@ fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
         .unwrap();
     assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("2 versions applied"));
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_sori"))
+        .args(["db", "migrate", "--database-url", &pg.url])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 versions applied"),
+        "nothing twice"
+    );
 
     let server = Server::start(&model_path("tiny.en"), data.path(), &[], &env);
     let files = [
@@ -337,6 +360,17 @@ fn three_replicas_share_a_batch_and_a_killed_one_loses_nothing() {
         );
     }
     assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0);
+
+    // Replica 3 answers the reads of another's work: a record and the summary.
+    let elsewhere = done.iter().find(|f| f["replica"] != "r3").unwrap();
+    let id = elsewhere["file_id"].as_str().unwrap();
+    let record: Value = reqwest::blocking::get(three.url(&format!("/files/{id}")))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(record["replica"], elsewhere["replica"], "{record}");
+    let summary = reqwest::blocking::get(three.url(&format!("/batch/{batch_id}/summary"))).unwrap();
+    assert_eq!(summary.status(), 200);
 
     // Prometheus counts the one takeover, on the replica that made it.
     let takeovers: f64 = [&one, &three]
