@@ -238,6 +238,10 @@ pub struct ServeConfig {
     /// this. Long enough to ride out a slow database; short enough not to leave files waiting.
     #[arg(long, env = "SORI_LEASE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_sec: u64,
+    /// Days a transcription (its transcript, record and segments) and a finished batch are
+    /// kept; older ones are removed at start and then every hour. Unset: kept until deleted.
+    #[arg(long, env = "SORI_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
     /// This replica's name, in every record, span and batch file it works on. Names must
     /// differ between replicas sharing a database. Default: the host's name.
     #[arg(long, env = "SORI_REPLICA_NAME", value_parser = parse_replica_name)]

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::audio::AudioError;
 use crate::batch::store::StoreError;
+use crate::batch::DeleteError;
 use crate::engine::{JobError, SubmitError};
 use crate::transcription::TranscriptionError;
 
@@ -35,6 +36,10 @@ pub enum AppError {
     /// No such file id.
     #[error("{0}")]
     NotFound(String),
+    /// The request cannot be done in the resource's present state (a batch
+    /// still running); `code` names why.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// The model asked for is not the one served.
     #[error("{0}")]
     ModelNotFound(String),
@@ -96,6 +101,7 @@ impl AppError {
             Self::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::ModelNotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -169,6 +175,15 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Unavailable(details) => Self::DatabaseUnavailable(details),
             failed @ (StoreError::Failed(_) | StoreError::Publish(_)) => Self::Internal(failed.to_string()),
+        }
+    }
+}
+
+impl From<DeleteError> for AppError {
+    fn from(e: DeleteError) -> Self {
+        match e {
+            DeleteError::Store(store) => store.into(),
+            files @ DeleteError::Files(..) => Self::Internal(files.to_string()),
         }
     }
 }

@@ -74,6 +74,9 @@ pub fn batch_settings(config: &ServeConfig) -> BatchSettings {
         database_url: config.database_url.clone(),
         max_attempts: config.max_attempts,
         lease: Duration::from_secs(config.lease_sec),
+        retention: config
+            .retention_days
+            .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! crash, by the same replica or another, without losing or repeating a file.
 
 mod dispatcher;
+mod retention;
 pub mod store;
 pub mod summary;
 
@@ -20,7 +21,7 @@ use dispatcher::{BatchEvents, Dispatcher};
 use store::postgres::PostgresStore;
 use store::sqlite::SqliteStore;
 pub use store::NewFile;
-use store::{BatchStore, StoreResult};
+use store::{BatchStore, StoreError, StoreResult};
 
 use crate::audio::AudioWarning;
 use crate::store::record::RequestPerformance;
@@ -168,6 +169,9 @@ pub struct BatchSettings {
     pub max_attempts: u32,
     /// How long a claim on a file lasts unless renewed (`--lease-sec`).
     pub lease: Duration,
+    /// Transcriptions and batches older than this are removed
+    /// (`--retention-days`); `None`: kept until deleted.
+    pub retention: Option<Duration>,
 }
 
 /// How old an upload with no file in the database must be before a replica
@@ -184,10 +188,35 @@ pub struct Batches {
     /// With PostgreSQL, the store, whose changes by every replica are
     /// announced on `events` once started.
     shared: Option<Arc<PostgresStore>>,
+    /// The data folder, whose files a deleted batch takes with it.
+    files: FileStore,
+    /// `--retention-days`, when set.
+    retention: Option<Duration>,
     /// With SQLite, held for the life of the process: SQLite and the uploads
     /// then have one owner. With PostgreSQL the database coordinates the
     /// replicas, which may share the data dir: none.
     _lock: Option<std::fs::File>,
+}
+
+/// What became of a request to delete a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// It and its files are gone.
+    Done,
+    /// There is no such batch.
+    NotFound,
+    /// This many of its files are still queued or processing: nothing was deleted.
+    Running(usize),
+}
+
+/// Why a batch could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file of it could not be removed (the batch is kept).
+    #[error("removing the files of batch {0} failed: {1}")]
+    Files(FileId, std::io::Error),
 }
 
 /// The data dir is in use by another process.
@@ -219,6 +248,7 @@ impl Batches {
             tracing::info!(resumed, "queued again the batch files the last run left processing");
         }
         sweep_orphan_uploads(store.as_ref(), &files, orphan_age).await?;
+        let files = files.clone();
         let (events, _) = tokio::sync::broadcast::channel(256);
         let dispatcher = Dispatcher::new(
             store.clone(),
@@ -232,6 +262,8 @@ impl Batches {
             dispatcher,
             events,
             shared,
+            files,
+            retention: settings.retention,
             _lock: lock,
         })
     }
@@ -239,11 +271,39 @@ impl Batches {
     /// Starts feeding queued files (including resumed ones) to the engine
     /// until `shutdown`, and with PostgreSQL announcing the other replicas'
     /// changes; the files it has started are tracked by `running`.
-    pub fn start(&self, shutdown: CancellationToken, running: TaskTracker) {
+    pub fn start(self: &Arc<Self>, shutdown: CancellationToken, running: TaskTracker) {
         if let Some(shared) = &self.shared {
             tokio::spawn(shared.clone().watch_changes(self.events.clone(), shutdown.clone()));
         }
+        if let Some(keep) = self.retention {
+            tokio::spawn(retention::run(self.clone(), keep, shutdown.clone()));
+        }
         self.dispatcher.start(shutdown, running);
+    }
+
+    /// Deletes a batch and the files of its files: the paired files first (a
+    /// process that stops meanwhile leaves the batch, and deleting it again
+    /// finishes), then its rows. Refused while any of its files is queued or processing.
+    pub async fn delete(&self, batch_id: FileId) -> Result<Deleted, DeleteError> {
+        let Some(batch) = self.store.batch(batch_id).await? else {
+            return Ok(Deleted::NotFound);
+        };
+        let left = batch.progress.queued + batch.progress.processing;
+        if left > 0 {
+            return Ok(Deleted::Running(left));
+        }
+        for file in &batch.files {
+            let (files, id) = (self.files.clone(), file.file_id);
+            tokio::task::spawn_blocking(move || files.delete(&id))
+                .await
+                .map_err(|e| DeleteError::Files(batch_id, std::io::Error::other(e.to_string())))?
+                .map_err(|e| DeleteError::Files(batch_id, e))?;
+        }
+        Ok(if self.store.delete_batch(batch_id).await? {
+            Deleted::Done
+        } else {
+            Deleted::NotFound
+        })
     }
 
     /// Records a new batch and its files, all or nothing, and wakes the dispatcher.

@@ -19,7 +19,7 @@ use super::upload::{
 };
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
-use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus, NewFile, Progress};
+use crate::batch::{Batch, BatchFile, BatchListItem, Deleted, FileStatus, NewFile, Progress};
 use crate::error::AppError;
 use crate::store::FileId;
 
@@ -137,6 +137,23 @@ pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
 /// `GET /batch/{id}/summary`: the batch statistics.
 pub async fn summary(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<BatchSummary>, AppError> {
     Ok(Json(summarize(&load(&state, parse_batch_id(&raw)?).await?)))
+}
+
+/// `DELETE /batch/{id}`: removes a finished batch, its files' transcripts
+/// and records; 409 while any of its files is queued or processing.
+pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, AppError> {
+    let batch_id = parse_batch_id(&raw)?;
+    match state.batches.delete(batch_id).await? {
+        Deleted::Done => {
+            tracing::info!(%batch_id, "batch deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Deleted::NotFound => Err(AppError::NotFound(format!("no batch with id {batch_id}"))),
+        Deleted::Running(left) => Err(AppError::Conflict {
+            code: "batch_running",
+            message: format!("batch {batch_id} still has {left} files to transcribe; delete it once it is complete"),
+        }),
+    }
 }
 
 /// `GET /batches`: the most recent batches.

@@ -1,8 +1,9 @@
-//! `GET /files/{file_id}`, `GET /files/{file_id}/text`, and its subtitles:
-//! `GET /files/{file_id}/srt` and `GET /files/{file_id}/vtt`.
+//! `GET /files/{file_id}`, `GET /files/{file_id}/text`, its subtitles
+//! (`GET /files/{file_id}/srt` and `GET /files/{file_id}/vtt`), and
+//! `DELETE /files/{file_id}`.
 
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
@@ -27,6 +28,26 @@ pub async fn record(
     record
         .map(Json)
         .ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))
+}
+
+/// `DELETE /files/{file_id}`: removes a transcription's record, transcript
+/// and segments (the record first: a reader never finds half of it). A file
+/// of a batch goes with its batch (`DELETE /batch/{id}`).
+pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, AppError> {
+    let id = parse_id(&raw)?;
+    if state.batches.file(id).await?.is_some() {
+        return Err(AppError::Conflict {
+            code: "part_of_batch",
+            message: format!("{id} is a file of a batch; delete the whole batch with DELETE /batch/{{batch_id}}"),
+        });
+    }
+    let store = state.transcriptions.store().clone();
+    if blocking(format!("deleting {id}"), move || store.delete(&id)).await? {
+        tracing::info!(file_id = %id, "transcription deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound(format!("no transcription with id {raw:?}")))
+    }
 }
 
 /// The transcript of one transcription, as plain text.

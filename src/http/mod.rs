@@ -151,11 +151,11 @@ pub fn app(state: AppState) -> Router {
                 .route_layer(uploads)
                 .layer(DefaultBodyLimit::max(batch_limit)),
         )
-        .route("/batch/{batch_id}", get(batch::get))
+        .route("/batch/{batch_id}", get(batch::get).delete(batch::delete))
         .route("/batch/{batch_id}/summary", get(batch::summary))
         .route("/batch/{batch_id}/events", get(batch::events))
         .route("/batches", get(batch::list))
-        .route("/files/{file_id}", get(files::record))
+        .route("/files/{file_id}", get(files::record).delete(files::delete))
         .route("/files/{file_id}/text", get(files::text))
         .route("/files/{file_id}/srt", get(files::srt))
         .route("/files/{file_id}/vtt", get(files::vtt))

@@ -93,6 +93,33 @@ impl FileStore {
         }
     }
 
+    /// Removes the files of `id`: the record first (a transcript without its
+    /// record is not there for readers), then the transcript and segments.
+    /// Returns whether there was anything to remove.
+    pub fn delete(&self, id: &FileId) -> io::Result<bool> {
+        let mut found = false;
+        for path in [self.record_path(id), self.transcript_path(id), self.segments_path(id)] {
+            match fs::remove_file(&path) {
+                Ok(()) => found = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The ids of every record in the folder.
+    pub fn record_ids(&self) -> io::Result<Vec<FileId>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".performance.json")) {
+                ids.extend(id.parse::<FileId>().ok());
+            }
+        }
+        Ok(ids)
+    }
+
     /// The transcript of `id`, if it exists.
     pub fn load_text(&self, id: &FileId) -> io::Result<Option<String>> {
         match fs::read_to_string(self.transcript_path(id)) {

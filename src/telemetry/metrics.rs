@@ -215,6 +215,10 @@ fn describe() {
         "sori_batch_claims_lost_total",
         "Batch files whose result this replica did not keep: its lease ran out and another replica took the file."
     );
+    describe_counter!(
+        "sori_retention_removed_total",
+        "Transcriptions and batches (kind) removed for being older than --retention-days."
+    );
     describe_gauge!("sori_queue_depth", "Transcriptions waiting for a worker.");
     describe_gauge!(
         "sori_queue_capacity",
@@ -329,6 +333,11 @@ pub fn record_claim(seconds: f64, taken_over: bool) {
 /// Counts a batch file whose result was not kept because its claim was lost.
 pub fn record_claim_lost() {
     counter!("sori_batch_claims_lost_total").increment(1);
+}
+
+/// Counts a transcription or batch (`kind`) removed by the retention sweep.
+pub fn record_retention_removal(kind: &'static str) {
+    counter!("sori_retention_removed_total", "kind" => kind).increment(1);
 }
 
 /// Counts an error answer by its code.

@@ -66,6 +66,7 @@ pub async fn test_app(
         database_url: limits.database_url,
         max_attempts: 2,
         lease: Duration::from_secs(30),
+        retention: None,
     };
     let state = sori::server::assemble(transcriptions, http, &batch).await.unwrap();
     sori::server::start_background_work(&state);

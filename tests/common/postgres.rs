@@ -73,6 +73,29 @@ impl Postgres {
         );
     }
 
+    /// Runs `sql` with psql.
+    pub fn psql(&self, sql: &str) {
+        let port = self.port.to_string();
+        let host = self.dir.path().to_string_lossy().into_owned();
+        self.run(
+            "psql",
+            &[
+                "-h",
+                &host,
+                "-p",
+                &port,
+                "-U",
+                "sori",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+        );
+    }
+
     fn data(&self) -> String {
         self.dir.path().join("data").to_string_lossy().into_owned()
     }
@@ -131,6 +154,19 @@ impl Database {
         match self {
             Self::Sqlite => None,
             Self::Postgres(pg) => Some(pg.url.clone()),
+        }
+    }
+
+    /// Runs `sql` on the batch database of a server whose data dir is `data_dir`.
+    pub fn execute(&self, data_dir: &std::path::Path, sql: &str) {
+        match self {
+            Self::Sqlite => {
+                rusqlite::Connection::open(data_dir.join("sori.db"))
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+            Self::Postgres(pg) => pg.psql(sql),
         }
     }
 

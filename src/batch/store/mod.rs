@@ -139,6 +139,11 @@ pub trait BatchStore: Send + Sync {
     async fn pending(&self) -> StoreResult<Vec<FileId>>;
     /// Whether the database answers now (for readiness).
     async fn ping(&self) -> StoreResult<()>;
+    /// Removes a batch and its files' rows, all or nothing; false (and
+    /// nothing removed) while any of its files is queued or processing.
+    async fn delete_batch(&self, batch_id: FileId) -> StoreResult<bool>;
+    /// The complete batches created before `cutoff`, oldest first.
+    async fn complete_before(&self, cutoff: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<FileId>>;
 }
 
 /// Counts files by status.

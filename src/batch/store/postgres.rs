@@ -534,6 +534,46 @@ impl BatchStore for PostgresStore {
         rows.iter().map(|row| parse_id(&row.get::<_, String>(0))).collect()
     }
 
+    async fn delete_batch(&self, batch_id: FileId) -> StoreResult<bool> {
+        let id = batch_id.to_string();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(failed)?;
+        let running = tx
+            .query(
+                "SELECT 1 FROM batch_files WHERE batch_id = $1 AND status IN ('queued', 'processing')",
+                &[&id],
+            )
+            .await
+            .map_err(failed)?;
+        if !running.is_empty() {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM batch_files WHERE batch_id = $1", &[&id])
+            .await
+            .map_err(failed)?;
+        let removed = tx
+            .execute("DELETE FROM batches WHERE id = $1", &[&id])
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(removed == 1)
+    }
+
+    async fn complete_before(&self, cutoff: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<FileId>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT b.id FROM batches b WHERE b.created_at::timestamptz < $1::TEXT::timestamptz
+                 AND NOT EXISTS (SELECT 1 FROM batch_files
+                                 WHERE batch_id = b.id AND status IN ('queued', 'processing'))
+                 ORDER BY b.created_at",
+                &[&cutoff.to_rfc3339()],
+            )
+            .await
+            .map_err(failed)?;
+        rows.iter().map(|row| parse_id(&row.get::<_, String>(0))).collect()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map(drop).map_err(failed)

@@ -149,6 +149,14 @@ impl BatchStore for SqliteStore {
         self.blocking(Db::pending).await
     }
 
+    async fn delete_batch(&self, batch_id: FileId) -> StoreResult<bool> {
+        self.blocking(move |db| db.delete_batch(batch_id)).await
+    }
+
+    async fn complete_before(&self, cutoff: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<FileId>> {
+        self.blocking(move |db| db.complete_before(cutoff)).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.blocking(|db| db.conn().query_row("SELECT 1", [], |_| Ok(())))
             .await
@@ -185,6 +193,35 @@ impl Db {
         let conn = self.conn();
         let mut statement = conn.prepare("SELECT id FROM batch_files WHERE status IN ('queued', 'processing')")?;
         let ids = statement.query_map([], |row| parse_id(&row.get::<_, String>(0)?))?;
+        ids.collect()
+    }
+
+    fn delete_batch(&self, batch_id: FileId) -> DbResult<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id = batch_id.to_string();
+        let running: i64 = tx.query_row(
+            &format!("SELECT count(*) FROM batch_files WHERE batch_id = ?1 AND {UNFINISHED}"),
+            params![id],
+            |row| row.get(0),
+        )?;
+        if running > 0 {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM batch_files WHERE batch_id = ?1", params![id])?;
+        let removed = tx.execute("DELETE FROM batches WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(removed == 1)
+    }
+
+    fn complete_before(&self, cutoff: chrono::DateTime<chrono::Utc>) -> DbResult<Vec<FileId>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(&format!(
+            "SELECT b.id FROM batches b WHERE julianday(b.created_at) < julianday(?1)
+             AND NOT EXISTS (SELECT 1 FROM batch_files WHERE batch_id = b.id AND {UNFINISHED})
+             ORDER BY b.created_at"
+        ))?;
+        let ids = statement.query_map(params![cutoff.to_rfc3339()], |row| parse_id(&row.get::<_, String>(0)?))?;
         ids.collect()
     }
 
@@ -378,6 +415,9 @@ impl Db {
         rows.collect()
     }
 }
+
+/// A file (of `batch_files`) still to be done.
+const UNFINISHED: &str = "status IN ('queued', 'processing')";
 
 /// Which files (`f`) a claim may take: queued, or processing under a lease
 /// that ran out by `?3` (unix ms).
