@@ -25,7 +25,8 @@ const TEXT = {
     col_processing: "처리시간", col_language: "언어", col_error: "오류", col_performance: "성능",
     status_queued: "대기", status_processing: "처리 중", status_done: "완료", status_failed: "실패",
     progress: "{done}/{total} 완료 · 실패 {failed}",
-    summary_button: "📊 성능 통계", summary_title: "📊 성능 통계",
+    summary_button: "성능 통계", summary_title: "성능 통계",
+    rtf_faster: "실시간보다 {n}배 빠름", rtf_slower: "실시간보다 {n}배 느림",
     metric: "지표", mean: "평균", min: "최소", max: "최대",
     files_done: "완료 파일", files_failed: "실패 파일", total_audio: "총 오디오", total_processing: "총 처리 시간",
     throughput: "처리량 (오디오 초/처리 초)", files_total: "전체 파일",
@@ -54,7 +55,8 @@ const TEXT = {
     col_processing: "Processing", col_language: "Language", col_error: "Error", col_performance: "Performance",
     status_queued: "queued", status_processing: "processing", status_done: "done", status_failed: "failed",
     progress: "{done}/{total} done · {failed} failed",
-    summary_button: "📊 Performance stats", summary_title: "📊 Performance stats",
+    summary_button: "Performance stats", summary_title: "Performance stats",
+    rtf_faster: "{n}× faster than real time", rtf_slower: "{n}× slower than real time",
     metric: "Metric", mean: "Mean", min: "Min", max: "Max",
     files_done: "Files done", files_failed: "Files failed", total_audio: "Total audio", total_processing: "Total processing",
     throughput: "Throughput (audio s / processing s)", files_total: "Files",
@@ -102,6 +104,15 @@ function eightFigures(p) {
     ["gpu_util", p.gpu_percent_source === "device" ? `${fmt.pct(p.gpu_percent)} (${t("gpu_whole_device")})` : fmt.pct(p.gpu_percent)],
     ["processing", fmt.sec(p.processing_time_sec)],
   ];
+}
+
+/** The real-time factor, and in words how much faster (or slower) than real time. */
+function rtfOf(p) {
+  const rtf = p.real_time_factor;
+  if (!(rtf > 0)) return ["rtf", rtf.toFixed(3)];
+  const times = rtf < 1 ? 1 / rtf : rtf;
+  const n = times >= 10 ? Math.round(times).toLocaleString() : times.toFixed(1);
+  return ["rtf", `${rtf.toFixed(3)} · ${t(rtf < 1 ? "rtf_faster" : "rtf_slower", { n })}`];
 }
 
 /** What the CPU, RAM and GPU figures cover, in words. */
@@ -263,7 +274,7 @@ function renderSingle(r) {
     return li;
   }));
   const p = r.performance;
-  fillMetrics($("single-metrics"), [...eightFigures(p), ["rtf", p.real_time_factor.toFixed(3)], ["audio", fmt.sec(r.audio_duration_sec)], scopeOf(p)]);
+  fillMetrics($("single-metrics"), [...eightFigures(p), rtfOf(p), ["audio", fmt.sec(r.audio_duration_sec)], scopeOf(p)]);
   drawSamples($("single-chart"), p.samples || []);
 }
 
@@ -408,7 +419,7 @@ function downloadsCell(file) {
 
 function openFileModal(file) {
   $("file-modal-title").textContent = file.filename;
-  fillMetrics($("file-modal-metrics"), [...eightFigures(file.performance), ["rtf", file.performance.real_time_factor.toFixed(3)], scopeOf(file.performance)]);
+  fillMetrics($("file-modal-metrics"), [...eightFigures(file.performance), rtfOf(file.performance), scopeOf(file.performance)]);
   drawSamples($("file-modal-chart"), file.performance.samples || []);
   $("file-modal").showModal();
 }

@@ -93,6 +93,14 @@ test("a single upload shows the transcript, segments and the eight figures", asy
   }
   const processing = await page.locator('#single-metrics [data-metric="processing"] dd').textContent();
   assert.match(processing, /^\d+(\.\d+)? s$/);
+  // The real-time factor, and in words how many times faster than real time.
+  const rtf = await page.locator('#single-metrics [data-metric="rtf"] dd').textContent();
+  const [, factor, times] = rtf.match(/^(\d\.\d{3}) · 실시간보다 ([\d.,]+)배 빠름$/) ?? [];
+  assert.ok(factor, `the real-time factor in words: ${rtf}`);
+  // The factor is shown to 3 decimals and the multiple rounded: 1/rtf within both roundings.
+  const [low, high] = [1 / (Number(factor) + 0.0005) - 0.5, 1 / Math.max(Number(factor) - 0.0005, 1e-6) + 0.5];
+  const shown = Number(times.replace(/,/g, ""));
+  assert.ok(shown >= low && shown <= high, `${times} is 1/${factor}`);
   // A request that ran alone says that its figures are its own.
   assert.equal(await page.locator('#single-metrics [data-metric="scope"] dd').textContent(), "이 요청만");
   assert.ok(await page.locator("#single-chart polyline").count() === 2, "CPU and RAM lines");
@@ -168,6 +176,10 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   await page.keyboard.press("Escape");
   await fileModal.waitFor({ state: "hidden" });
 
+  // An icon that needs no emoji font, and a name without one.
+  const button = page.locator("#batch-summary-button");
+  assert.equal(await button.locator("svg").count(), 1);
+  assert.doesNotMatch(await button.textContent(), /\p{Extended_Pictographic}/u);
   await page.locator("#batch-summary-button").click();
   const summary = page.locator("#summary-modal");
   await summary.waitFor({ state: "visible" });
