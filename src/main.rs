@@ -9,7 +9,6 @@ use sori::batch::store::postgres::PostgresStore;
 use sori::config::{Cli, Command, DbCommand, ModelCommand, ServeConfig};
 use sori::store::FileStore;
 use sori::telemetry;
-use sori::transcription::Transcriptions;
 use sori::{model, server};
 
 /// How long the workers have to stop after the drain (an idle one notices within a second); a job still running then is killed.
@@ -67,8 +66,8 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let workers = engine.clone();
     runtime.block_on(async move {
-        let transcriptions = Transcriptions::new(workers, store, config.replica());
-        let state = server::assemble(transcriptions, limits, &server::batch_settings(&config)).await?;
+        let settings = server::batch_settings(&config);
+        let state = server::assemble(workers, store, config.replica(), limits, &settings).await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

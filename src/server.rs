@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::batch::{BatchSettings, Batches};
+use crate::batch::{BatchSettings, Batches, Database};
 use crate::config::{ServeConfig, WorkerArgs};
 use crate::engine::process::WorkerCommand;
 use crate::engine::{Engine, EngineSettings};
@@ -19,6 +19,8 @@ use crate::engine::{Engine, EngineSettings};
 use crate::http::{app, ApiKeys, AppState, HttpLimits};
 use crate::model;
 use crate::monitor::GpuProbe;
+use crate::store::history::History;
+use crate::store::FileStore;
 use crate::telemetry::metrics;
 use crate::transcription::Transcriptions;
 
@@ -80,22 +82,35 @@ pub fn batch_settings(config: &ServeConfig) -> BatchSettings {
     }
 }
 
-/// The service over `transcriptions`: batches (whose database, PostgreSQL or
-/// SQLite in the data dir, it opens and settles) and what every handler
-/// shares. Nothing runs until [`run`], or [`start_background_work`] for a
-/// router driven without a socket.
+/// The service over `engine`, keeping its files in `files` as `replica`:
+/// the database (PostgreSQL or SQLite in the data dir, opened and settled),
+/// the history (brought in line with the records in the data dir), the
+/// batches, and what every handler shares. Nothing runs until [`run`], or
+/// [`start_background_work`] for a router driven without a socket.
 pub async fn assemble(
-    transcriptions: Transcriptions,
+    engine: Arc<Engine>,
+    files: FileStore,
+    replica: String,
     limits: HttpLimits,
     batch: &BatchSettings,
 ) -> anyhow::Result<AppState> {
-    let data_dir = transcriptions.store().dir().to_path_buf();
-    let batches = Batches::open(transcriptions.clone(), batch)
+    let opening = || match batch.database_url {
+        Some(_) => "opening the database in PostgreSQL (--database-url)".to_string(),
+        None => format!("opening the database in {}", files.dir().display()),
+    };
+    let database = Database::open(batch, &files).await.with_context(opening)?;
+    let history = History::new(database.index.clone(), files.clone(), replica.clone());
+    let transcriptions = Transcriptions::new(engine, files.clone(), replica, history.clone());
+    let batches = Batches::open(transcriptions.clone(), database, batch)
         .await
-        .with_context(|| match batch.database_url {
-            Some(_) => "opening the batch database in PostgreSQL (--database-url)".to_string(),
-            None => format!("opening the batch database in {}", data_dir.display()),
-        })?;
+        .with_context(opening)?;
+    let (added, removed) = history
+        .reconcile()
+        .await
+        .context("bringing the history in line with the data dir")?;
+    if added + removed > 0 {
+        tracing::info!(added, removed, "the history now lists the records in the data dir");
+    }
     // One signal every task listens to, and one tracker of the work a shutdown waits for.
     Ok(AppState::new(
         transcriptions,

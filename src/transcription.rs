@@ -9,6 +9,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::engine::{Engine, JobOutput, SubmitError, TranscribeOptions};
 use crate::rounding::round_to;
+use crate::store::history::History;
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, FileStore, TranscriptionRecord};
 use crate::telemetry::metrics;
@@ -50,12 +51,25 @@ pub struct Transcriptions {
     store: FileStore,
     /// This replica's name, in every record and span.
     replica: String,
+    /// Where each kept transcription is listed.
+    history: History,
 }
 
 impl Transcriptions {
-    /// Transcriptions on `engine`, written into `store`, by `replica`.
-    pub fn new(engine: Arc<Engine>, store: FileStore, replica: String) -> Self {
-        Self { engine, store, replica }
+    /// Transcriptions on `engine`, written into `store`, by `replica`,
+    /// listed in `history`.
+    pub fn new(engine: Arc<Engine>, store: FileStore, replica: String, history: History) -> Self {
+        Self {
+            engine,
+            store,
+            replica,
+            history,
+        }
+    }
+
+    /// The history of transcriptions.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// This replica's name (`--replica-name`).
@@ -87,6 +101,14 @@ impl Transcriptions {
                 source: std::io::Error::other(e.to_string()),
             })?
             .map_err(|source| TranscriptionError::Save { file_id, source })?;
+        // Kept either way: the next start indexes a record that is not yet.
+        if let Err(e) = self
+            .history
+            .add(&transcribed.record, &transcribed.output.transcript.text)
+            .await
+        {
+            tracing::warn!(error = %e, %file_id, "the transcription is kept but not yet in the history");
+        }
         Ok(transcribed)
     }
 

@@ -222,7 +222,7 @@ fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
         .output()
         .unwrap();
     assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("2 versions applied"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("3 versions applied"));
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_sori"))
         .args(["db", "migrate", "--database-url", &pg.url])
         .output()

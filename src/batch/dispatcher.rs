@@ -152,6 +152,10 @@ impl Dispatcher {
             Ok(Recorded::Finished) => {
                 crate::crash_point::here("result_recorded");
                 let _ = tokio::fs::remove_file(self.transcriptions.store().upload_path(&file_id)).await;
+                // Kept either way: the next start indexes a record that is not yet.
+                if let Err(e) = self.transcriptions.history().add_from_files(file_id).await {
+                    tracing::warn!(error = %e, %file_id, "the batch file is kept but not yet in the history");
+                }
             }
             Ok(Recorded::Queued) => self.wake(),
             Ok(Recorded::ClaimLost) => {

@@ -24,6 +24,7 @@ pub use store::NewFile;
 use store::{BatchStore, StoreError, StoreResult};
 
 use crate::audio::AudioWarning;
+use crate::store::history::{History, TranscriptionIndex};
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, FileStore};
 use crate::transcription::Transcriptions;
@@ -188,14 +189,54 @@ pub struct Batches {
     /// With PostgreSQL, the store, whose changes by every replica are
     /// announced on `events` once started.
     shared: Option<Arc<PostgresStore>>,
-    /// The data folder, whose files a deleted batch takes with it.
-    files: FileStore,
+    /// The history, whose entries (and files) a deleted batch takes with it.
+    history: History,
     /// `--retention-days`, when set.
     retention: Option<Duration>,
     /// With SQLite, held for the life of the process: SQLite and the uploads
     /// then have one owner. With PostgreSQL the database coordinates the
     /// replicas, which may share the data dir: none.
     _lock: Option<std::fs::File>,
+}
+
+/// The database a server keeps its batches and history in.
+pub struct Database {
+    /// Batches, their files and the queue.
+    pub store: Arc<dyn BatchStore>,
+    /// The history of transcriptions.
+    pub index: Arc<dyn TranscriptionIndex>,
+    /// With PostgreSQL, the store itself (it also announces other replicas' changes).
+    shared: Option<Arc<PostgresStore>>,
+    /// With SQLite, the data dir's lock, held while the server runs.
+    lock: Option<std::fs::File>,
+}
+
+impl Database {
+    /// PostgreSQL at `settings.database_url` (its schema brought up to
+    /// date), else `sori.db` in the data dir of `files`, which it locks.
+    pub async fn open(settings: &BatchSettings, files: &FileStore) -> anyhow::Result<Self> {
+        Ok(match &settings.database_url {
+            Some(url) => {
+                let postgres = Arc::new(PostgresStore::open(url).await?);
+                Self {
+                    store: postgres.clone(),
+                    index: postgres.clone(),
+                    shared: Some(postgres),
+                    lock: None,
+                }
+            }
+            None => {
+                let lock = lock_data_dir(files.dir())?;
+                let sqlite = Arc::new(SqliteStore::open(&files.dir().join("sori.db"))?);
+                Self {
+                    store: sqlite.clone(),
+                    index: sqlite,
+                    shared: None,
+                    lock: Some(lock),
+                }
+            }
+        })
+    }
 }
 
 /// What became of a request to delete a batch.
@@ -216,7 +257,7 @@ pub enum DeleteError {
     Store(#[from] StoreError),
     /// A file of it could not be removed (the batch is kept).
     #[error("removing the files of batch {0} failed: {1}")]
-    Files(FileId, std::io::Error),
+    Files(FileId, String),
 }
 
 /// The data dir is in use by another process.
@@ -225,30 +266,29 @@ pub enum DeleteError {
 pub struct DataDirInUse(String);
 
 impl Batches {
-    /// Opens the batch database (PostgreSQL at `settings.database_url`, else
-    /// `{data_dir}/sori.db` with the data dir locked), queues again the files
-    /// this replica (with SQLite: any process) left processing, and removes
-    /// uploads that no file needs. Call [`Batches::start`] inside the async runtime.
-    pub async fn open(transcriptions: Transcriptions, settings: &BatchSettings) -> anyhow::Result<Self> {
+    /// Batches in `database` (opened by [`Database::open`]): queues again
+    /// the files this replica (with SQLite: any process) left processing, and
+    /// removes uploads that no file needs. Call [`Batches::start`] inside the
+    /// async runtime.
+    pub async fn open(
+        transcriptions: Transcriptions,
+        database: Database,
+        settings: &BatchSettings,
+    ) -> anyhow::Result<Self> {
+        let Database {
+            store, shared, lock, ..
+        } = database;
         let files = transcriptions.store().clone();
-        let (store, shared, lock, left_by, orphan_age): (Arc<dyn BatchStore>, _, _, _, _) = match &settings.database_url
-        {
-            Some(url) => {
-                let shared = Arc::new(PostgresStore::open(url).await?);
-                let replica = Some(transcriptions.replica());
-                (shared.clone(), Some(shared), None, replica, SHARED_ORPHAN_AGE)
-            }
-            None => {
-                let sqlite = Arc::new(SqliteStore::open(&files.dir().join("sori.db"))?);
-                (sqlite, None, Some(lock_data_dir(files.dir())?), None, Duration::ZERO)
-            }
+        let (left_by, orphan_age) = match shared {
+            Some(_) => (Some(transcriptions.replica()), SHARED_ORPHAN_AGE),
+            None => (None, Duration::ZERO),
         };
         let resumed = store.release_claims(left_by).await?;
         if resumed > 0 {
             tracing::info!(resumed, "queued again the batch files the last run left processing");
         }
         sweep_orphan_uploads(store.as_ref(), &files, orphan_age).await?;
-        let files = files.clone();
+        let history = transcriptions.history().clone();
         let (events, _) = tokio::sync::broadcast::channel(256);
         let dispatcher = Dispatcher::new(
             store.clone(),
@@ -262,7 +302,7 @@ impl Batches {
             dispatcher,
             events,
             shared,
-            files,
+            history,
             retention: settings.retention,
             _lock: lock,
         })
@@ -293,11 +333,10 @@ impl Batches {
             return Ok(Deleted::Running(left));
         }
         for file in &batch.files {
-            let (files, id) = (self.files.clone(), file.file_id);
-            tokio::task::spawn_blocking(move || files.delete(&id))
+            self.history
+                .delete(file.file_id)
                 .await
-                .map_err(|e| DeleteError::Files(batch_id, std::io::Error::other(e.to_string())))?
-                .map_err(|e| DeleteError::Files(batch_id, e))?;
+                .map_err(|e| DeleteError::Files(batch_id, e.to_string()))?;
         }
         Ok(if self.store.delete_batch(batch_id).await? {
             Deleted::Done

@@ -39,7 +39,7 @@ async fn sweep(batches: &Batches, keep: Duration) -> anyhow::Result<(usize, usiz
             removed_batches += 1;
         }
     }
-    let files = batches.files.clone();
+    let files = batches.history.files().clone();
     let old = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let mut old = Vec::new();
         for id in files.record_ids()? {
@@ -55,8 +55,7 @@ async fn sweep(batches: &Batches, keep: Duration) -> anyhow::Result<(usize, usiz
         if batches.store.file(id).await?.is_some() {
             continue;
         }
-        let files = batches.files.clone();
-        if tokio::task::spawn_blocking(move || files.delete(&id)).await?? {
+        if batches.history.delete(id).await? {
             metrics::record_retention_removal("transcription");
             removed += 1;
         }

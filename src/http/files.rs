@@ -1,16 +1,119 @@
-//! `GET /files/{file_id}`, `GET /files/{file_id}/text`, its subtitles
-//! (`GET /files/{file_id}/srt` and `GET /files/{file_id}/vtt`), and
-//! `DELETE /files/{file_id}`.
+//! `GET /files` (the history), `GET /files/{file_id}`,
+//! `GET /files/{file_id}/text`, its subtitles (`GET /files/{file_id}/srt` and
+//! `GET /files/{file_id}/vtt`), and `DELETE /files/{file_id}`.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Deserialize;
 
 use super::{blocking, AppState};
 use crate::error::AppError;
 use crate::formats::{self, ResponseFormat};
+use crate::store::history::{Cursor, HistoryPage, HistoryQuery};
 use crate::store::{FileId, TranscriptionRecord};
+
+/// Entries of the history per page, unless asked.
+const DEFAULT_PAGE: usize = 20;
+/// Entries of the history per page at most.
+const MAX_PAGE: usize = 100;
+/// The longest text a filter may hold.
+const MAX_FILTER_CHARS: usize = 200;
+
+/// `GET /files`'s query: every field optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryParams {
+    /// Words the transcript contains.
+    q: Option<String>,
+    /// Part of the file name.
+    name: Option<String>,
+    language: Option<String>,
+    model: Option<String>,
+    /// From this time or day (RFC 3339, or YYYY-MM-DD in UTC).
+    from: Option<String>,
+    /// Up to this time, or to the end of this day.
+    to: Option<String>,
+    limit: Option<String>,
+    /// `next_cursor` of the page before.
+    cursor: Option<String>,
+}
+
+/// `GET /files`: the transcriptions kept, newest first, a page at a time,
+/// filtered by words of the transcript, name, language, model and time.
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<HistoryPage>, AppError> {
+    let Query(params) = params.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
+    let query = history_query(params)?;
+    Ok(Json(state.transcriptions.history().page(&query).await?))
+}
+
+fn history_query(p: HistoryParams) -> Result<HistoryQuery, AppError> {
+    let limit = match p.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_limit",
+                format!("limit {raw:?} is not a number from 1 to {MAX_PAGE}"),
+            )
+        })?,
+    };
+    let after = p
+        .cursor
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<Cursor>().map_err(|()| {
+                AppError::bad_request(
+                    "invalid_cursor",
+                    "cursor is not a next_cursor this server gave; start again without it",
+                )
+            })
+        })
+        .transpose()?;
+    Ok(HistoryQuery {
+        text: filter("q", p.q)?,
+        name: filter("name", p.name)?,
+        language: filter("language", p.language)?,
+        model: filter("model", p.model)?,
+        from: p.from.as_deref().map(|raw| time("from", raw, false)).transpose()?,
+        to: p.to.as_deref().map(|raw| time("to", raw, true)).transpose()?,
+        after,
+        limit,
+    })
+}
+
+/// A text filter: trimmed, `None` when empty, refused when too long.
+fn filter(name: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(value) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > MAX_FILTER_CHARS {
+        return Err(AppError::bad_request(
+            "filter_too_long",
+            format!("{name} holds more than {MAX_FILTER_CHARS} characters; search for fewer words"),
+        ));
+    }
+    Ok(Some(value))
+}
+
+/// A time of the `from`/`to` filters: RFC 3339, or a day in UTC (its start,
+/// or for `to` its end).
+fn time(name: &str, raw: &str, end_of_day: bool) -> Result<chrono::DateTime<chrono::Utc>, AppError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.to_utc());
+    }
+    let day = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        AppError::bad_request(
+            "invalid_time",
+            format!("{name} {raw:?} is neither a day (2026-12-06) nor a time (2026-12-06T09:30:00Z)"),
+        )
+    })?;
+    let day = if end_of_day { day.succ_opt().unwrap_or(day) } else { day };
+    Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
+}
 
 fn parse_id(raw: &str) -> Result<FileId, AppError> {
     raw.parse()
@@ -41,8 +144,8 @@ pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> R
             message: format!("{id} is a file of a batch; delete the whole batch with DELETE /batch/{{batch_id}}"),
         });
     }
-    let store = state.transcriptions.store().clone();
-    if blocking(format!("deleting {id}"), move || store.delete(&id)).await? {
+    let deleted = state.transcriptions.history().delete(id).await;
+    if deleted.map_err(|e| AppError::Internal(format!("deleting {id}: {e}")))? {
         tracing::info!(file_id = %id, "transcription deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -155,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .route("/batch/{batch_id}/summary", get(batch::summary))
         .route("/batch/{batch_id}/events", get(batch::events))
         .route("/batches", get(batch::list))
+        .route("/files", get(files::list))
         .route("/files/{file_id}", get(files::record).delete(files::delete))
         .route("/files/{file_id}/text", get(files::text))
         .route("/files/{file_id}/srt", get(files::srt))

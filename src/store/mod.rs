@@ -3,6 +3,8 @@
 //! `{file_id}.segments.json` (its timed segments, for subtitles), each written atomically;
 //! uploads wait in `uploads/{file_id}.upload` until they are transcribed.
 
+pub mod database;
+pub mod history;
 pub mod record;
 
 use std::fs;

@@ -14,7 +14,6 @@ use sori::batch::BatchSettings;
 use sori::engine::{Engine, EngineSettings, Transcriber};
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
-use sori::transcription::Transcriptions;
 use sori::{AppState, HttpLimits};
 
 /// Limits of a test app.
@@ -61,14 +60,15 @@ pub async fn test_app(
         max_batch_upload_bytes: limits.max_upload_bytes * 4,
         ..HttpLimits::default()
     };
-    let transcriptions = Transcriptions::new(Arc::new(engine), store, "test".into());
     let batch = BatchSettings {
         database_url: limits.database_url,
         max_attempts: 2,
         lease: Duration::from_secs(30),
         retention: None,
     };
-    let state = sori::server::assemble(transcriptions, http, &batch).await.unwrap();
+    let state = sori::server::assemble(Arc::new(engine), store, "test".into(), http, &batch)
+        .await
+        .unwrap();
     sori::server::start_background_work(&state);
     (sori::app(state.clone()), state)
 }

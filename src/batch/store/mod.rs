@@ -23,6 +23,7 @@ use async_trait::async_trait;
 
 use super::{Batch, BatchFile, BatchListItem, FileStatus, Progress};
 use crate::audio::AudioWarning;
+pub use crate::store::database::{StoreError, StoreResult};
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, TranscriptionRecord};
 
@@ -71,30 +72,6 @@ impl From<&TranscriptionRecord> for FinishedFile {
         }
     }
 }
-
-/// Why the database did not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// It cannot be reached now (refused, lost, timed out): the same request
-    /// may work later.
-    #[error("the database is unreachable: {0}")]
-    Unavailable(String),
-    /// It answered with an error.
-    #[error("the database failed: {0}")]
-    Failed(String),
-    /// The result's files could not be written (nothing was recorded).
-    #[error("writing the result's files failed: {0}")]
-    Publish(std::io::Error),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Failed(e.to_string())
-    }
-}
-
-/// What a store call gives.
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Writes a finished file's paired files; [`BatchStore::finish`] runs it
 /// (on a blocking thread) only while it holds the file under its claim.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileChanged, FileStatus};
+use crate::store::history::{contains_pattern, HistoryEntry, HistoryQuery, TranscriptionIndex};
 use crate::store::record::RequestPerformance;
 use crate::store::FileId;
 
@@ -64,6 +65,25 @@ ALTER TABLE batch_files ADD COLUMN lease_until TIMESTAMPTZ;
 ALTER TABLE batch_files ADD COLUMN taken_from TEXT;
 ALTER TABLE batch_files ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX batch_files_by_change ON batch_files(changed_at);
+",
+    "
+CREATE TABLE transcriptions (
+    id                   TEXT PRIMARY KEY,
+    filename             TEXT NOT NULL,
+    created_at           TEXT NOT NULL,
+    created_ms           BIGINT NOT NULL,
+    model                TEXT NOT NULL,
+    language             TEXT NOT NULL,
+    audio_duration_sec   DOUBLE PRECISION NOT NULL,
+    word_count           BIGINT NOT NULL,
+    processing_time_sec  DOUBLE PRECISION NOT NULL,
+    cpu_percent_avg      DOUBLE PRECISION NOT NULL,
+    ram_mb_peak          DOUBLE PRECISION NOT NULL,
+    real_time_factor     DOUBLE PRECISION NOT NULL,
+    replica              TEXT,
+    text                 TEXT NOT NULL
+);
+CREATE INDEX transcriptions_by_time ON transcriptions(created_ms, id);
 ",
 ];
 
@@ -218,10 +238,9 @@ async fn prepared(client: &impl GenericClient, sql: &str) -> StoreResult<Stateme
 
 /// A database error: unreachable (the connection is gone) or refused.
 fn failed(e: tokio_postgres::Error) -> StoreError {
-    if e.is_closed() || e.as_db_error().is_none() {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Failed(e.to_string())
+    match e.as_db_error() {
+        Some(db) if !e.is_closed() => StoreError::Failed(format!("{}: {}", db.code().code(), db.message())),
+        _ => StoreError::Unavailable(e.to_string()),
     }
 }
 
@@ -577,6 +596,123 @@ impl BatchStore for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map(drop).map_err(failed)
+    }
+}
+
+#[async_trait]
+impl TranscriptionIndex for PostgresStore {
+    async fn index(&self, e: &HistoryEntry, text: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        let statement = prepared(
+            &client,
+            "INSERT INTO transcriptions (id, filename, created_at, created_ms, model, language,
+                 audio_duration_sec, word_count, processing_time_sec, cpu_percent_avg, ram_mb_peak,
+                 real_time_factor, replica, text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (id) DO UPDATE SET filename = $2, created_at = $3, created_ms = $4, model = $5,
+                 language = $6, audio_duration_sec = $7, word_count = $8, processing_time_sec = $9,
+                 cpu_percent_avg = $10, ram_mb_peak = $11, real_time_factor = $12, replica = $13, text = $14",
+        )
+        .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &e.file_id.to_string(),
+                    &e.filename,
+                    &e.created_at.to_rfc3339(),
+                    &e.created_at.timestamp_millis(),
+                    &e.model,
+                    &e.language,
+                    &e.audio_duration_sec,
+                    &(e.word_count as i64),
+                    &e.processing_time_sec,
+                    &e.cpu_percent_avg,
+                    &e.ram_mb_peak,
+                    &e.real_time_factor,
+                    &e.replica,
+                    &text,
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(failed)
+    }
+
+    async fn unindex(&self, file_id: FileId) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let statement = prepared(&client, "DELETE FROM transcriptions WHERE id = $1").await?;
+        let removed = client
+            .execute(&statement, &[&file_id.to_string()])
+            .await
+            .map_err(failed)?;
+        Ok(removed == 1)
+    }
+
+    async fn indexed(&self) -> StoreResult<Vec<(FileId, Option<String>)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id, replica FROM transcriptions", &[])
+            .await
+            .map_err(failed)?;
+        rows.iter()
+            .map(|row| Ok((parse_id(&row.get::<_, String>(0))?, row.get(1))))
+            .collect()
+    }
+
+    async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<HistoryEntry>> {
+        let client = self.client().await?;
+        let statement = prepared(
+            &client,
+            "SELECT id, filename, created_at, model, language, audio_duration_sec, word_count,
+                 processing_time_sec, cpu_percent_avg, ram_mb_peak, real_time_factor, replica
+             FROM transcriptions
+             WHERE ($1::TEXT IS NULL OR text ILIKE $1 ESCAPE '\\')
+               AND ($2::TEXT IS NULL OR filename ILIKE $2 ESCAPE '\\')
+               AND ($3::TEXT IS NULL OR language = $3)
+               AND ($4::TEXT IS NULL OR model = $4)
+               AND ($5::BIGINT IS NULL OR created_ms >= $5)
+               AND ($6::BIGINT IS NULL OR created_ms < $6)
+               AND ($7::BIGINT IS NULL OR created_ms < $7 OR (created_ms = $7 AND id < $8))
+             ORDER BY created_ms DESC, id DESC
+             LIMIT $9",
+        )
+        .await?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &q.text.as_deref().map(contains_pattern),
+                    &q.name.as_deref().map(contains_pattern),
+                    &q.language,
+                    &q.model,
+                    &q.from.map(|t| t.timestamp_millis()),
+                    &q.to.map(|t| t.timestamp_millis()),
+                    &q.after.map(|c| c.created_ms),
+                    &q.after.map(|c| c.file_id.to_string()),
+                    &(q.limit as i64),
+                ],
+            )
+            .await
+            .map_err(failed)?;
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryEntry {
+                    file_id: parse_id(&row.get::<_, String>(0))?,
+                    filename: row.get(1),
+                    created_at: parse_time(&row.get::<_, String>(2)),
+                    model: row.get(3),
+                    language: row.get(4),
+                    audio_duration_sec: row.get(5),
+                    word_count: row.get::<_, i64>(6) as usize,
+                    processing_time_sec: row.get(7),
+                    cpu_percent_avg: row.get(8),
+                    ram_mb_peak: row.get(9),
+                    real_time_factor: row.get(10),
+                    replica: row.get(11),
+                })
+            })
+            .collect()
     }
 }
 

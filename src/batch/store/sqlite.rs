@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus};
+use crate::store::history::{contains_pattern, HistoryEntry, HistoryQuery, TranscriptionIndex};
 use crate::store::record::RequestPerformance;
 use crate::store::FileId;
 
@@ -54,6 +55,25 @@ ALTER TABLE batch_files ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE batch_files ADD COLUMN claimed_by TEXT;
 ALTER TABLE batch_files ADD COLUMN lease_until INTEGER;
 ALTER TABLE batch_files ADD COLUMN taken_from TEXT;
+",
+    "
+CREATE TABLE transcriptions (
+    id                   TEXT PRIMARY KEY,
+    filename             TEXT NOT NULL,
+    created_at           TEXT NOT NULL,
+    created_ms           INTEGER NOT NULL,
+    model                TEXT NOT NULL,
+    language             TEXT NOT NULL,
+    audio_duration_sec   REAL NOT NULL,
+    word_count           INTEGER NOT NULL,
+    processing_time_sec  REAL NOT NULL,
+    cpu_percent_avg      REAL NOT NULL,
+    ram_mb_peak          REAL NOT NULL,
+    real_time_factor     REAL NOT NULL,
+    replica              TEXT,
+    text                 TEXT NOT NULL
+);
+CREATE INDEX transcriptions_by_time ON transcriptions(created_ms, id);
 ",
 ];
 
@@ -163,7 +183,114 @@ impl BatchStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl TranscriptionIndex for SqliteStore {
+    async fn index(&self, entry: &HistoryEntry, text: &str) -> StoreResult<()> {
+        let (entry, text) = (entry.clone(), text.to_string());
+        self.blocking(move |db| db.index(&entry, &text)).await
+    }
+
+    async fn unindex(&self, file_id: FileId) -> StoreResult<bool> {
+        self.blocking(move |db| {
+            db.conn()
+                .execute("DELETE FROM transcriptions WHERE id = ?1", params![file_id.to_string()])
+                .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn indexed(&self) -> StoreResult<Vec<(FileId, Option<String>)>> {
+        self.blocking(|db| {
+            let conn = db.conn();
+            let mut statement = conn.prepare("SELECT id, replica FROM transcriptions")?;
+            let rows = statement.query_map([], |row| Ok((parse_id(&row.get::<_, String>(0)?)?, row.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> StoreResult<Vec<HistoryEntry>> {
+        let query = query.clone();
+        self.blocking(move |db| db.history(&query)).await
+    }
+}
+
 impl Db {
+    fn index(&self, e: &HistoryEntry, text: &str) -> DbResult<()> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO transcriptions (id, filename, created_at, created_ms, model, language,
+                     audio_duration_sec, word_count, processing_time_sec, cpu_percent_avg, ram_mb_peak,
+                     real_time_factor, replica, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    e.file_id.to_string(),
+                    e.filename,
+                    e.created_at.to_rfc3339(),
+                    e.created_at.timestamp_millis(),
+                    e.model,
+                    e.language,
+                    e.audio_duration_sec,
+                    e.word_count as i64,
+                    e.processing_time_sec,
+                    e.cpu_percent_avg,
+                    e.ram_mb_peak,
+                    e.real_time_factor,
+                    e.replica,
+                    text
+                ],
+            )
+            .map(drop)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> DbResult<Vec<HistoryEntry>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT id, filename, created_at, model, language, audio_duration_sec, word_count,
+                 processing_time_sec, cpu_percent_avg, ram_mb_peak, real_time_factor, replica
+             FROM transcriptions
+             WHERE (?1 IS NULL OR text LIKE ?1 ESCAPE '\\')
+               AND (?2 IS NULL OR filename LIKE ?2 ESCAPE '\\')
+               AND (?3 IS NULL OR language = ?3)
+               AND (?4 IS NULL OR model = ?4)
+               AND (?5 IS NULL OR created_ms >= ?5)
+               AND (?6 IS NULL OR created_ms < ?6)
+               AND (?7 IS NULL OR created_ms < ?7 OR (created_ms = ?7 AND id < ?8))
+             ORDER BY created_ms DESC, id DESC
+             LIMIT ?9",
+        )?;
+        let rows = statement.query_map(
+            params![
+                q.text.as_deref().map(contains_pattern),
+                q.name.as_deref().map(contains_pattern),
+                q.language,
+                q.model,
+                q.from.map(|t| t.timestamp_millis()),
+                q.to.map(|t| t.timestamp_millis()),
+                q.after.map(|c| c.created_ms),
+                q.after.map(|c| c.file_id.to_string()),
+                q.limit as i64
+            ],
+            |row| {
+                Ok(HistoryEntry {
+                    file_id: parse_id(&row.get::<_, String>(0)?)?,
+                    filename: row.get(1)?,
+                    created_at: parse_time(&row.get::<_, String>(2)?),
+                    model: row.get(3)?,
+                    language: row.get(4)?,
+                    audio_duration_sec: row.get(5)?,
+                    word_count: row.get::<_, i64>(6)? as usize,
+                    processing_time_sec: row.get(7)?,
+                    cpu_percent_avg: row.get(8)?,
+                    ram_mb_peak: row.get(9)?,
+                    real_time_factor: row.get(10)?,
+                    replica: row.get(11)?,
+                })
+            },
+        )?;
+        rows.collect()
+    }
+
     fn open(path: &Path) -> DbResult<Self> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
