@@ -86,6 +86,7 @@ fn the_history_lists_filters_searches_and_pages_what_is_kept(database: Database)
     let cursor = first["next_cursor"].as_str().unwrap();
     let (_, second) = history(&server, &format!("?limit=2&cursor={cursor}"));
     assert_eq!(ids(&second), newest_first[2..]);
+    assert_eq!(second["next_cursor"], Value::Null, "the last page says so");
 
     for (query, code) in [
         ("?limit=0", "invalid_limit"),

@@ -173,20 +173,23 @@ impl History {
         Ok(removed || unindexed)
     }
 
-    /// A page of the entries that match `query` (`limit` of them at most).
+    /// A page of the entries that match `query` (`limit` of them at most),
+    /// with a cursor only when more follow.
     pub async fn page(&self, query: &HistoryQuery) -> StoreResult<HistoryPage> {
-        let mut files = self.index.history(query).await?;
-        let next_cursor = (files.len() == query.limit)
-            .then(|| files.last())
-            .flatten()
-            .map(|last| {
-                Cursor {
-                    created_ms: last.created_at.timestamp_millis(),
-                    file_id: last.file_id,
-                }
-                .to_string()
-            });
+        let one_more = HistoryQuery {
+            limit: query.limit + 1,
+            ..query.clone()
+        };
+        let mut files = self.index.history(&one_more).await?;
+        let more = files.len() > query.limit;
         files.truncate(query.limit);
+        let next_cursor = files.last().filter(|_| more).map(|last| {
+            Cursor {
+                created_ms: last.created_at.timestamp_millis(),
+                file_id: last.file_id,
+            }
+            .to_string()
+        });
         Ok(HistoryPage { files, next_cursor })
     }
 
