@@ -21,10 +21,12 @@ const DATABASE_CHECK: Duration = Duration::from_secs(2);
 /// crashed worker process is started again), the database answers, and the
 /// server is not shutting down (a load balancer stops sending work at once).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    // The database first: the engine's figures below are read together,
+    // with no wait between them, so they describe one moment.
+    let database = state.batches.check_database(DATABASE_CHECK).await;
     let engine = state.transcriptions.engine();
     let (alive, started) = engine.workers_alive();
     let draining = state.shutdown.is_cancelled();
-    let database = state.batches.check_database(DATABASE_CHECK).await;
     let ready = alive == started && alive > 0 && !draining && database.is_ok();
     let status = if ready {
         StatusCode::OK
