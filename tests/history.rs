@@ -1,6 +1,7 @@
 //! The history of transcriptions (`GET /files`) with a real server, on
 //! SQLite and on PostgreSQL: newest first, pages, filters, search in the
-//! transcripts, deletion, and the index rebuilt from the data dir.
+//! transcripts, each entry's batch, the whole transcription to open again,
+//! deletion, and the index rebuilt from the data dir.
 
 mod common;
 
@@ -66,6 +67,45 @@ fn the_history_lists_filters_searches_and_pages_what_is_kept(database: Database)
     );
     assert!(korean["processing_time_sec"].as_f64().unwrap() > 0.0 && korean["ram_mb_peak"].as_f64().unwrap() > 0.0);
     assert_eq!(all["next_cursor"], Value::Null);
+    let batches: Vec<&Value> = all["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["batch_id"])
+        .collect();
+    assert_eq!(
+        batches,
+        [
+            &Value::String(batch_id.clone()),
+            &Value::Null,
+            &Value::Null,
+            &Value::Null
+        ],
+        "the batch file names its batch; single uploads have none"
+    );
+
+    // The whole transcription, as POST /transcribe answered it, for the page to open it again.
+    let whole: Value = reqwest::blocking::get(server.url(&format!("/files/{}/json", made[2])))
+        .unwrap()
+        .json()
+        .unwrap();
+    let record: Value = reqwest::blocking::get(server.url(&format!("/files/{}", made[2])))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(whole["filename"], "speech.mp3");
+    assert!(
+        whole["text"].as_str().unwrap().to_lowercase().contains("your country"),
+        "{whole}"
+    );
+    assert!(!whole["segments"].as_array().unwrap().is_empty(), "{whole}");
+    assert_eq!(whole["performance"], record["performance"], "the figures of its record");
+    assert!(
+        !whole["performance"]["samples"].as_array().unwrap().is_empty(),
+        "with its samples for the chart"
+    );
+    let unknown = reqwest::blocking::get(server.url("/files/00000000-0000-4000-8000-000000000000/json")).unwrap();
+    assert_eq!(unknown.status(), 404);
 
     let (_, found) = history(&server, "?q=COUNTRY");
     let english: Vec<String> = [&made[3], &made[2], &made[0]].iter().map(|s| s.to_string()).collect();

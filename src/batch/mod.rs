@@ -8,7 +8,7 @@ mod retention;
 pub mod store;
 pub mod summary;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -360,6 +360,11 @@ impl Batches {
     /// The most recent batches, newest first.
     pub async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>> {
         self.store.recent(limit).await
+    }
+
+    /// The batch of each of `files` that belongs to one.
+    pub async fn batches_of(&self, files: &[FileId]) -> StoreResult<HashMap<FileId, FileId>> {
+        self.store.batches_of(files).await
     }
 
     /// Announcements of which file of which batch changed.

@@ -1,5 +1,5 @@
-//! `GET /files` (the history), `GET /files/{file_id}`,
-//! `GET /files/{file_id}/text`, its subtitles (`GET /files/{file_id}/srt` and
+//! `GET /files` (the history), `GET /files/{file_id}`, the whole
+//! transcription (`GET /files/{file_id}/json`), `GET /files/{file_id}/text`, its subtitles (`GET /files/{file_id}/srt` and
 //! `GET /files/{file_id}/vtt`), and `DELETE /files/{file_id}`.
 
 use axum::extract::rejection::QueryRejection;
@@ -7,12 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::transcribe::TranscribeResponse;
 use super::{blocking, AppState};
 use crate::error::AppError;
 use crate::formats::{self, ResponseFormat};
-use crate::store::history::{Cursor, HistoryPage, HistoryQuery};
+use crate::store::history::{Cursor, HistoryEntry, HistoryQuery};
 use crate::store::{FileId, TranscriptionRecord};
 
 /// Entries of the history per page, unless asked.
@@ -40,15 +41,46 @@ pub struct HistoryParams {
     cursor: Option<String>,
 }
 
+/// `GET /files`' answer: a page of the history.
+#[derive(Debug, Serialize)]
+pub struct FilesPage {
+    files: Vec<ListedFile>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// One transcription of the history and the batch it came in.
+#[derive(Debug, Serialize)]
+struct ListedFile {
+    #[serde(flatten)]
+    entry: HistoryEntry,
+    /// The batch it is a file of (deleted with it); `null` for a single upload.
+    batch_id: Option<FileId>,
+}
+
 /// `GET /files`: the transcriptions kept, newest first, a page at a time,
 /// filtered by words of the transcript, name, language, model and time.
 pub async fn list(
     State(state): State<AppState>,
     params: Result<Query<HistoryParams>, QueryRejection>,
-) -> Result<Json<HistoryPage>, AppError> {
+) -> Result<Json<FilesPage>, AppError> {
     let Query(params) = params.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
     let query = history_query(params)?;
-    Ok(Json(state.transcriptions.history().page(&query).await?))
+    let page = state.transcriptions.history().page(&query).await?;
+    let ids: Vec<FileId> = page.files.iter().map(|entry| entry.file_id).collect();
+    let batches = state.batches.batches_of(&ids).await?;
+    let files = page
+        .files
+        .into_iter()
+        .map(|entry| ListedFile {
+            batch_id: batches.get(&entry.file_id).copied(),
+            entry,
+        })
+        .collect();
+    Ok(Json(FilesPage {
+        files,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 fn history_query(p: HistoryParams) -> Result<HistoryQuery, AppError> {
@@ -151,6 +183,27 @@ pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> R
     } else {
         Err(AppError::NotFound(format!("no transcription with id {raw:?}")))
     }
+}
+
+/// `GET /files/{file_id}/json`: the whole transcription, as `POST /transcribe`
+/// answered it (transcript, segments, figures and samples).
+pub async fn json(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<TranscribeResponse>, AppError> {
+    let id = parse_id(&raw)?;
+    let store = state.transcriptions.store().clone();
+    let kept = blocking(format!("reading transcription {id}"), move || -> std::io::Result<_> {
+        let Some(record) = store.load_record(&id)? else {
+            return Ok(None);
+        };
+        let text = store.load_text(&id)?.unwrap_or_default();
+        let segments = store.load_segments(&id)?.unwrap_or_default();
+        Ok(Some(TranscribeResponse::new(record, text, segments)))
+    })
+    .await?;
+    kept.map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))
 }
 
 /// The transcript of one transcription, as plain text.

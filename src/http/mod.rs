@@ -157,6 +157,7 @@ pub fn app(state: AppState) -> Router {
         .route("/batches", get(batch::list))
         .route("/files", get(files::list))
         .route("/files/{file_id}", get(files::record).delete(files::delete))
+        .route("/files/{file_id}/json", get(files::json))
         .route("/files/{file_id}/text", get(files::text))
         .route("/files/{file_id}/srt", get(files::srt))
         .route("/files/{file_id}/vtt", get(files::vtt))

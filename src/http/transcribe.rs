@@ -18,7 +18,7 @@ use crate::engine::{is_known_language, Segment, TranscribeOptions};
 use crate::error::AppError;
 use crate::monitor::StageTimings;
 use crate::store::record::RequestPerformance;
-use crate::store::FileId;
+use crate::store::{FileId, TranscriptionRecord};
 use crate::trace_context;
 use crate::transcription::Request;
 
@@ -41,6 +41,27 @@ pub struct TranscribeResponse {
     pub trace_id: Option<String>,
     /// The replica that did the work (`--replica-name`).
     pub replica: Option<String>,
+}
+
+impl TranscribeResponse {
+    /// The answer for a transcription: its record, transcript and segments.
+    pub fn new(record: TranscriptionRecord, text: String, segments: Vec<Segment>) -> Self {
+        Self {
+            file_id: record.file_id,
+            filename: record.filename,
+            text,
+            language: record.language,
+            audio_duration_sec: record.audio_duration_sec,
+            word_count: record.word_count,
+            model: record.model,
+            segments,
+            performance: record.performance,
+            timings: record.timings,
+            warnings: record.warnings,
+            trace_id: record.trace_id,
+            replica: record.replica,
+        }
+    }
 }
 
 /// What the multipart form carried.
@@ -113,21 +134,11 @@ async fn run(
         .await?;
     drop(upload.audio);
     let (record, output) = (transcribed.record, transcribed.output);
-    Ok(Json(TranscribeResponse {
-        file_id: record.file_id,
-        filename: record.filename,
-        text: output.transcript.text,
-        language: record.language,
-        audio_duration_sec: record.audio_duration_sec,
-        word_count: record.word_count,
-        model: record.model,
-        segments: output.transcript.segments,
-        performance: record.performance,
-        timings: output.timings,
-        warnings: record.warnings,
-        trace_id: record.trace_id,
-        replica: record.replica,
-    }))
+    Ok(Json(TranscribeResponse::new(
+        record,
+        output.transcript.text,
+        output.transcript.segments,
+    )))
 }
 
 async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Upload, AppError> {

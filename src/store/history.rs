@@ -119,7 +119,7 @@ pub trait TranscriptionIndex: Send + Sync {
 }
 
 /// One page of the history.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct HistoryPage {
     pub files: Vec<HistoryEntry>,
     /// Pass as `cursor` for the next page; `None` on the last.

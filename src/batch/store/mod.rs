@@ -17,6 +17,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -106,6 +107,8 @@ pub trait BatchStore: Send + Sync {
     async fn batch(&self, batch_id: FileId) -> StoreResult<Option<Batch>>;
     /// One file of a batch as it stands now, or `None`.
     async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>>;
+    /// The batch of each of `files` that belongs to one (others are left out).
+    async fn batches_of(&self, files: &[FileId]) -> StoreResult<HashMap<FileId, FileId>>;
     /// The most recent batches, newest first.
     async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>>;
     /// Queues again the files left processing by `replica` (all of them when

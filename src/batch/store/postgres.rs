@@ -6,6 +6,7 @@
 //! tokio-postgres with deadpool's pool: explicit SQL, async, and no second
 //! SQLite library beside rusqlite's.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -488,6 +489,21 @@ impl BatchStore for PostgresStore {
             .await
             .map_err(failed)?;
         row.map(|row| file_of_row(&row)).transpose()
+    }
+
+    async fn batches_of(&self, files: &[FileId]) -> StoreResult<HashMap<FileId, FileId>> {
+        let client = self.client().await?;
+        let ids: Vec<String> = files.iter().map(FileId::to_string).collect();
+        let rows = client
+            .query(
+                &prepared(&client, "SELECT id, batch_id FROM batch_files WHERE id = ANY($1)").await?,
+                &[&ids],
+            )
+            .await
+            .map_err(failed)?;
+        rows.iter()
+            .map(|row| Ok((parse_id(&row.get::<_, String>(0))?, parse_id(&row.get::<_, String>(1))?)))
+            .collect()
     }
 
     async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>> {

@@ -2,6 +2,7 @@
 //! change is one statement or one transaction, so a crash leaves a consistent
 //! database; the calls run on blocking threads, one at a time.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -154,6 +155,11 @@ impl BatchStore for SqliteStore {
 
     async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>> {
         self.blocking(move |db| db.file(file_id)).await
+    }
+
+    async fn batches_of(&self, files: &[FileId]) -> StoreResult<HashMap<FileId, FileId>> {
+        let files = files.to_vec();
+        self.blocking(move |db| db.batches_of(&files)).await
     }
 
     async fn recent(&self, limit: usize) -> StoreResult<Vec<BatchListItem>> {
@@ -520,6 +526,21 @@ impl Db {
                 file_of_row,
             )
             .optional()
+    }
+
+    fn batches_of(&self, files: &[FileId]) -> DbResult<HashMap<FileId, FileId>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached("SELECT batch_id FROM batch_files WHERE id = ?1")?;
+        let mut batches = HashMap::new();
+        for file in files {
+            let batch: Option<String> = statement
+                .query_row(params![file.to_string()], |row| row.get(0))
+                .optional()?;
+            if let Some(batch) = batch {
+                batches.insert(*file, parse_id(&batch)?);
+            }
+        }
+        Ok(batches)
     }
 
     fn recent(&self, limit: usize) -> DbResult<Vec<BatchListItem>> {
