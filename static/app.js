@@ -1,228 +1,29 @@
-// Sori's web UI: single uploads with their performance panel, and batches with
-// a live table, a per-file modal and a batch summary. Everything shown is set
-// with textContent: file names and transcripts are user input.
-"use strict";
+// Sori's web UI: single uploads with their performance panel, batches with a
+// live table, a per-file modal and a batch summary, and the History view
+// (history.js) that opens past ones in the same views.
+import { t, LANGUAGES, switchLanguage, currentLanguage } from "./i18n.js";
+import {
+  $, el, fmt, eightFigures, rtfOf, scopeOf, fillMetrics, showError, showNotice, errorMessage, cellWith, openDialog,
+} from "./view.js";
+import { authHeaders, askKey, request, post, downloadButtons } from "./api.js";
+import { samplesChart, perFileChart } from "./charts.js";
+import { initHistory, labelHistory, loadHistory } from "./history.js";
 
-const TEXT = {
-  ko: {
-    tagline: "음성을 텍스트로 — 전사마다 드는 비용까지",
-    tab_single: "단일 파일", tab_batch: "일괄 처리", language: "언어",
-    lang_auto: "자동 감지", switch_to: "English",
-    drop_single: "오디오 파일을 끌어다 놓거나 클릭해서 선택하세요",
-    drop_batch: "여러 오디오 파일을 끌어다 놓거나 클릭해서 선택하세요",
-    drop_hint: "WAV, MP3, FLAC, Ogg, M4A",
-    uploading: "업로드 중… {pct}%", transcribing: "전사 중…",
-    transcript: "전사 결과", segments: "구간", copy: "복사", copied: "복사됨",
-    download: "다운로드", performance: "성능",
-    cpu_avg: "CPU 평균", cpu_max: "CPU 최대", ram_avg: "RAM 평균", ram_peak: "RAM 최대",
-    gpu_vram: "GPU VRAM", gpu_vram_peak: "GPU VRAM 최대", gpu_util: "GPU 활용도", processing: "처리 시간",
-    rtf: "실시간 배율", audio: "오디오 길이", no_gpu: "GPU 없음",
-    scope: "측정 범위", scope_request: "이 요청만", scope_request_beside: "이 요청만 (다른 작업자에서 동시 작업 {n}개)", scope_process: "프로세스 전체 (동시 작업 {n}개 포함)",
-    scope_unrecorded: "프로세스 전체 (기록 없음)",
-    measured_own: "자체 수치로 측정된 파일", measured_process_wide: "프로세스 전체로 측정된 파일",
-    concurrent_max: "한 파일과 동시에 실행된 최대 작업 수", gpu_whole_device: "GPU 전체",
-    batch_title: "일괄 처리", col_name: "파일명", col_status: "상태", col_duration: "시간", col_words: "단어수",
-    col_processing: "처리시간", col_language: "언어", col_error: "오류", col_performance: "성능",
-    status_queued: "대기", status_processing: "처리 중", status_done: "완료", status_failed: "실패",
-    progress: "{done}/{total} 완료 · 실패 {failed}",
-    summary_button: "성능 통계", summary_title: "성능 통계",
-    rtf_faster: "실시간보다 {n}배 빠름", rtf_slower: "실시간보다 {n}배 느림",
-    metric: "지표", mean: "평균", min: "최소", max: "최대",
-    files_done: "완료 파일", files_failed: "실패 파일", total_audio: "총 오디오", total_processing: "총 처리 시간",
-    throughput: "처리량 (오디오 초/처리 초)", files_total: "전체 파일",
-    chart_samples: "요청 동안의 CPU · RAM", chart_per_file: "파일별 처리 시간 · CPU",
-    no_samples: "샘플 없음", error_generic: "요청이 실패했습니다",
-    col_downloads: "내려받기", key_title: "API 키", key_save: "저장",
-  },
-  en: {
-    tagline: "Speech to text — and what every transcription costs",
-    tab_single: "Single file", tab_batch: "Batch", language: "Language",
-    lang_auto: "Detect", switch_to: "한국어",
-    drop_single: "Drop an audio file here, or click to choose one",
-    drop_batch: "Drop audio files here, or click to choose several",
-    drop_hint: "WAV, MP3, FLAC, Ogg, M4A",
-    uploading: "Uploading… {pct}%", transcribing: "Transcribing…",
-    transcript: "Transcript", segments: "Segments", copy: "Copy", copied: "Copied",
-    download: "Download", performance: "Performance",
-    cpu_avg: "CPU avg", cpu_max: "CPU max", ram_avg: "RAM avg", ram_peak: "RAM peak",
-    gpu_vram: "GPU VRAM", gpu_vram_peak: "GPU VRAM peak", gpu_util: "GPU utilization", processing: "Processing time",
-    rtf: "Real-time factor", audio: "Audio length", no_gpu: "no GPU",
-    scope: "Measured", scope_request: "this request's own", scope_request_beside: "this request's own ({n} other jobs ran beside it in other workers)", scope_process: "whole process ({n} other jobs overlapped)",
-    scope_unrecorded: "whole process (not recorded)",
-    measured_own: "Files measured on their own", measured_process_wide: "Files measured process-wide",
-    concurrent_max: "Most jobs beside one file", gpu_whole_device: "whole GPU",
-    batch_title: "Batch", col_name: "File name", col_status: "Status", col_duration: "Duration", col_words: "Words",
-    col_processing: "Processing", col_language: "Language", col_error: "Error", col_performance: "Performance",
-    status_queued: "queued", status_processing: "processing", status_done: "done", status_failed: "failed",
-    progress: "{done}/{total} done · {failed} failed",
-    summary_button: "Performance stats", summary_title: "Performance stats",
-    rtf_faster: "{n}× faster than real time", rtf_slower: "{n}× slower than real time",
-    metric: "Metric", mean: "Mean", min: "Min", max: "Max",
-    files_done: "Files done", files_failed: "Files failed", total_audio: "Total audio", total_processing: "Total processing",
-    throughput: "Throughput (audio s / processing s)", files_total: "Files",
-    chart_samples: "CPU · RAM during the request", chart_per_file: "Processing time · CPU per file",
-    no_samples: "no samples", error_generic: "The request failed",
-    col_downloads: "Downloads", key_title: "API key", key_save: "Save",
-  },
-};
-
-const LANGUAGES = ["auto", "ko", "en", "ja", "zh", "es", "fr", "de"];
-const $ = (id) => document.getElementById(id);
-let lang = (localStorage.getItem("sori.lang") || navigator.language || "ko").toLowerCase().startsWith("ko") ? "ko" : "en";
-
-function t(key, vars = {}) {
-  const s = (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
-}
-
-function el(tag, attrs = {}, text) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-const fmt = {
-  pct: (v) => `${Math.round(v)}%`,
-  mb: (v) => `${Math.round(v).toLocaleString()} MB`,
-  sec: (v) => (v == null ? "–" : `${Number(v).toFixed(v < 10 ? 2 : 1)} s`),
-  clock: (v) => {
-    const m = Math.floor(v / 60), s = (v % 60).toFixed(1).padStart(4, "0");
-    return `${m}:${s}`;
-  },
-};
-
-/** The eight figures, labelled, in contract order. */
-function eightFigures(p) {
-  return [
-    ["cpu_avg", fmt.pct(p.cpu_percent_avg)],
-    ["cpu_max", fmt.pct(p.cpu_percent_max)],
-    ["ram_avg", fmt.mb(p.ram_mb_avg)],
-    ["ram_peak", fmt.mb(p.ram_mb_peak)],
-    ["gpu_vram", p.gpu_available ? fmt.mb(p.gpu_vram_mb_current) : `0 MB (${t("no_gpu")})`],
-    ["gpu_vram_peak", fmt.mb(p.gpu_vram_mb_peak)],
-    ["gpu_util", p.gpu_percent_source === "device" ? `${fmt.pct(p.gpu_percent)} (${t("gpu_whole_device")})` : fmt.pct(p.gpu_percent)],
-    ["processing", fmt.sec(p.processing_time_sec)],
-  ];
-}
-
-/** The real-time factor, and in words how much faster (or slower) than real time. */
-function rtfOf(p) {
-  const rtf = p.real_time_factor;
-  if (!(rtf > 0)) return ["rtf", rtf.toFixed(3)];
-  const times = rtf < 1 ? 1 / rtf : rtf;
-  const n = times >= 10 ? Math.round(times).toLocaleString() : times.toFixed(1);
-  return ["rtf", `${rtf.toFixed(3)} · ${t(rtf < 1 ? "rtf_faster" : "rtf_slower", { n })}`];
-}
-
-/** What the CPU, RAM and GPU figures cover, in words. */
-function scopeOf(p) {
-  const n = p.concurrent_jobs_max ?? 0;
-  const key = p.scope === "request" && n > 0 ? "request_beside" : p.scope || "unrecorded";
-  return ["scope", t(`scope_${key}`, { n })];
-}
-
-function fillMetrics(dl, pairs) {
-  dl.replaceChildren(...pairs.map(([key, value]) => {
-    const box = el("div", { "data-metric": key });
-    box.append(el("dt", {}, t(key)), el("dd", {}, value));
-    return box;
-  }));
-}
-
-function showError(message) {
-  const alert = $("alert");
-  alert.textContent = message;
-  alert.hidden = !message;
-}
+const state = { single: null, batch: null, events: null, summary: null, sort: { key: null, descending: false } };
 
 function applyLanguage() {
-  document.documentElement.lang = lang;
+  document.documentElement.lang = currentLanguage();
   document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-label]").forEach((node) => { node.setAttribute("aria-label", t(node.dataset.i18nLabel)); });
   $("lang-switch").textContent = t("switch_to");
   document.querySelectorAll(".language-select").forEach((select) => {
     const chosen = select.value || "auto";
     select.replaceChildren(...LANGUAGES.map((code) => el("option", { value: code }, code === "auto" ? t("lang_auto") : code)));
     select.value = chosen;
   });
+  labelHistory();
   if (state.single) renderSingle(state.single);
   if (state.batch) renderBatch(state.batch);
-}
-
-const state = { single: null, batch: null, events: null };
-
-// ---- API key: asked for once when the server answers 401, kept in this browser ----
-
-function authHeaders() {
-  const key = localStorage.getItem("sori.key");
-  return key ? { Authorization: `Bearer ${key}` } : {};
-}
-
-/** Shows the key dialog with the server's message; resolves once a key is saved. */
-function askKey(message) {
-  return new Promise((resolve) => {
-    $("key-message").textContent = message;
-    $("key-input").value = "";
-    $("key-form").onsubmit = () => {
-      localStorage.setItem("sori.key", $("key-input").value.trim());
-      resolve();
-    };
-    $("key-dialog").showModal();
-  });
-}
-
-/** Runs `send` (resolving with {status, body}) until the server accepts the key. */
-async function authorized(send) {
-  let answer = await send();
-  while (answer.status === 401) {
-    await askKey(errorMessage(answer.body));
-    answer = await send();
-  }
-  return answer;
-}
-
-/** GETs JSON with the key; resolves with {status, body}. */
-function getJson(url) {
-  return authorized(async () => {
-    const response = await fetch(url, { headers: authHeaders() });
-    return { status: response.status, body: await response.json() };
-  });
-}
-
-/** Downloads `url` (with the key) as a file named `name`. */
-async function download(url, name) {
-  const { status, body } = await authorized(async () => {
-    const response = await fetch(url, { headers: authHeaders() });
-    return { status: response.status, body: response.ok ? await response.blob() : await response.json() };
-  });
-  if (status !== 200) return showError(errorMessage(body));
-  const a = el("a", { href: URL.createObjectURL(body), download: name });
-  a.click();
-  URL.revokeObjectURL(a.href);
-}
-
-/** The file name of a transcript of `filename` with another extension. */
-function renamed(filename, ext) {
-  return `${filename.replace(/\.[^.]+$/, "")}.${ext}`;
-}
-
-/** POSTs a form with upload progress; resolves with {status, body}. */
-function post(url, form, onProgress) {
-  return authorized(() => postOnce(url, form, onProgress));
-}
-
-function postOnce(url, form, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", url);
-    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
-    xhr.responseType = "json";
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
-    xhr.upload.onload = () => onProgress(1);
-    xhr.onload = () => resolve({ status: xhr.status, body: xhr.response });
-    xhr.onerror = () => reject(new Error(t("error_generic")));
-    xhr.send(form);
-  });
 }
 
 function setProgress(prefix, fraction) {
@@ -236,10 +37,6 @@ function setProgress(prefix, fraction) {
     fill.style.width = `${Math.round(fraction * 100)}%`;
     $(`${prefix}-progress-text`).textContent = t("uploading", { pct: Math.round(fraction * 100) });
   }
-}
-
-function errorMessage(body) {
-  return (body && body.error && body.error.message) || t("error_generic");
 }
 
 // ---- single file ----
@@ -263,6 +60,17 @@ async function transcribeSingle(file) {
   }
 }
 
+/** Opens a kept transcription (from History) in the single-file view. */
+async function openTranscription(fileId) {
+  const { status, body } = await request(`/files/${encodeURIComponent(fileId)}/json`);
+  if (status !== 200) return showError(errorMessage(body));
+  showError("");
+  state.single = body;
+  selectTab("single");
+  renderSingle(body);
+  $("single-filename").focus();
+}
+
 function renderSingle(r) {
   $("single-result").hidden = false;
   $("single-filename").textContent = r.filename;
@@ -273,9 +81,10 @@ function renderSingle(r) {
     li.append(el("time", {}, `${fmt.clock(s.start)} – ${fmt.clock(s.end)}`), el("span", {}, s.text));
     return li;
   }));
+  $("single-downloads").replaceChildren(...downloadButtons(r));
   const p = r.performance;
   fillMetrics($("single-metrics"), [...eightFigures(p), rtfOf(p), ["audio", fmt.sec(r.audio_duration_sec)], scopeOf(p)]);
-  drawSamples($("single-chart"), p.samples || []);
+  samplesChart($("single-chart"), p.samples || []);
 }
 
 // ---- batch ----
@@ -300,24 +109,77 @@ async function startBatch(files) {
   }
 }
 
+/** Opens a batch (from History) in the batch view, following it live while it runs. */
+async function openBatch(batchId) {
+  if (state.events) state.events.abort();
+  const { status, body } = await request(`/batch/${encodeURIComponent(batchId)}`);
+  if (status !== 200) return showError(errorMessage(body));
+  showError("");
+  state.batch = body;
+  selectTab("batch");
+  renderBatch(body);
+  $("batch-heading").focus();
+  if (body.status !== "complete") follow(batchId);
+}
+
+/** Drops a deleted transcription or batch from the views that show it. */
+function forget(id) {
+  if (state.single?.file_id === id) {
+    state.single = null;
+    $("single-result").hidden = true;
+  }
+  if (state.batch?.batch_id === id) {
+    state.events?.abort();
+    state.batch = null;
+    $("batch-area").hidden = true;
+  }
+}
+
+const RECONNECT_MS = [1000, 2000, 3000, 5000];
+
 /**
- * Live updates over Server-Sent Events; the server ends the stream when done.
- * Read with fetch rather than EventSource, which cannot send the API key.
+ * Live updates over Server-Sent Events until the batch is complete. Read with
+ * fetch rather than EventSource, which cannot send the API key. When the
+ * server goes away (a restart), says so and connects again until it is back;
+ * the stream starts with the whole batch, so the table catches up.
  */
 async function follow(batchId) {
   const controller = new AbortController();
   state.events = controller;
+  for (let attempt = 0; !controller.signal.aborted; attempt++) {
+    const outcome = await followOnce(batchId, controller.signal);
+    if (outcome === "stop" || controller.signal.aborted) return;
+    showError(t("connection_lost"));
+    if (outcome === "read") attempt = 0;
+    await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS[Math.min(attempt, RECONNECT_MS.length - 1)]));
+  }
+}
+
+/**
+ * One connection to a batch's stream: "stop" when the batch is complete, the
+ * request was refused or aborted; "refused" when the server could not be
+ * reached; "read" when it went away in the middle.
+ */
+async function followOnce(batchId, signal) {
   let response;
   try {
-    response = await fetch(`/batch/${encodeURIComponent(batchId)}/events`, { headers: authHeaders(), signal: controller.signal });
+    response = await fetch(`/batch/${encodeURIComponent(batchId)}/events`, { headers: authHeaders(), signal });
   } catch {
-    return;
+    return signal.aborted ? "stop" : "refused";
   }
   if (response.status === 401) {
     await askKey(errorMessage(await response.json()));
-    return follow(batchId);
+    return followOnce(batchId, signal);
   }
-  if (!response.ok) return showError(errorMessage(await response.json()));
+  if (response.status >= 500) return "refused";
+  if (!response.ok) {
+    showError(errorMessage(await response.json()));
+    return "stop";
+  }
+  if ($("alert").textContent === t("connection_lost")) {
+    showError("");
+    showNotice(t("reconnected"));
+  }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -325,9 +187,9 @@ async function follow(batchId) {
     try {
       chunk = await reader.read();
     } catch {
-      return; // aborted: another batch replaced this one
+      return signal.aborted ? "stop" : "read";
     }
-    if (chunk.done) return;
+    if (chunk.done) return state.batch?.status === "complete" ? "stop" : "read";
     buffer += chunk.value;
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -350,7 +212,6 @@ function onBatchEvent(text) {
   if (name === "batch") {
     state.batch = payload;
     renderBatch(payload);
-    if (payload.status === "complete") state.events.abort();
   } else if (name === "file") {
     const batch = state.batch;
     if (!batch || batch.batch_id !== payload.batch_id) return;
@@ -367,6 +228,9 @@ function renderBatch(b) {
   $("batch-meta").textContent = t("progress", b.progress);
   $("batch-rows").replaceChildren(...b.files.map((f) => {
     const tr = el("tr", { "data-file-id": f.file_id, "data-status": f.status });
+    const downloads = el("td", { class: "downloads" });
+    if (f.status === "done") downloads.append(...downloadButtons(f));
+    else downloads.textContent = "–";
     tr.append(
       el("td", { class: "name" }, f.filename),
       cellWith(el("span", { class: `status ${f.status}` }, t(`status_${f.status}`))),
@@ -376,17 +240,11 @@ function renderBatch(b) {
       el("td", {}, f.language || "–"),
       el("td", { class: "error" }, f.error || ""),
       perfCell(f),
-      downloadsCell(f),
+      downloads,
     );
     return tr;
   }));
   $("batch-summary-button").hidden = b.status !== "complete";
-}
-
-function cellWith(child) {
-  const td = el("td");
-  td.append(child);
-  return td;
 }
 
 function perfCell(file) {
@@ -396,38 +254,25 @@ function perfCell(file) {
     return td;
   }
   const p = file.performance;
-  const button = el("button", { type: "button", class: "perf" }, `CPU: ${fmt.pct(p.cpu_percent_avg)} | RAM: ${Math.round(p.ram_mb_peak)}MB`);
+  const button = el("button", { type: "button", class: "perf", "aria-label": `${t("performance")}: ${file.filename}` },
+    `CPU: ${fmt.pct(p.cpu_percent_avg)} | RAM: ${Math.round(p.ram_mb_peak)} MiB`);
   button.addEventListener("click", () => openFileModal(file));
   td.append(button);
-  return td;
-}
-
-/** TXT, SRT and VTT of a finished file. */
-function downloadsCell(file) {
-  const td = el("td", { class: "downloads" });
-  if (file.status !== "done") {
-    td.textContent = "–";
-    return td;
-  }
-  for (const [label, path, ext] of [["TXT", "text", "txt"], ["SRT", "srt", "srt"], ["VTT", "vtt", "vtt"]]) {
-    const button = el("button", { type: "button", class: "ghost", "data-format": ext }, label);
-    button.addEventListener("click", () => download(`/files/${encodeURIComponent(file.file_id)}/${path}`, renamed(file.filename, ext)));
-    td.append(button);
-  }
   return td;
 }
 
 function openFileModal(file) {
   $("file-modal-title").textContent = file.filename;
   fillMetrics($("file-modal-metrics"), [...eightFigures(file.performance), rtfOf(file.performance), scopeOf(file.performance)]);
-  drawSamples($("file-modal-chart"), file.performance.samples || []);
-  $("file-modal").showModal();
+  openDialog($("file-modal"));
+  samplesChart($("file-modal-chart"), file.performance.samples || []);
 }
 
 async function openSummary() {
   const b = state.batch;
-  const { status, body: s } = await getJson(`/batch/${encodeURIComponent(b.batch_id)}/summary`);
+  const { status, body: s } = await request(`/batch/${encodeURIComponent(b.batch_id)}/summary`);
   if (status !== 200) return showError(errorMessage(s));
+  state.summary = s;
   fillMetrics($("summary-totals"), [
     ["files_total", String(s.count_total)],
     ["files_done", String(s.count_done)],
@@ -441,8 +286,8 @@ async function openSummary() {
   ]);
   const rows = [
     ["cpu_avg", "cpu_percent_avg", fmt.pct], ["cpu_max", "cpu_percent_max", fmt.pct],
-    ["ram_avg", "ram_mb_avg", fmt.mb], ["ram_peak", "ram_mb_peak", fmt.mb],
-    ["gpu_vram", "gpu_vram_mb_current", fmt.mb], ["gpu_vram_peak", "gpu_vram_mb_peak", fmt.mb],
+    ["ram_avg", "ram_mb_avg", fmt.mib], ["ram_peak", "ram_mb_peak", fmt.mib],
+    ["gpu_vram", "gpu_vram_mb_current", fmt.mib], ["gpu_vram_peak", "gpu_vram_mb_peak", fmt.mib],
     ["gpu_util", "gpu_percent", fmt.pct], ["processing", "processing_time_sec", fmt.sec],
   ];
   $("summary-stats").replaceChildren(...rows.map(([label, key, f]) => {
@@ -451,63 +296,33 @@ async function openSummary() {
     tr.append(el("td", {}, t(label)), ...["mean", "min", "max", "p95"].map((k) => el("td", {}, stat ? f(stat[k]) : "–")));
     return tr;
   }));
-  drawPerFile($("summary-chart"), s.files);
-  $("summary-modal").showModal();
+  state.sort = { key: null, descending: false };
+  openDialog($("summary-modal"));
+  renderPerFile();
 }
 
-// ---- charts (plain SVG) ----
-
-const SVG = "http://www.w3.org/2000/svg";
-function svgEl(tag, attrs, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function chartFrame(svg) {
-  const w = svg.clientWidth || 600, h = svg.clientHeight || 180;
-  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-  svg.replaceChildren();
-  return { w, h, pad: 30 };
-}
-
-/** CPU % and RAM MB over the request, each scaled to its own maximum. */
-function drawSamples(svg, samples) {
-  const { w, h, pad } = chartFrame(svg);
-  if (samples.length === 0) {
-    svg.append(svgEl("text", { x: w / 2, y: h / 2, "text-anchor": "middle" }, t("no_samples")));
-    return;
-  }
-  const tMax = Math.max(...samples.map((s) => s.t_sec), 0.001);
-  const series = [["cpu_percent", "var(--cpu)", "CPU %"], ["ram_mb", "var(--ram)", "RAM MB"]];
-  series.forEach(([key, color, label], i) => {
-    const vMax = Math.max(...samples.map((s) => s[key]), 1);
-    const pts = [[0, samples[0][key]], ...samples.map((s) => [s.t_sec, s[key]])]
-      .map(([x, y]) => `${pad + (x / tMax) * (w - 2 * pad)},${h - pad - (y / vMax) * (h - 2 * pad)}`);
-    svg.append(svgEl("polyline", { points: pts.join(" "), fill: "none", stroke: color, "stroke-width": 2 }));
-    svg.append(svgEl("text", { x: pad + i * 140, y: 14, class: "legend", fill: color }, `${label} (max ${Math.round(vMax)})`));
+/** The summary's files in the order chosen by a column of its table, drawn as a chart and listed. */
+function renderPerFile() {
+  const { key, descending } = state.sort;
+  const files = [...state.summary.files];
+  if (key === "filename") files.sort((a, b) => a.filename.localeCompare(b.filename));
+  else if (key) files.sort((a, b) => a[key] - b[key]);
+  if (descending) files.reverse();
+  document.querySelectorAll("#per-file-table th[data-sort]").forEach((th) => {
+    th.setAttribute("aria-sort", th.dataset.sort === key ? (descending ? "descending" : "ascending") : "none");
   });
-  svg.append(svgEl("text", { x: w - pad, y: h - 8, "text-anchor": "end" }, `${tMax.toFixed(2)} s`));
+  $("per-file-rows").replaceChildren(...files.map((f) => {
+    const tr = el("tr");
+    tr.append(el("td", { class: "name" }, f.filename), el("td", { class: "num" }, fmt.sec(f.processing_time_sec)),
+      el("td", { class: "num" }, fmt.pct(f.cpu_percent_avg)));
+    return tr;
+  }));
+  perFileChart($("summary-chart"), files);
 }
 
-/** Bars of processing time per file, with CPU % as dots. */
-function drawPerFile(svg, files) {
-  const { w, h, pad } = chartFrame(svg);
-  if (files.length === 0) return;
-  const tMax = Math.max(...files.map((f) => f.processing_time_sec), 0.001);
-  const cMax = Math.max(...files.map((f) => f.cpu_percent_avg), 1);
-  const slot = (w - 2 * pad) / files.length;
-  files.forEach((f, i) => {
-    const bh = (f.processing_time_sec / tMax) * (h - 2 * pad);
-    const x = pad + i * slot + slot * 0.15;
-    const bar = svgEl("rect", { x, y: h - pad - bh, width: slot * 0.7, height: bh, fill: "var(--cpu)", opacity: 0.75 });
-    bar.append(svgEl("title", {}, `${f.filename}: ${fmt.sec(f.processing_time_sec)}, CPU ${fmt.pct(f.cpu_percent_avg)}`));
-    svg.append(bar);
-    svg.append(svgEl("circle", { cx: x + slot * 0.35, cy: h - pad - (f.cpu_percent_avg / cMax) * (h - 2 * pad), r: 4, fill: "var(--ram)" }));
-  });
-  svg.append(svgEl("text", { x: pad, y: 14, class: "legend", fill: "var(--cpu)" }, `${t("processing")} (max ${fmt.sec(tMax)})`));
-  svg.append(svgEl("text", { x: pad + 200, y: 14, class: "legend", fill: "var(--ram)" }, `CPU (max ${fmt.pct(cMax)})`));
+function sortPerFile(key) {
+  state.sort = { key, descending: state.sort.key === key ? !state.sort.descending : key !== "filename" };
+  renderPerFile();
 }
 
 // ---- wiring ----
@@ -523,22 +338,39 @@ function wireDrop(zone, input, onFiles) {
   });
 }
 
+const TABS = ["single", "batch", "history"];
+
 function selectTab(which) {
-  for (const name of ["single", "batch"]) {
+  for (const name of TABS) {
     $(`tab-${name}`).setAttribute("aria-selected", String(name === which));
+    $(`tab-${name}`).tabIndex = name === which ? 0 : -1;
     $(`panel-${name}`).hidden = name !== which;
   }
+  if (which === "history") loadHistory();
+}
+
+/** Tabs as the ARIA pattern has them: arrows, Home and End move between them. */
+function onTabKey(e) {
+  const at = TABS.indexOf(e.target.id.replace("tab-", ""));
+  const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: TABS.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  const next = TABS[(to + TABS.length) % TABS.length];
+  selectTab(next);
+  $(`tab-${next}`).focus();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   applyLanguage();
   $("lang-switch").addEventListener("click", () => {
-    lang = lang === "ko" ? "en" : "ko";
-    localStorage.setItem("sori.lang", lang);
+    switchLanguage();
     applyLanguage();
   });
-  $("tab-single").addEventListener("click", () => selectTab("single"));
-  $("tab-batch").addEventListener("click", () => selectTab("batch"));
+  for (const name of TABS) {
+    $(`tab-${name}`).addEventListener("click", () => selectTab(name));
+    $(`tab-${name}`).addEventListener("keydown", onTabKey);
+  }
+  initHistory({ transcription: openTranscription, batch: openBatch, forget });
   wireDrop($("single-drop"), $("single-file"), (files) => transcribeSingle(files[0]));
   wireDrop($("batch-drop"), $("batch-files"), startBatch);
   $("copy-text").addEventListener("click", async () => {
@@ -546,11 +378,10 @@ document.addEventListener("DOMContentLoaded", () => {
     $("copy-text").textContent = t("copied");
     setTimeout(() => { $("copy-text").textContent = t("copy"); }, 1500);
   });
-  for (const [id, path, ext] of [["download-text", "text", "txt"], ["download-srt", "srt", "srt"], ["download-vtt", "vtt", "vtt"]]) {
-    $(id).addEventListener("click", () =>
-      download(`/files/${encodeURIComponent(state.single.file_id)}/${path}`, renamed(state.single.filename, ext)));
-  }
   $("batch-summary-button").addEventListener("click", openSummary);
+  document.querySelectorAll("#per-file-table th[data-sort] button").forEach((button) => {
+    button.addEventListener("click", () => sortPerFile(button.closest("th").dataset.sort));
+  });
   document.querySelectorAll("dialog [data-close]").forEach((b) => b.addEventListener("click", () => b.closest("dialog").close()));
   document.querySelectorAll("dialog").forEach((d) => d.addEventListener("click", (e) => { if (e.target === d) d.close(); }));
 });

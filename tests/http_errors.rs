@@ -461,6 +461,8 @@ async fn every_error_has_the_json_body_and_every_answer_the_security_headers() {
             "method_not_allowed",
         ),
         (get("/no/such/path"), StatusCode::NOT_FOUND, "not_found"),
+        (get("/static/no-such.js"), StatusCode::NOT_FOUND, "not_found"),
+        (get("/static/../Cargo.toml"), StatusCode::NOT_FOUND, "not_found"),
     ] {
         let (got, headers, body) = send(&app, request).await;
         assert_eq!((got, error_code(&body).as_str()), (status, code), "{body}");
@@ -476,6 +478,20 @@ async fn every_error_has_the_json_body_and_every_answer_the_security_headers() {
     );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["referrer-policy"], "no-referrer");
+    // The page's scripts and styles, each with its type (nosniff would refuse a wrong one).
+    for (path, content_type) in [
+        ("/static/app.js", "text/javascript; charset=utf-8"),
+        ("/static/history.js", "text/javascript; charset=utf-8"),
+        ("/static/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+        ("/static/style.css", "text/css; charset=utf-8"),
+    ] {
+        let (status, headers, _) = send(&app, get(path)).await;
+        assert_eq!(
+            (status, &headers["content-type"]),
+            (StatusCode::OK, &content_type.parse().unwrap()),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -132,8 +132,7 @@ pub fn app(state: AppState) -> Router {
     let uploads = middleware::from_fn_with_state(state.clone(), guards::limit_uploads);
     Router::new()
         .route("/", get(ui::index))
-        .route("/static/app.js", get(ui::script))
-        .route("/static/style.css", get(ui::style))
+        .route("/static/{*path}", get(ui::asset))
         .route("/transcribe", post(transcribe::transcribe).route_layer(uploads.clone()))
         .route(
             "/v1/audio/transcriptions",

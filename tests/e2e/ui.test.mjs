@@ -1,10 +1,10 @@
 // Real-browser end-to-end tests of Sori's web UI: Debian's chromium driven by
-// playwright-core, against a real `sori serve` with the real tiny.en model.
-// Screenshots go to test-output/ at the repository root.
+// playwright-core, against a real `sori serve` with the real tiny.en model, in
+// Korean and in English. Screenshots go to test-output/ at the repository root.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, existsSync, rmSync, readFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, existsSync, rmSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createServer } from "node:net";
@@ -38,6 +38,60 @@ async function waitReady(url) {
   throw new Error(`${url} never became ready`);
 }
 
+/** Starts `sori serve` on `dataDir` (and `port`, or a free one); resolves once it is ready. */
+async function startServer(dataDir, args = [], port) {
+  port ??= await freePort();
+  const proc = spawn(join(ROOT, "target/release/sori"),
+    ["serve", "--model", MODEL, "--port", String(port), "--data-dir", dataDir, ...args], { stdio: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/readyz`);
+  return { proc, url, port };
+}
+
+/** Stops a server and waits for it to be gone. */
+function stopServer(server, signal = "SIGTERM") {
+  return new Promise((res) => {
+    if (server.proc.exitCode !== null) return res();
+    server.proc.once("exit", res);
+    server.proc.kill(signal);
+  });
+}
+
+/** A new page whose canvases remember the text drawn on them (the charts' axis labels). */
+async function newPage(locale) {
+  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } });
+  await context.addInitScript(() => {
+    const fillText = CanvasRenderingContext2D.prototype.fillText;
+    CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+      (this.canvas.drawnTexts ??= new Set()).add(String(text));
+      return fillText.call(this, text, ...rest);
+    };
+  });
+  const opened = await context.newPage();
+  opened.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+  return opened;
+}
+
+/** The texts drawn on the canvases of the chart `selector`. */
+function drawnOn(on, selector) {
+  return on.locator(selector).evaluate((box) => [...box.querySelectorAll("canvas")].flatMap((c) => [...(c.drawnTexts ?? [])]));
+}
+
+/** Moves the pointer over the middle of chart `selector`; returns its legend's read-out. */
+async function hoverChart(on, selector) {
+  await on.locator(`${selector} .u-over`).hover();
+  return on.locator(`${selector} .u-legend .u-value`).allTextContents();
+}
+
+/** Transcribes `path` through the API (not the page), as `name`; resolves with the answer. */
+async function transcribeByApi(url, path, name) {
+  const form = new FormData();
+  form.append("file", new Blob([readFileSync(path)]), name);
+  const response = await fetch(`${url}/transcribe`, { method: "POST", body: form });
+  assert.equal(response.status, 200);
+  return response.json();
+}
+
 before(async () => {
   assert.ok(existsSync(MODEL), `model missing at ${MODEL} (make models)`);
   mkdirSync(OUT, { recursive: true });
@@ -47,26 +101,21 @@ before(async () => {
   copyFileSync(join(AUDIO, "jfk.wav"), join(work, XSS_NAME));
   copyFileSync(join(AUDIO, "jfk.mp3"), join(work, "jfk.mp3"));
   writeFileSync(join(work, "notes.wav"), "this is a text file, not audio\n".repeat(10));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(join(ROOT, "target/release/sori"),
-    ["serve", "--model", MODEL, "--port", String(port), "--data-dir", join(work, "data")],
-    { stdio: "ignore" });
-  await waitReady(`${base}/readyz`);
+  execFileSync("espeak-ng", ["-w", join(work, "weather.wav"), "The weather in the mountains is cold and windy today."]);
+  server = await startServer(join(work, "data"));
+  base = server.url;
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
   });
-  const context = await browser.newContext({ locale: "ko-KR", viewport: { width: 1280, height: 900 } });
-  page = await context.newPage();
-  page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+  page = await newPage("ko-KR");
   await page.goto(base);
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  if (server) await stopServer(server);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -103,27 +152,51 @@ test("a single upload shows the transcript, segments and the eight figures", asy
   assert.ok(shown >= low && shown <= high, `${times} is 1/${factor}`);
   // A request that ran alone says that its figures are its own.
   assert.equal(await page.locator('#single-metrics [data-metric="scope"] dd').textContent(), "이 요청만");
-  assert.ok(await page.locator("#single-chart polyline").count() === 2, "CPU and RAM lines");
+  // The chart: seconds on the x axis, CPU % and RAM MiB on two labelled y axes, a legend.
+  await assertSamplesChart(page, "#single-chart", "시간 (초)");
   await page.screenshot({ path: join(OUT, "single-result.png"), fullPage: true });
 });
 
+/**
+ * Chart `selector` of request samples: its axes are drawn with their labels
+ * and units and numbered ticks, and hovering reads out seconds, % and MiB.
+ */
+async function assertSamplesChart(on, selector, timeLabel) {
+  await on.locator(`${selector} canvas`).waitFor();
+  const drawn = await drawnOn(on, selector);
+  for (const label of [timeLabel, "CPU (%)", "RAM (MiB)"]) assert.ok(drawn.includes(label), `${label} drawn in ${drawn}`);
+  assert.ok(drawn.filter((text) => /^\d[\d.,]*$/.test(text)).length >= 4, `numbered ticks in ${drawn}`);
+  const legend = await on.locator(`${selector} .u-legend .u-label`).allTextContents();
+  assert.deepEqual(legend.slice(1), ["CPU", "RAM"]);
+  const [time, cpu, ram] = await hoverChart(on, selector);
+  assert.match(time, /^\d+\.\d\d s$/, "the time under the pointer");
+  assert.match(cpu, /^\d+%$/, "CPU under the pointer");
+  assert.match(ram, /^[\d,]+ MiB$/, "RAM under the pointer");
+  assert.ok(Number(ram.replace(/\D/g, "")) > 10, `a real resident size: ${ram}`);
+}
+
 /** Clicks `selector` and returns the name and text of the file the page downloads. */
-async function downloaded(selector) {
-  const [download] = await Promise.all([page.waitForEvent("download"), page.locator(selector).click()]);
+async function downloaded(selector, on = page) {
+  const [download] = await Promise.all([on.waitForEvent("download"), on.locator(selector).click()]);
   return { name: download.suggestedFilename(), text: readFileSync(await download.path(), "utf8") };
 }
 
-test("the transcript downloads as text, SRT and VTT", async () => {
-  const txt = await downloaded("#download-text");
+test("the transcript downloads as text, SRT, VTT and JSON", async () => {
+  const txt = await downloaded('#single-downloads [data-format="txt"]');
   assert.equal(txt.name, "jfk.txt");
   assert.match(txt.text.toLowerCase(), /ask not what your country/);
-  const srt = await downloaded("#download-srt");
+  const srt = await downloaded('#single-downloads [data-format="srt"]');
   assert.equal(srt.name, "jfk.srt");
   assert.match(srt.text, /^1\n00:00:0\d,\d{3} --> 00:00:\d\d,\d{3}\n\S/);
-  const vtt = await downloaded("#download-vtt");
+  const vtt = await downloaded('#single-downloads [data-format="vtt"]');
   assert.equal(vtt.name, "jfk.vtt");
   assert.match(vtt.text, /^WEBVTT\n\n1\n00:00:0\d\.\d{3} --> /);
   assert.match(vtt.text.toLowerCase(), /your country/);
+  const json = await downloaded('#single-downloads [data-format="json"]');
+  assert.equal(json.name, "jfk.json");
+  const whole = JSON.parse(json.text);
+  assert.match(whole.text.toLowerCase(), /your country/);
+  assert.ok(whole.segments.length >= 1 && whole.performance.processing_time_sec > 0);
 });
 
 test("the language switch relabels the page in English", async () => {
@@ -159,7 +232,7 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   assert.equal(await page.locator("#batch-rows img").count(), 0);
   assert.deepEqual(dialogs, [], "no script ran from a file name");
   const perf = await page.locator("#batch-rows button.perf").first().textContent();
-  assert.match(perf, /^CPU: \d+% \| RAM: \d+MB$/);
+  assert.match(perf, /^CPU: \d+% \| RAM: \d+ MiB$/);
   await page.screenshot({ path: join(OUT, "batch-table.png"), fullPage: true });
   const subtitles = await downloaded('#batch-rows tr[data-status="done"] button[data-format="srt"] >> nth=0');
   assert.match(subtitles.name, /\.srt$/);
@@ -171,10 +244,13 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   await fileModal.waitFor({ state: "visible" });
   assert.equal(await fileModal.locator("dt").count(), 10, "the eight figures, the real-time factor and the scope");
   assert.equal(await fileModal.locator('[data-metric="scope"] dd').textContent(), "이 요청만", "one worker: each file ran alone");
-  assert.ok(await fileModal.locator("polyline").count() === 2);
+  await assertSamplesChart(page, "#file-modal-chart", "시간 (초)");
+  assert.equal(await fileModal.getAttribute("aria-labelledby"), "file-modal-title", "the dialog is named by its title");
   await page.screenshot({ path: join(OUT, "file-modal.png") });
   await page.keyboard.press("Escape");
   await fileModal.waitFor({ state: "hidden" });
+  assert.equal(await page.evaluate(() => document.activeElement.classList.contains("perf")), true,
+    "focus goes back to the button that opened the dialog");
 
   // An icon that needs no emoji font, and a name without one.
   const button = page.locator("#batch-summary-button");
@@ -189,7 +265,23 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
   assert.equal(await summary.locator('[data-metric="measured_own"] dd').textContent(), "3");
   assert.equal(await summary.locator('[data-metric="measured_process_wide"] dd').textContent(), "0");
   assert.equal(await summary.locator('[data-metric="concurrent_max"] dd').textContent(), "0", "one worker: no file overlapped another");
-  assert.equal(await summary.locator("#summary-chart rect").count(), 3, "one bar per done file");
+  // Per file: names, processing time and CPU, drawn with labelled axes and listed, sortable.
+  assert.equal(await summary.locator("#per-file-rows tr").count(), 3, "one row per done file");
+  await summary.locator("#summary-chart canvas").waitFor();
+  const drawn = await drawnOn(page, "#summary-chart");
+  for (const label of ["처리 시간 (s)", "CPU (%)", "jfk.wav", "jfk.mp3"]) assert.ok(drawn.includes(label), `${label} drawn in ${drawn}`);
+  const [name, processing, cpu] = await hoverChart(page, "#summary-chart");
+  assert.ok([XSS_NAME, "jfk.wav", "jfk.mp3"].includes(name), `a file's whole name under the pointer: ${name}`);
+  assert.match(processing, /^\d+\.\d+ s$/);
+  assert.match(cpu, /^\d+%$/);
+  const seconds = async () => (await summary.locator("#per-file-rows tr td:nth-child(2)").allTextContents()).map(parseFloat);
+  await summary.locator('th[data-sort="processing_time_sec"] button').click();
+  assert.equal(await summary.locator('th[data-sort="processing_time_sec"]').getAttribute("aria-sort"), "descending");
+  const slowestFirst = await seconds();
+  assert.deepEqual(slowestFirst, [...slowestFirst].sort((a, b) => b - a), "slowest first");
+  await summary.locator('th[data-sort="processing_time_sec"] button').click();
+  const fastestFirst = await seconds();
+  assert.deepEqual(fastestFirst, [...slowestFirst].reverse(), "fastest first");
   await page.screenshot({ path: join(OUT, "summary-modal.png") });
   await page.keyboard.press("Escape");
   await summary.waitFor({ state: "hidden" });
@@ -217,5 +309,185 @@ test("with an API key set, the page asks for it once and keeps it", async () => 
     await keyedPage.close();
   } finally {
     other.kill();
+  }
+});
+
+/** The ids of the files the data folder `dir` keeps for transcription `id`. */
+function keptFiles(dir, id) {
+  return readdirSync(dir).filter((name) => name.startsWith(id));
+}
+
+test("History lists past transcriptions with their figures, searches, opens, deletes and opens batches", async () => {
+  // A second single upload, with words of its own.
+  await page.locator("#tab-single").click();
+  await page.locator("#single-file").setInputFiles(join(work, "weather.wav"));
+  await page.locator("#single-filename", { hasText: "weather.wav" }).waitFor({ timeout: 60_000 });
+  const weatherId = await page.evaluate(() => document.querySelector("#single-downloads button").getAttribute("aria-label"));
+  assert.match(weatherId, /weather\.wav/);
+
+  await page.locator("#tab-history").click();
+  const rows = page.locator("#history-rows tr");
+  await rows.first().waitFor();
+  const names = await page.locator("#history-rows td.name").allTextContents();
+  assert.equal(names[0], "weather.wav", `newest first: ${names}`);
+  assert.ok(names.includes("jfk.wav"), String(names));
+  assert.equal(await page.locator("#history-rows .badge").count(), 3, "the batch's three done files say they came in a batch");
+  for (const name of ["weather.wav", "jfk.wav"]) {
+    const cells = await page.locator("#history-rows tr", { has: page.locator("td.name", { hasText: new RegExp(`^${name.replace(".", "\\.")}$`) }) })
+      .first().locator("td").allTextContents();
+    const [, date, length, language, processing, cpu, ram, speed] = cells;
+    assert.match(date, /2\d{3}/, `a date: ${date}`);
+    assert.match(length, /^\d+\.\d+ s$/);
+    assert.equal(language, "en");
+    assert.match(processing, /^\d+\.\d+ s$/);
+    assert.match(cpu, /^\d+%$/);
+    assert.match(ram, /^[\d,]+ MiB$/);
+    assert.match(speed, /^실시간보다 [\d.,]+배 빠름$/);
+  }
+  await page.screenshot({ path: join(OUT, "history.png"), fullPage: true });
+
+  // Search by a word of the transcript.
+  await page.locator("#history-q").fill("mountains");
+  await page.locator('#history-search button[type="submit"]').click();
+  await page.locator("#history-rows tr").nth(1).waitFor({ state: "detached" });
+  assert.deepEqual(await page.locator("#history-rows td.name").allTextContents(), ["weather.wav"]);
+  await page.locator("#history-q").fill("country");
+  await page.locator('#history-search button[type="submit"]').click();
+  await page.locator("#history-rows td.name", { hasText: "jfk.wav" }).first().waitFor();
+  assert.ok(!(await page.locator("#history-rows td.name").allTextContents()).includes("weather.wav"));
+  await page.locator("#history-q").fill("no-such-word-anywhere");
+  await page.locator('#history-search button[type="submit"]').click();
+  await page.locator("#history-empty").waitFor({ state: "visible" });
+  assert.equal(await page.locator("#history-empty").textContent(), "조건에 맞는 기록이 없습니다");
+  await page.locator('#history-search button[type="reset"]').click();
+  await page.locator("#history-rows tr").nth(4).waitFor();
+
+  // Opening a past transcription shows the same result view as a fresh upload.
+  const weatherRow = page.locator('#history-rows tr', { has: page.locator("td.name", { hasText: /^weather\.wav$/ }) });
+  const fileId = await weatherRow.getAttribute("data-file-id");
+  await page.locator("#tab-batch").click();
+  await page.locator("#tab-history").click();
+  await weatherRow.getByRole("button", { name: "열기: weather.wav" }).click();
+  await page.locator("#panel-single").waitFor({ state: "visible" });
+  assert.equal(await page.locator("#single-filename").textContent(), "weather.wav");
+  assert.match((await page.locator("#single-text").textContent()).toLowerCase(), /mountain/);
+  assert.equal(await page.locator("#single-metrics dt").count(), 11);
+  await assertSamplesChart(page, "#single-chart", "시간 (초)");
+  const json = await downloaded('#single-downloads [data-format="json"]');
+  assert.equal(JSON.parse(json.text).file_id, fileId);
+
+  // Deleting asks first; cancelling keeps it, confirming removes it and its files.
+  const data = join(work, "data");
+  assert.equal(keptFiles(data, fileId).length, 3, `its transcript, record and segments: ${readdirSync(data)}`);
+  await page.locator("#tab-history").click();
+  await weatherRow.getByRole("button", { name: "삭제: weather.wav" }).click();
+  const confirm = page.locator("#confirm-dialog");
+  await confirm.waitFor({ state: "visible" });
+  assert.match(await page.locator("#confirm-message").textContent(), /weather\.wav/);
+  assert.equal(await confirm.getAttribute("role"), "alertdialog");
+  await page.screenshot({ path: join(OUT, "history-delete.png") });
+  await page.keyboard.press("Escape");
+  await confirm.waitFor({ state: "hidden" });
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "삭제: weather.wav",
+    "focus goes back to the delete button");
+  assert.equal(keptFiles(data, fileId).length, 3, "cancelled: nothing removed");
+  await weatherRow.getByRole("button", { name: "삭제: weather.wav" }).click();
+  await page.locator("#confirm-delete").click();
+  await weatherRow.waitFor({ state: "detached" });
+  assert.match(await page.locator("#notice").textContent(), /weather\.wav/);
+  assert.deepEqual(keptFiles(data, fileId), [], "its files are gone from the data folder");
+  assert.equal(await page.locator("#single-result").isVisible(), false, "the deleted result is no longer shown");
+
+  // A batch opens from History with its table and summary.
+  assert.equal(await page.locator("#batches-rows tr").count(), 1);
+  await page.locator("#batches-rows tr").first().getByRole("button", { name: /^열기/ }).click();
+  await page.locator("#panel-batch").waitFor({ state: "visible" });
+  assert.equal(await page.locator("#batch-rows tr").count(), 4);
+  await page.locator("#batch-summary-button").click();
+  await page.locator("#summary-modal").waitFor({ state: "visible" });
+  assert.equal(await page.locator('#summary-totals [data-metric="files_done"] dd').textContent(), "3");
+  await page.keyboard.press("Escape");
+});
+
+test("every control of History is reached with Tab, and tabs move with the arrow keys", async () => {
+  await page.locator("#tab-history").click();
+  await page.locator("#history-rows tr").first().waitFor();
+  await page.locator("#tab-history").focus();
+  const reached = new Set();
+  for (let i = 0; i < 80; i++) {
+    await page.keyboard.press("Tab");
+    reached.add(await page.evaluate(() => {
+      const a = document.activeElement;
+      return a.id || a.getAttribute("aria-label") || a.textContent.trim();
+    }));
+  }
+  for (const control of ["history-q", "history-name", "history-language", "history-from", "history-to", "검색"]) {
+    assert.ok(reached.has(control), `${control} reached: ${[...reached]}`);
+  }
+  assert.ok([...reached].some((label) => /^열기: /.test(label)), "an Open button reached");
+  assert.ok([...reached].some((label) => /^TXT: /.test(label)), "a download reached");
+  await page.locator("#tab-history").focus();
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "tab-batch");
+  assert.equal(await page.locator("#panel-batch").isVisible(), true);
+});
+
+test("in English: retention removes an old transcription from History, and the rest stay", async () => {
+  const dir = join(work, "data-retention");
+  let other = await startServer(dir);
+  const old = await transcribeByApi(other.url, join(work, "weather.wav"), "old-call.wav");
+  const recent = await transcribeByApi(other.url, join(work, "jfk.wav"), "recent-call.wav");
+  await stopServer(other);
+  // Back-date one record by 30 days.
+  const recordPath = join(dir, `${old.file_id}.performance.json`);
+  const record = JSON.parse(readFileSync(recordPath, "utf8"));
+  record.created_at = new Date(Date.now() - 30 * 86_400_000).toISOString();
+  writeFileSync(recordPath, JSON.stringify(record));
+  other = await startServer(dir, ["--retention-days", "7"]);
+  try {
+    const english = await newPage("en-US");
+    await english.goto(other.url);
+    await english.locator("#tab-history").click();
+    assert.equal(await english.locator("#tab-history").textContent(), "History");
+    await english.locator("#history-rows tr").first().waitFor();
+    assert.deepEqual(await english.locator("#history-rows td.name").allTextContents(), ["recent-call.wav"]);
+    assert.deepEqual(keptFiles(dir, old.file_id), [], "the old one's files are gone");
+    assert.equal(keptFiles(dir, recent.file_id).length, 3);
+    const speed = await english.locator("#history-rows td.speed").textContent();
+    assert.match(speed, /^[\d.,]+× faster than real time$/);
+    const metrics = await (await fetch(`${other.url}/metrics`)).text();
+    assert.match(metrics, /sori_retention_removed_total\{kind="transcription"\} 1/);
+    await english.screenshot({ path: join(OUT, "history-en.png"), fullPage: true });
+    await english.close();
+  } finally {
+    await stopServer(other);
+  }
+});
+
+test("in English: the batch table says when the server went away mid-batch, and resumes when it is back", async () => {
+  const dir = join(work, "data-restart");
+  let other = await startServer(dir);
+  const english = await newPage("en-US");
+  try {
+    await english.goto(other.url);
+    await english.locator("#tab-batch").click();
+    const files = ["a", "b", "c", "d", "e", "f"].map((n) => {
+      copyFileSync(join(AUDIO, "jfk.wav"), join(work, `${n}.wav`));
+      return join(work, `${n}.wav`);
+    });
+    await english.locator("#batch-files").setInputFiles(files);
+    await english.locator('#batch-rows tr[data-status="done"]').first().waitFor({ timeout: 60_000 });
+    await stopServer(other, "SIGKILL");
+    await english.locator("#alert", { hasText: "Lost the connection to the server. Reconnecting…" }).waitFor({ timeout: 15_000 });
+    await english.screenshot({ path: join(OUT, "batch-reconnecting.png"), fullPage: true });
+    other = await startServer(dir, [], other.port);
+    await english.locator("#notice", { hasText: "Connected to the server again" }).waitFor({ timeout: 30_000 });
+    assert.equal(await english.locator("#alert").isVisible(), false);
+    await english.locator("#batch-summary-button").waitFor({ state: "visible", timeout: 120_000 });
+    assert.equal(await english.locator('#batch-rows tr[data-status="done"]').count(), 6, "every file finished after the restart");
+    assert.equal(await english.locator("#batch-meta").textContent(), "6/6 done · 0 failed");
+  } finally {
+    await english.close();
+    await stopServer(other);
   }
 });
