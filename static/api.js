@@ -22,12 +22,16 @@ export function askKey(message) {
   });
 }
 
-/** Runs `send` (resolving with {status, body}) until the server accepts the key. */
+/**
+ * Runs `send` (resolving with {status, body}) until the server accepts the
+ * key; a server that cannot be reached answers status 0 with a message.
+ */
 async function authorized(send) {
-  let answer = await send();
+  const once = () => send().catch(() => ({ status: 0, body: { error: { message: t("server_unreachable") } } }));
+  let answer = await once();
   while (answer.status === 401) {
     await askKey(errorMessage(answer.body));
-    answer = await send();
+    answer = await once();
   }
   return answer;
 }

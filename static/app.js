@@ -9,7 +9,11 @@ import { authHeaders, askKey, request, post, downloadButtons } from "./api.js";
 import { samplesChart, perFileChart } from "./charts.js";
 import { initHistory, labelHistory, loadHistory } from "./history.js";
 
-const state = { single: null, batch: null, events: null, summary: null, sort: { key: null, descending: false } };
+/**
+ * What the page shows: the single result, the batch and its event stream
+ * (`lost` while the server is away), the summary and its files' order.
+ */
+const state = { single: null, batch: null, events: null, lost: false, summary: null, sort: { key: null, descending: false } };
 
 function applyLanguage() {
   document.documentElement.lang = currentLanguage();
@@ -149,6 +153,7 @@ async function follow(batchId) {
   for (let attempt = 0; !controller.signal.aborted; attempt++) {
     const outcome = await followOnce(batchId, controller.signal);
     if (outcome === "stop" || controller.signal.aborted) return;
+    state.lost = true;
     showError(t("connection_lost"));
     if (outcome === "read") attempt = 0;
     await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS[Math.min(attempt, RECONNECT_MS.length - 1)]));
@@ -176,7 +181,8 @@ async function followOnce(batchId, signal) {
     showError(errorMessage(await response.json()));
     return "stop";
   }
-  if ($("alert").textContent === t("connection_lost")) {
+  if (state.lost) {
+    state.lost = false;
     showError("");
     showNotice(t("reconnected"));
   }

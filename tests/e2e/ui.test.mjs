@@ -480,6 +480,10 @@ test("in English: the batch table says when the server went away mid-batch, and 
     await stopServer(other, "SIGKILL");
     await english.locator("#alert", { hasText: "Lost the connection to the server. Reconnecting…" }).waitFor({ timeout: 15_000 });
     await english.screenshot({ path: join(OUT, "batch-reconnecting.png"), fullPage: true });
+    // Another view asked for meanwhile says the server cannot be reached, not nothing.
+    await english.locator("#tab-history").click();
+    await english.locator("#alert", { hasText: "The server cannot be reached" }).waitFor({ timeout: 10_000 });
+    await english.locator("#tab-batch").click();
     other = await startServer(dir, [], other.port);
     await english.locator("#notice", { hasText: "Connected to the server again" }).waitFor({ timeout: 30_000 });
     assert.equal(await english.locator("#alert").isVisible(), false);
