@@ -102,14 +102,17 @@ fn usage(message: &str) -> u8 {
 }
 
 fn start_engine(args: &TranscribeArgs) -> Result<Engine, String> {
-    let (path, _) = args.model.resolve().map_err(|e| e.to_string())?;
+    let offered = args.model.resolve().map_err(|e| format!("{e:#}"))?;
+    let [model] = offered.as_slice() else {
+        return Err("sori transcribe runs one model; give --model once".into());
+    };
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
     let transcriber = WhisperTranscriber::load(
-        &path,
-        &args.model.model,
+        &model.path,
+        &model.name,
         WhisperSettings {
             threads,
             short_audio_context: true,

@@ -2,11 +2,12 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::model::{ModelSource, WeightFormat};
+use crate::models::OfferedModel;
 
 /// Sori: speech-to-text over HTTP that measures what every transcription costs.
 #[derive(Debug, Parser)]
@@ -88,9 +89,11 @@ pub struct SourceChoice {
 /// The model a command loads (`sori serve`, `sori transcribe`).
 #[derive(Debug, Clone, Args)]
 pub struct ModelChoice {
-    /// A ggml model file, or a model name (`sori model list`) fetched into --model-dir on first use.
-    #[arg(long, env = "SORI_MODEL", default_value = "base-q8_0")]
-    pub model: String,
+    /// A ggml model file, or a model name (`sori model list`) fetched into --model-dir first.
+    /// `sori serve` takes it more than once (or comma-separated in SORI_MODEL) to offer several
+    /// models, chosen per request by their names; the first is the default.
+    #[arg(long, env = "SORI_MODEL", value_delimiter = ',', default_value = "base-q8_0")]
+    pub model: Vec<String>,
     /// Folder for fetched models.
     #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]
     pub model_dir: PathBuf,
@@ -99,10 +102,34 @@ pub struct ModelChoice {
 }
 
 impl ModelChoice {
-    /// The model file (fetched first when a name is given) and its header.
-    pub fn resolve(&self) -> Result<(PathBuf, crate::model::ModelInfo), crate::model::ModelError> {
-        crate::model::resolve(&self.model, &self.model_dir, &self.source.model_source)
+    /// Each model given, in order: its name, its file (fetched first when a
+    /// name is given) and whether it is multilingual.
+    pub fn resolve(&self) -> anyhow::Result<Vec<OfferedModel>> {
+        let mut offered: Vec<OfferedModel> = Vec::new();
+        for model in &self.model {
+            let (path, info) = crate::model::resolve(model, &self.model_dir, &self.source.model_source)?;
+            let name = model_name(model);
+            if offered.iter().any(|m| m.name == name) {
+                anyhow::bail!("the model {name} is given twice; give each model once");
+            }
+            offered.push(OfferedModel {
+                name,
+                path,
+                multilingual: info.hparams.is_multilingual(),
+            });
+        }
+        Ok(offered)
     }
+}
+
+/// The name a model is offered under: a name as given, a file by its stem
+/// without `ggml-` (`models/ggml-small-q8_0.bin` is `small-q8_0`).
+fn model_name(model: &str) -> String {
+    if !Path::new(model).is_file() {
+        return model.to_string();
+    }
+    let stem = Path::new(model).file_stem().and_then(|s| s.to_str()).unwrap_or(model);
+    stem.strip_prefix("ggml-").unwrap_or(stem).to_string()
 }
 
 /// Settings of `sori transcribe`.

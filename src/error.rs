@@ -10,6 +10,7 @@ use crate::audio::AudioError;
 use crate::batch::store::StoreError;
 use crate::batch::DeleteError;
 use crate::engine::{JobError, SubmitError};
+use crate::models::UnknownModel;
 use crate::transcription::TranscriptionError;
 
 /// Seconds a client is asked to wait after a 503 for a full queue.
@@ -67,6 +68,9 @@ pub enum AppError {
     /// The database cannot be reached now.
     #[error("the server cannot reach its database just now; retry in {RETRY_AFTER_SEC} s")]
     DatabaseUnavailable(String),
+    /// The model's worker processes could not be started (the reason goes to the log).
+    #[error("the model {model} could not be started; the server's log says why")]
+    ModelUnavailable { model: String, details: String },
     /// The worker process running the job died (the server itself is fine).
     #[error("{0}; the server is still running and a new worker process is started in its place. Sending the file again may work; a file that crashes the engine every time should be reported with the server's log")]
     EngineCrashed(String),
@@ -111,6 +115,7 @@ impl AppError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::ModelUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
             Self::EngineCrashed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "engine_crashed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -124,6 +129,10 @@ impl IntoResponse for AppError {
         let message = match &self {
             Self::DatabaseUnavailable(details) => {
                 tracing::warn!(%details, "the database is unreachable");
+                self.to_string()
+            }
+            Self::ModelUnavailable { model, details } => {
+                tracing::error!(%model, %details, "a model could not be started");
                 self.to_string()
             }
             Self::Internal(details) => {
@@ -188,6 +197,12 @@ impl From<DeleteError> for AppError {
     }
 }
 
+impl From<UnknownModel> for AppError {
+    fn from(e: UnknownModel) -> Self {
+        Self::ModelNotFound(e.to_string())
+    }
+}
+
 impl From<SubmitError> for AppError {
     fn from(e: SubmitError) -> Self {
         match e {
@@ -204,6 +219,10 @@ impl From<TranscriptionError> for AppError {
     fn from(e: TranscriptionError) -> Self {
         match e {
             TranscriptionError::Submit(submit) => submit.into(),
+            TranscriptionError::Load(failed) => Self::ModelUnavailable {
+                model: failed.name,
+                details: failed.reason,
+            },
             save @ TranscriptionError::Save { .. } => Self::Internal(save.to_string()),
         }
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod formats;
 pub mod http;
 pub mod model;
+pub mod models;
 pub mod monitor;
 pub mod rounding;
 pub mod server;

@@ -78,14 +78,14 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let addr = config.addr()?;
     let store = FileStore::open(&config.data_dir)
         .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
-    let engine = Arc::new(server::start_engine(&config)?);
+    let models = Arc::new(server::start_models(&config)?);
     let limits = server::http_limits(&config)?;
     let grace = Duration::from_secs(config.shutdown_grace_sec);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let workers = engine.clone();
+    let offered = models.clone();
     runtime.block_on(async move {
         let settings = server::batch_settings(&config);
-        let state = server::assemble(workers, store, config.replica(), limits, &settings).await?;
+        let state = server::assemble(offered, store, config.replica(), limits, &settings).await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -94,7 +94,9 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Blocking tasks still running (a file write, a header check) get a moment, not forever.
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The work in flight had its grace; no worker process outlives the server.
-    engine.stop_workers(STOP_WORKERS);
+    for (_, running) in models.loaded() {
+        running.engine.stop_workers(STOP_WORKERS);
+    }
     Ok(())
 }
 

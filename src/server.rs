@@ -4,7 +4,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -15,6 +15,7 @@ use crate::batch::{BatchSettings, Batches, Database};
 use crate::config::{ServeConfig, WorkerArgs};
 use crate::engine::process::WorkerCommand;
 use crate::engine::{Engine, EngineSettings};
+use crate::models::{Models, OfferedModel, StartEngine};
 
 use crate::http::{app, ApiKeys, AppState, HttpLimits};
 use crate::monitor::GpuProbe;
@@ -28,32 +29,48 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 /// How long open connections get to close once the work has drained.
 const CLOSE_CONNECTIONS: Duration = Duration::from_secs(2);
 
-/// Starts `config`'s worker processes (each loads the model) and the queue in
-/// front of them.
-pub fn start_engine(config: &ServeConfig) -> anyhow::Result<Engine> {
-    let (model_path, info) = config.model.resolve()?;
-    let worker = WorkerArgs {
-        model_path,
-        model_name: model_display_name(&config.model.model),
-        threads: config.threads(),
-        short_audio_context: config.short_audio_context,
-        sample_interval_sec: config.sample_interval_sec,
+/// The models `config` offers, the first (the default) started now: its
+/// worker processes have loaded it when this returns. The others start on
+/// first use.
+pub fn start_models(config: &ServeConfig) -> anyhow::Result<Models> {
+    let offered = config.model.resolve()?;
+    let start = worker_pools(config)?;
+    let began = Instant::now();
+    let default = start(&offered[0])?;
+    Ok(Models::new(
+        offered,
+        Arc::new(default),
+        began.elapsed().as_secs_f64(),
+        start,
+    ))
+}
+
+/// What starts the worker pool of one model with `config`'s sizes.
+fn worker_pools(config: &ServeConfig) -> anyhow::Result<Arc<StartEngine>> {
+    let program = std::env::current_exe().context("finding the sori program to start its workers")?;
+    let (threads, workers) = (config.threads(), config.workers as usize);
+    let (short_audio_context, sample_interval_sec) = (config.short_audio_context, config.sample_interval_sec);
+    let settings = EngineSettings {
+        workers,
+        queue_capacity: config.queue_capacity as usize,
         max_audio_sec: config.max_audio_sec,
     };
-    tracing::info!(path = %worker.model_path.display(), hparams = ?info.hparams, threads = worker.threads, workers = config.workers, "starting the worker processes");
-    let command = WorkerCommand {
-        program: std::env::current_exe().context("finding the sori program to start its workers")?,
-        args: worker.command_line(),
-    };
-    Ok(Engine::start_processes(
-        command,
-        GpuProbe::detect(),
-        EngineSettings {
-            workers: config.workers as usize,
-            queue_capacity: config.queue_capacity as usize,
-            max_audio_sec: config.max_audio_sec,
-        },
-    )?)
+    Ok(Arc::new(move |model: &OfferedModel| {
+        let worker = WorkerArgs {
+            model_path: model.path.clone(),
+            model_name: model.name.clone(),
+            threads,
+            short_audio_context,
+            sample_interval_sec,
+            max_audio_sec: settings.max_audio_sec,
+        };
+        tracing::info!(model = %model.name, path = %model.path.display(), threads, workers, "starting the worker processes");
+        let command = WorkerCommand {
+            program: program.clone(),
+            args: worker.command_line(),
+        };
+        Ok(Engine::start_processes(command, GpuProbe::detect(), settings)?)
+    }))
 }
 
 /// What clients may send and who may send it, from `config`.
@@ -81,13 +98,13 @@ pub fn batch_settings(config: &ServeConfig) -> BatchSettings {
     }
 }
 
-/// The service over `engine`, keeping its files in `files` as `replica`:
+/// The service over `models`, keeping its files in `files` as `replica`:
 /// the database (PostgreSQL or SQLite in the data dir, opened and settled),
 /// the history (brought in line with the records in the data dir), the
 /// batches, and what every handler shares. Nothing runs until [`run`], or
 /// [`start_background_work`] for a router driven without a socket.
 pub async fn assemble(
-    engine: Arc<Engine>,
+    models: Arc<Models>,
     files: FileStore,
     replica: String,
     limits: HttpLimits,
@@ -99,7 +116,7 @@ pub async fn assemble(
     };
     let database = Database::open(batch, &files).await.with_context(opening)?;
     let history = History::new(database.index.clone(), files.clone(), replica.clone());
-    let transcriptions = Transcriptions::new(engine, files.clone(), replica, history.clone());
+    let transcriptions = Transcriptions::new(models, files.clone(), replica, history.clone());
     let batches = Batches::open(transcriptions.clone(), database, batch)
         .await
         .with_context(opening)?;
@@ -180,16 +197,4 @@ pub async fn run(
     }
     tracing::info!("sori stopped");
     Ok(())
-}
-
-/// The name shown for a model: a name as given, a file by its stem.
-fn model_display_name(model: &str) -> String {
-    if !std::path::Path::new(model).is_file() {
-        return model.to_string();
-    }
-    let stem = std::path::Path::new(model)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(model);
-    stem.strip_prefix("ggml-").unwrap_or(stem).to_string()
 }

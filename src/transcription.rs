@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::engine::{Engine, JobOutput, SubmitError, TranscribeOptions};
+use crate::engine::{JobOutput, SubmitError, TranscribeOptions};
+use crate::models::{LoadFailed, Models, OfferedModel};
 use crate::rounding::round_to;
 use crate::store::history::History;
 use crate::store::record::RequestPerformance;
@@ -20,6 +21,8 @@ pub struct Request {
     pub file_id: FileId,
     /// The name the client gave it.
     pub filename: String,
+    /// The model to run (one the server offers).
+    pub model: OfferedModel,
     /// The upload on disk (the caller deletes it).
     pub audio: PathBuf,
     /// Language, task, prompt, temperature, word times, progress.
@@ -39,6 +42,9 @@ pub struct Transcribed {
 pub enum TranscriptionError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
+    /// The model's worker processes could not be started.
+    #[error(transparent)]
+    Load(#[from] LoadFailed),
     /// The paired files could not be written.
     #[error("writing the files of {file_id} failed: {source}")]
     Save { file_id: FileId, source: std::io::Error },
@@ -47,7 +53,7 @@ pub enum TranscriptionError {
 /// Transcribes uploads and keeps what they cost.
 #[derive(Clone)]
 pub struct Transcriptions {
-    engine: Arc<Engine>,
+    models: Arc<Models>,
     store: FileStore,
     /// This replica's name, in every record and span.
     replica: String,
@@ -56,11 +62,11 @@ pub struct Transcriptions {
 }
 
 impl Transcriptions {
-    /// Transcriptions on `engine`, written into `store`, by `replica`,
+    /// Transcriptions on `models`, written into `store`, by `replica`,
     /// listed in `history`.
-    pub fn new(engine: Arc<Engine>, store: FileStore, replica: String, history: History) -> Self {
+    pub fn new(models: Arc<Models>, store: FileStore, replica: String, history: History) -> Self {
         Self {
-            engine,
+            models,
             store,
             replica,
             history,
@@ -77,9 +83,9 @@ impl Transcriptions {
         &self.replica
     }
 
-    /// The engine the jobs run on.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    /// The models the jobs run on.
+    pub fn models(&self) -> &Arc<Models> {
+        &self.models
     }
 
     /// The data folder.
@@ -124,8 +130,12 @@ impl Transcriptions {
     /// Runs `request` on the engine, counts it in Prometheus and puts its
     /// figures on the current span; writes nothing (see [`Transcriptions::publisher`]).
     pub async fn run(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
-        let output = self.engine.submit(request.audio, request.options).await?;
-        let model = self.engine.model().name.clone();
+        let (loaded, started_now) = self.models.engine(&request.model).await?;
+        let mut output = loaded.engine.submit(request.audio, request.options).await?;
+        if started_now {
+            output.timings.model_load_sec = Some(loaded.load_sec);
+        }
+        let model = request.model.name;
         metrics::record_transcription(
             &model,
             &output.performance,

@@ -52,6 +52,7 @@ async function transcribeSingle(file) {
   form.append("file", file, file.name);
   const language = $("single-language").value;
   if (language && language !== "auto") form.append("language", language);
+  if (!$("single-model-label").hidden) form.append("model", $("single-model").value);
   try {
     const { status, body } = await post("/transcribe", form, (f) => setProgress("single", f));
     if (status !== 200) throw new Error(errorMessage(body));
@@ -89,6 +90,23 @@ function renderSingle(r) {
   const p = r.performance;
   fillMetrics($("single-metrics"), [...eightFigures(p), rtfOf(p), ["audio", fmt.sec(r.audio_duration_sec)], scopeOf(p)]);
   samplesChart($("single-chart"), p.samples || []);
+}
+
+/**
+ * Offers the server's models (GET /v1/models, less OpenAI's alias) when it
+ * has more than one; a server that wants a key first shows none until asked.
+ */
+async function loadModels() {
+  let names;
+  try {
+    const response = await fetch("/v1/models", { headers: authHeaders() });
+    if (!response.ok) return;
+    names = (await response.json()).data.map((m) => m.id).filter((id) => id !== "whisper-1");
+  } catch {
+    return;
+  }
+  $("single-model").replaceChildren(...names.map((name) => el("option", { value: name }, name)));
+  $("single-model-label").hidden = names.length < 2;
 }
 
 // ---- batch ----
@@ -377,6 +395,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $(`tab-${name}`).addEventListener("keydown", onTabKey);
   }
   initHistory({ transcription: openTranscription, batch: openBatch, forget });
+  loadModels();
   wireDrop($("single-drop"), $("single-file"), (files) => transcribeSingle(files[0]));
   wireDrop($("batch-drop"), $("batch-files"), startBatch);
   $("copy-text").addEventListener("click", async () => {

@@ -45,7 +45,7 @@ const TEXT = {
     connection_lost: "서버와 연결이 끊겼습니다. 다시 연결하는 중…", reconnected: "서버에 다시 연결되었습니다",
     axis_time: "시간 (초)", chart_legend_time: "시간",
     sort_by: "정렬",
-    close: "닫기", server_unreachable: "서버에 연결할 수 없습니다. 서버가 실행 중인지 확인하고 다시 시도하세요.", any_language: "모든 언어", col_progress: "진행", result_from_history: "{date}에 전사",
+    close: "닫기", model: "모델", server_unreachable: "서버에 연결할 수 없습니다. 서버가 실행 중인지 확인하고 다시 시도하세요.", any_language: "모든 언어", col_progress: "진행", result_from_history: "{date}에 전사",
   },
   en: {
     tagline: "Speech to text — and what every transcription costs",
@@ -91,7 +91,7 @@ const TEXT = {
     connection_lost: "Lost the connection to the server. Reconnecting…", reconnected: "Connected to the server again",
     axis_time: "Time (s)", chart_legend_time: "Time",
     sort_by: "Sort",
-    close: "Close", server_unreachable: "The server cannot be reached. Check that it is running, then try again.", any_language: "Any language", col_progress: "Progress", result_from_history: "transcribed {date}",
+    close: "Close", model: "Model", server_unreachable: "The server cannot be reached. Check that it is running, then try again.", any_language: "Any language", col_progress: "Progress", result_from_history: "transcribed {date}",
   },
 };
 

@@ -278,12 +278,12 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
         let (app, wav) = (app.clone(), wav.clone());
         async move { send(&app, transcribe_request("1.wav", &wav, None)).await }
     });
-    wait_until(|| state.transcriptions.engine().workers_busy() == 1).await;
+    wait_until(|| state.transcriptions.models().default_engine().workers_busy() == 1).await;
     let queued = tokio::spawn({
         let (app, wav) = (app.clone(), wav.clone());
         async move { send(&app, transcribe_request("2.wav", &wav, None)).await }
     });
-    wait_until(|| state.transcriptions.engine().queue_depth() == 1).await;
+    wait_until(|| state.transcriptions.models().default_engine().queue_depth() == 1).await;
 
     let refused = tokio::time::timeout(
         Duration::from_secs(2),

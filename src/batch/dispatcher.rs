@@ -78,7 +78,7 @@ impl Dispatcher {
         max_attempts: u32,
         lease: Duration,
     ) -> Arc<Self> {
-        let slots = transcriptions.engine().workers_alive().1.max(1);
+        let slots = transcriptions.models().default_engine().workers_alive().1.max(1);
         Arc::new(Self {
             db,
             transcriptions,
@@ -243,9 +243,11 @@ impl Dispatcher {
         if !tokio::fs::try_exists(&audio).await.unwrap_or(false) {
             return Outcome::Failed("the uploaded audio is gone; upload the file again".into());
         }
+        // Batches run on the default model.
         let request = Request {
             file_id: file.file_id,
             filename: file.filename.clone(),
+            model: self.transcriptions.models().offered()[0].clone(),
             audio,
             options: TranscribeOptions {
                 language: file.language.clone(),

@@ -41,6 +41,7 @@ pub fn run_job(
                 queue_wait_sec: round_to(queue_wait_sec, 4),
                 decode_sec: round_to(decode_sec, 4),
                 inference_sec: round_to(inference_sec, 4),
+                model_load_sec: None,
             },
             warnings: stream.warnings(),
         })

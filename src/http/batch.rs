@@ -37,9 +37,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Batch>), AppError> {
     let multipart = multipart_form(multipart, "fields named file")?;
     let (files, language) = receive(&state, multipart).await?;
-    let language = check_language(&state, language)?;
+    let models = state.transcriptions.models();
+    let language = check_language(&models.offered()[0], language)?;
 
-    let max_sec = state.transcriptions.engine().max_audio_sec();
+    let max_sec = models.default_engine().max_audio_sec();
     let batch_id = FileId::new();
     let batches = state.batches.clone();
     // Checked on a blocking thread and recorded by a task of its own that owns

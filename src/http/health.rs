@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::AppState;
+use crate::models::Models;
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> Json<Value> {
@@ -24,7 +25,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     // The database first: the engine's figures below are read together,
     // with no wait between them, so they describe one moment.
     let database = state.batches.check_database(DATABASE_CHECK).await;
-    let engine = state.transcriptions.engine();
+    let models = state.transcriptions.models();
+    let engine = models.default_engine();
     let (alive, started) = engine.workers_alive();
     let draining = state.shutdown.is_cancelled();
     let ready = alive == started && alive > 0 && !draining && database.is_ok();
@@ -40,6 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Err(reason) => reason.clone(),
         },
         "model": engine.model().name,
+        "models": models_state(models),
         "workers_alive": alive,
         "workers": started,
         "worker_pids": engine.worker_pids(),
@@ -48,4 +51,28 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "queue_capacity": engine.queue_capacity(),
     });
     (status, Json(body))
+}
+
+/// Each offered model: whether its worker processes run, and if so how long
+/// they took to start and their state now.
+fn models_state(models: &Models) -> Vec<Value> {
+    let loaded = models.loaded();
+    models
+        .offered()
+        .iter()
+        .map(|offered| match loaded.iter().find(|(name, _)| *name == offered.name) {
+            Some((_, running)) => {
+                let (alive, started) = running.engine.workers_alive();
+                json!({
+                    "name": offered.name,
+                    "loaded": true,
+                    "load_sec": running.load_sec,
+                    "workers": started,
+                    "workers_alive": alive,
+                    "worker_pids": running.engine.worker_pids(),
+                })
+            }
+            None => json!({"name": offered.name, "loaded": false}),
+        })
+        .collect()
 }

@@ -11,8 +11,8 @@ use crate::telemetry::metrics;
 
 /// Renders every metric, after refreshing the gauges of the present state.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    let engine = state.transcriptions.engine();
-    metrics::refresh_state(engine, engine.gpu());
+    let models = state.transcriptions.models();
+    metrics::refresh_state(models, models.default_engine().gpu());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

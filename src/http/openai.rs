@@ -27,12 +27,11 @@ use super::AppState;
 use crate::engine::{ProgressSink, Task, TranscribeOptions};
 use crate::error::AppError;
 use crate::formats::{self, Granularities, ResponseFormat};
+use crate::models::{OfferedModel, OPENAI_ALIAS};
 use crate::store::FileId;
 use crate::trace_context;
 use crate::transcription::{Request as Job, Transcribed};
 
-/// The name OpenAI's clients send by default; it means the served model.
-const OPENAI_MODEL_ALIAS: &str = "whisper-1";
 /// Longest accepted prompt, bytes (Whisper reads at most its last 224 tokens).
 const MAX_PROMPT_BYTES: usize = 4096;
 /// Largest body of an error response that is rewritten into OpenAI's shape.
@@ -76,7 +75,7 @@ pub async fn translations(
     .await
 }
 
-/// `GET /v1/models`: the served model, and `whisper-1`, its alias.
+/// `GET /v1/models`: the offered models, and `whisper-1` (the default's alias).
 pub async fn models(State(state): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = served_names(&state)
         .into_iter()
@@ -87,27 +86,17 @@ pub async fn models(State(state): State<AppState>) -> Json<Value> {
 
 /// `GET /v1/models/{id}`.
 pub async fn model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
-    check_model(&state, &id)?;
+    state.transcriptions.models().find(Some(&id))?;
     Ok(Json(model_object(&state, &id)))
 }
 
 fn served_names(state: &AppState) -> Vec<String> {
-    let served = state.transcriptions.engine().model().name.clone();
-    vec![served, OPENAI_MODEL_ALIAS.to_string()]
+    let offered = state.transcriptions.models().offered().iter().map(|m| m.name.clone());
+    offered.chain([OPENAI_ALIAS.to_string()]).collect()
 }
 
 fn model_object(state: &AppState, id: &str) -> Value {
     json!({"id": id, "object": "model", "created": state.started_at, "owned_by": "sori"})
-}
-
-fn check_model(state: &AppState, model: &str) -> Result<(), AppError> {
-    if served_names(state).iter().any(|name| name == model) {
-        return Ok(());
-    }
-    Err(AppError::ModelNotFound(format!(
-        "the model {model:?} is not served here; use {} (or its alias {OPENAI_MODEL_ALIAS})",
-        state.transcriptions.engine().model().name
-    )))
 }
 
 async fn run(
@@ -118,11 +107,12 @@ async fn run(
 ) -> Result<Response, AppError> {
     let multipart = multipart_form(multipart, "a field named file")?;
     let request = read_form(&state, multipart).await?;
-    let options = check(&state, task, &request)?;
+    let (model, options) = check(&state, task, &request)?;
     probe(&state, &request.audio).await?;
     let job = Job {
         file_id: request.file_id,
         filename: request.filename.clone(),
+        model,
         audio: request.audio.path().to_path_buf(),
         options,
         trace_id: trace_context::trace_id_of(&span),
@@ -131,9 +121,10 @@ async fn run(
         // Once the events have begun the status is 200, so a full queue is
         // answered (429 under /v1) before they begin. Another request can
         // still take the last slot in between; that one ends with an error event.
-        let engine = state.transcriptions.engine();
-        if engine.queue_depth() >= engine.queue_capacity() {
-            return Err(AppError::QueueFull);
+        if let Some(running) = state.transcriptions.models().running(&job.model.name) {
+            if running.engine.queue_depth() >= running.engine.queue_capacity() {
+                return Err(AppError::QueueFull);
+            }
         }
         return Ok(stream_events(state, job, request.audio, span));
     }
@@ -143,16 +134,15 @@ async fn run(
 }
 
 /// Validates the form's fields (before the audio waits in the queue) and
-/// turns them into the engine's options.
-fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<TranscribeOptions, AppError> {
+/// turns them into the model to run and the engine's options.
+fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<(OfferedModel, TranscribeOptions), AppError> {
     let model = request.model.as_deref().ok_or_else(|| {
         AppError::bad_request(
             "missing_model",
-            format!("the form has no field named model; send model={OPENAI_MODEL_ALIAS}"),
+            format!("the form has no field named model; send model={OPENAI_ALIAS}"),
         )
     })?;
-    check_model(state, model)?;
-    let model = state.transcriptions.engine().model();
+    let model = state.transcriptions.models().find(Some(model))?.clone();
     if task == Task::Translate && !model.multilingual {
         return Err(AppError::bad_request(
             "translation_unsupported",
@@ -175,9 +165,9 @@ fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<Transcr
             "stream=true sends text events; use it with response_format json or text",
         ));
     }
-    Ok(TranscribeOptions {
+    let options = TranscribeOptions {
         language: match task {
-            Task::Transcribe => check_language(state, request.language.clone())?,
+            Task::Transcribe => check_language(&model, request.language.clone())?,
             Task::Translate => None,
         },
         task,
@@ -185,7 +175,8 @@ fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<Transcr
         temperature: request.temperature,
         word_timestamps: request.granularities.words || request.format.wants_words(),
         progress: None,
-    })
+    };
+    Ok((model, options))
 }
 
 async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<AudioRequest, AppError> {
@@ -281,6 +272,7 @@ fn sori_fields(transcribed: &Transcribed) -> Value {
     let record = &transcribed.record;
     json!({
         "file_id": record.file_id,
+        "model": record.model,
         "performance": record.performance,
         "timings": record.timings,
         "warnings": record.warnings,

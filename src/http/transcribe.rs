@@ -16,6 +16,7 @@ use super::AppState;
 use crate::audio::AudioWarning;
 use crate::engine::{is_known_language, Segment, TranscribeOptions};
 use crate::error::AppError;
+use crate::models::OfferedModel;
 use crate::monitor::StageTimings;
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, TranscriptionRecord};
@@ -70,6 +71,8 @@ struct Upload {
     filename: String,
     audio: SpooledUpload,
     language: Option<String>,
+    /// The model asked for (`None`: the default).
+    model: Option<String>,
 }
 
 /// Transcribes the multipart field `file` (optional field `language`), in a
@@ -116,7 +119,8 @@ async fn run(
 ) -> Result<Json<TranscribeResponse>, AppError> {
     let multipart = multipart_form(multipart, "a field named file")?;
     let upload = read_upload(&state, multipart).await?;
-    let language = check_language(&state, upload.language)?;
+    let model = state.transcriptions.models().find(upload.model.as_deref())?.clone();
+    let language = check_language(&model, upload.language)?;
     probe(&state, &upload.audio).await?;
 
     let transcribed = state
@@ -124,6 +128,7 @@ async fn run(
         .transcribe(Request {
             file_id: upload.file_id,
             filename: upload.filename,
+            model,
             audio: upload.audio.path().to_path_buf(),
             options: TranscribeOptions {
                 language,
@@ -146,10 +151,11 @@ async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Uploa
     let failed = |e| multipart_error(e, "the upload", limit);
     let store = state.transcriptions.store();
     let mut file = None;
-    let mut language = None;
+    let (mut language, mut model) = (None, None);
     while let Some(field) = multipart.next_field().await.map_err(failed)? {
         match field.name() {
             Some("file") => receive_single_file(&mut file, field, store, limit).await?,
+            Some("model") => model = text_field(field, SHORT_FIELD_BYTES, "the upload", limit).await?,
             Some("language") => {
                 language = text_field(field, SHORT_FIELD_BYTES, "the upload", limit)
                     .await?
@@ -165,6 +171,7 @@ async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Uploa
         filename: file.filename,
         audio: file.audio,
         language,
+        model,
     })
 }
 
@@ -173,7 +180,7 @@ async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<Uploa
 pub(super) async fn probe(state: &AppState, upload: &SpooledUpload) -> Result<(), AppError> {
     let (path, max_sec) = (
         upload.path().to_path_buf(),
-        state.transcriptions.engine().max_audio_sec(),
+        state.transcriptions.models().default_engine().max_audio_sec(),
     );
     tokio::task::spawn_blocking(move || crate::audio::probe_file(&path, max_sec))
         .await
@@ -182,7 +189,7 @@ pub(super) async fn probe(state: &AppState, upload: &SpooledUpload) -> Result<()
 }
 
 /// The language to ask the model for: `None` detects it.
-pub(super) fn check_language(state: &AppState, language: Option<String>) -> Result<Option<String>, AppError> {
+pub(super) fn check_language(model: &OfferedModel, language: Option<String>) -> Result<Option<String>, AppError> {
     let Some(code) = language else {
         return Ok(None);
     };
@@ -192,7 +199,6 @@ pub(super) fn check_language(state: &AppState, language: Option<String>) -> Resu
             format!("{code:?} is not a Whisper language code; use e.g. en, ko, ja, or auto"),
         ));
     }
-    let model = state.transcriptions.engine().model();
     if !model.multilingual && code != "en" && code != "auto" {
         return Err(AppError::bad_request(
             "unsupported_language",

@@ -19,6 +19,10 @@ pub struct StageTimings {
     pub decode_sec: f64,
     /// The rest of the processing time: the model's work.
     pub inference_sec: f64,
+    /// Waiting for the model's worker processes to start (only in the answer
+    /// of the request that started them: it was not loaded yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_load_sec: Option<f64>,
 }
 
 /// One reading of the process.

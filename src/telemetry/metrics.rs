@@ -10,6 +10,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::engine::Engine;
+use crate::models::Models;
 use crate::monitor::{process, GpuProbe, PerformanceReport};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -270,7 +271,21 @@ fn describe() {
         "sori_gpu_utilization_ratio",
         "Mean GPU utilization of the devices, 0-1 (only when a GPU is seen)."
     );
-    describe_gauge!("sori_model_info", "The loaded model (always 1; the model is a label).");
+    describe_gauge!("sori_model_info", "The default model (always 1; the model is a label).");
+    describe_gauge!(
+        "sori_model_loaded",
+        "Whether an offered model's worker processes run (1) or not (0)."
+    );
+    describe_gauge!(
+        "sori_model_load_seconds",
+        Unit::Seconds,
+        "How long a running model's worker processes took to start and load it (0 when not running)."
+    );
+    describe_gauge!(
+        "sori_model_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of a model's worker processes, summed (0 when not running)."
+    );
 }
 
 /// Records a finished transcription's figures.
@@ -373,19 +388,36 @@ impl Drop for InFlight {
 
 /// Sets the gauges that describe the present: queue, workers, process, GPU
 /// and model. Called at every scrape, so they are never stale.
-pub fn refresh_state(engine: &Engine, gpu: &GpuProbe) {
-    gauge!("sori_queue_depth").set(engine.queue_depth() as f64);
-    gauge!("sori_queue_capacity").set(engine.queue_capacity() as f64);
-    let (alive, workers) = engine.workers_alive();
-    gauge!("sori_workers").set(workers as f64);
-    gauge!("sori_workers_alive").set(alive as f64);
-    gauge!("sori_workers_busy").set(engine.workers_busy() as f64);
-    counter!("sori_worker_restarts_total").absolute(engine.worker_restarts());
-    let worker_rss: u64 = engine.worker_pids().into_iter().filter_map(process::rss_bytes_of).sum();
+pub fn refresh_state(models: &Models, gpu: &GpuProbe) {
+    let loaded = models.loaded();
+    let engines = || loaded.iter().map(|(_, m)| &m.engine);
+    let sum = |f: &dyn Fn(&Engine) -> usize| engines().map(|e| f(e)).sum::<usize>() as f64;
+    gauge!("sori_queue_depth").set(sum(&|e| e.queue_depth()));
+    gauge!("sori_queue_capacity").set(sum(&|e| e.queue_capacity()));
+    gauge!("sori_workers").set(sum(&|e| e.workers_alive().1));
+    gauge!("sori_workers_alive").set(sum(&|e| e.workers_alive().0));
+    gauge!("sori_workers_busy").set(sum(&|e| e.workers_busy()));
+    counter!("sori_worker_restarts_total").absolute(engines().map(|e| e.worker_restarts()).sum());
+    let mut worker_rss = 0;
+    for offered in models.offered() {
+        let running = loaded.iter().find(|(name, _)| *name == offered.name).map(|(_, m)| m);
+        let rss: u64 = running.map_or(0, |m| {
+            m.engine
+                .worker_pids()
+                .into_iter()
+                .filter_map(process::rss_bytes_of)
+                .sum()
+        });
+        worker_rss += rss;
+        let model = offered.name.clone();
+        gauge!("sori_model_loaded", "model" => model.clone()).set(if running.is_some() { 1.0 } else { 0.0 });
+        gauge!("sori_model_load_seconds", "model" => model.clone()).set(running.map_or(0.0, |m| m.load_sec));
+        gauge!("sori_model_resident_memory_bytes", "model" => model).set(rss as f64);
+    }
     gauge!("sori_worker_resident_memory_bytes").set(worker_rss as f64);
     gauge!("sori_process_resident_memory_bytes").set(process::rss_bytes() as f64);
     counter!("sori_process_cpu_seconds_total").absolute(process::cpu_time_sec() as u64);
-    gauge!("sori_model_info", "model" => engine.model().name.clone()).set(1.0);
+    gauge!("sori_model_info", "model" => models.offered()[0].name.clone()).set(1.0);
     gauge!("sori_gpu_available").set(if gpu.available() { 1.0 } else { 0.0 });
     if let Some(devices) = gpu.devices() {
         gauge!("sori_gpu_memory_used_bytes").set(devices.memory_used_bytes as f64);

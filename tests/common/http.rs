@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 use sori::batch::BatchSettings;
 use sori::engine::{Engine, EngineSettings, Transcriber};
+use sori::models::Models;
 use sori::monitor::{GpuProbe, PerformanceMonitor};
 use sori::store::FileStore;
 use sori::{AppState, HttpLimits};
@@ -66,7 +67,8 @@ pub async fn test_app(
         lease: Duration::from_secs(30),
         retention: None,
     };
-    let state = sori::server::assemble(Arc::new(engine), store, "test".into(), http, &batch)
+    let models = Arc::new(Models::single(Arc::new(engine)));
+    let state = sori::server::assemble(models, store, "test".into(), http, &batch)
         .await
         .unwrap();
     sori::server::start_background_work(&state);

@@ -495,3 +495,24 @@ test("in English: the batch table says when the server went away mid-batch, and 
     await stopServer(other);
   }
 });
+
+test("a server with two models offers both, and the chosen one transcribes", async () => {
+  const base = join(process.env.SORI_MODEL_DIR || join(ROOT, "models"), "ggml-base-q8_0.bin");
+  const other = await startServer(join(work, "data-models"), ["--model", base]);
+  const chooser = await newPage("ko-KR");
+  try {
+    await chooser.goto(other.url);
+    await chooser.locator("#single-model-label").waitFor({ state: "visible" });
+    assert.deepEqual(await chooser.locator("#single-model option").allTextContents(), ["tiny.en-q8_0", "base-q8_0"]);
+    await chooser.locator("#single-model").selectOption("base-q8_0");
+    await chooser.locator("#single-file").setInputFiles(join(AUDIO, "ko_test.wav"));
+    await chooser.locator("#single-result").waitFor({ state: "visible", timeout: 60_000 });
+    const meta = await chooser.locator("#single-meta").textContent();
+    assert.match(meta, /^ko · .* · base-q8_0$/, meta);
+    assert.match(await chooser.locator("#single-text").textContent(), /[\uac00-\ud7a3]/, "Korean, from the multilingual model");
+    await chooser.screenshot({ path: join(OUT, "model-choice.png"), fullPage: true });
+  } finally {
+    await chooser.close();
+    await stopServer(other);
+  }
+});

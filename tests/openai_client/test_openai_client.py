@@ -50,10 +50,12 @@ class OpenAiClient(unittest.TestCase):
         cls.work = tempfile.TemporaryDirectory()
         port = free_port()
         cls.base = f"http://127.0.0.1:{port}"
-        model = next(MODEL_DIR.glob("ggml-base-*.bin"))
+        model = MODEL_DIR / "ggml-base-q8_0.bin"
+        second = MODEL_DIR / "ggml-tiny.en-q8_0.bin"
         cls.log = open(Path(cls.work.name) / "server.log", "wb")
         cls.server = subprocess.Popen(
-            [str(ROOT / "target/release/sori"), "serve", "--model", str(model), "--port", str(port),
+            [str(ROOT / "target/release/sori"), "serve", "--model", str(model), "--model", str(second),
+             "--port", str(port),
              "--data-dir", str(Path(cls.work.name) / "data"), "--api-key", KEY],
             stdout=cls.log, stderr=subprocess.STDOUT)
         for _ in range(300):
@@ -66,6 +68,7 @@ class OpenAiClient(unittest.TestCase):
             raise RuntimeError("sori never became ready")
         cls.client = openai.OpenAI(base_url=f"{cls.base}/v1", api_key=KEY, max_retries=0)
         cls.served = model.stem.removeprefix("ggml-")
+        cls.second = second.stem.removeprefix("ggml-")
 
     @classmethod
     def tearDownClass(cls):
@@ -180,11 +183,16 @@ class OpenAiClient(unittest.TestCase):
         self.assertRegex(result.text, r"[A-Za-z]{2,}")
         self.assertIsNone(re.search(r"[\uac00-\ud7a3]", result.text), result.text)
 
-    def test_models_lists_the_served_model_and_its_alias(self):
+    def test_models_lists_the_offered_models_and_the_alias_and_each_is_chosen_by_name(self):
         ids = [m.id for m in self.client.models.list()]
-        self.assertIn("whisper-1", ids)
-        self.assertIn(self.served, ids)
+        self.assertEqual(ids, [self.served, self.second, "whisper-1"])
         self.assertEqual(self.client.models.retrieve("whisper-1").owned_by, "sori")
+        self.assertEqual(self.client.models.retrieve(self.second).id, self.second)
+        with open(AUDIO / "jfk.wav", "rb") as f:
+            result = self.client.audio.transcriptions.create(
+                model=self.second, file=f, response_format="verbose_json")
+        self.assertEqual(result.model_extra["model"], self.second)
+        self.assertIn("country", result.text.lower())
 
     def test_an_unknown_model_is_not_found(self):
         with self.assertRaises(openai.NotFoundError) as caught:
