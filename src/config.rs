@@ -286,6 +286,14 @@ pub struct ServeConfig {
     /// this. Long enough to ride out a slow database; short enough not to leave files waiting.
     #[arg(long, env = "SORI_LEASE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_sec: u64,
+    /// Seconds a model other than the default may go without requests before its worker
+    /// processes are stopped (it starts again on its next request).
+    #[arg(long, env = "SORI_MODEL_IDLE_SEC", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub model_idle_sec: u64,
+    /// The most models running at once (the default included); starting one more first stops
+    /// the one idle longest, and a request finds 503 when none is idle. Default: every model.
+    #[arg(long, env = "SORI_MAX_LOADED_MODELS", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_loaded_models: Option<u32>,
     /// Days a transcription (its transcript, record and segments) and a finished batch are
     /// kept; older ones are removed at start and then every hour. Unset: kept until deleted.
     #[arg(long, env = "SORI_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]

@@ -15,7 +15,7 @@ use crate::batch::{BatchSettings, Batches, Database};
 use crate::config::{ServeConfig, WorkerArgs};
 use crate::engine::process::WorkerCommand;
 use crate::engine::{Engine, EngineSettings};
-use crate::models::{Models, OfferedModel, StartEngine};
+use crate::models::{ModelLimits, Models, OfferedModel, StartEngine};
 
 use crate::http::{app, ApiKeys, AppState, HttpLimits};
 use crate::monitor::GpuProbe;
@@ -31,18 +31,18 @@ const CLOSE_CONNECTIONS: Duration = Duration::from_secs(2);
 
 /// The models `config` offers, the first (the default) started now: its
 /// worker processes have loaded it when this returns. The others start on
-/// first use.
+/// first use and stop when idle (`--model-idle-sec`, `--max-loaded-models`).
 pub fn start_models(config: &ServeConfig) -> anyhow::Result<Models> {
     let offered = config.model.resolve()?;
     let start = worker_pools(config)?;
     let began = Instant::now();
     let default = start(&offered[0])?;
-    Ok(Models::new(
-        offered,
-        Arc::new(default),
-        began.elapsed().as_secs_f64(),
-        start,
-    ))
+    let limits = ModelLimits {
+        idle: Duration::from_secs(config.model_idle_sec),
+        max_loaded: config.max_loaded_models.map_or(usize::MAX, |n| n as usize),
+    };
+    let load_sec = began.elapsed().as_secs_f64();
+    Ok(Models::new(offered, Arc::new(default), load_sec, start, limits))
 }
 
 /// What starts the worker pool of one model with `config`'s sizes.
@@ -142,6 +142,7 @@ pub async fn assemble(
 /// batch dispatcher and the metrics recorder's upkeep.
 pub fn start_background_work(state: &AppState) {
     state.batches.start(state.shutdown.clone(), state.work.clone());
+    tokio::spawn(state.transcriptions.models().clone().stop_idle(state.shutdown.clone()));
     let upkeep = state.metrics.clone();
     let stop = state.shutdown.clone();
     tokio::spawn(async move {

@@ -130,11 +130,13 @@ impl Transcriptions {
     /// Runs `request` on the engine, counts it in Prometheus and puts its
     /// figures on the current span; writes nothing (see [`Transcriptions::publisher`]).
     pub async fn run(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
-        let (loaded, started_now) = self.models.engine(&request.model).await?;
-        let mut output = loaded.engine.submit(request.audio, request.options).await?;
-        if started_now {
-            output.timings.model_load_sec = Some(loaded.load_sec);
+        // Held until the job is answered: the model's pool is not stopped meanwhile.
+        let lease = self.models.take(&request.model).await?;
+        let mut output = lease.model.engine.submit(request.audio, request.options).await?;
+        if lease.started_now {
+            output.timings.model_load_sec = Some(lease.model.load_sec);
         }
+        drop(lease);
         let model = request.model.name;
         metrics::record_transcription(
             &model,

@@ -173,3 +173,94 @@ fn each_request_runs_the_model_it_names_and_the_second_starts_on_first_use() {
     );
     assert!(metric(&metrics, "sori_model_load_seconds{model=\"base-q8_0\"}") > 0.0);
 }
+
+/// The names of the models running now, by /readyz.
+fn running(server: &Server) -> Vec<String> {
+    let (_, ready) = server.readiness();
+    ready["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["loaded"] == true)
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The worker pids of running model `name`, by /readyz.
+fn pids_of(server: &Server, name: &str) -> Vec<u64> {
+    let (_, ready) = server.readiness();
+    let model = ready["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap();
+    model["worker_pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_cap_stops_the_idlest_model_and_an_idle_model_stops_by_itself_and_starts_again() {
+    let data = tempfile::tempdir().unwrap();
+    let copy = data.path().join("ggml-tiny-copy.bin");
+    std::fs::copy(model_path("tiny.en"), &copy).unwrap();
+    let base = model_path("base");
+    let args = [
+        "--model",
+        base.to_str().unwrap(),
+        "--model",
+        copy.to_str().unwrap(),
+        "--model-idle-sec",
+        "4",
+        "--max-loaded-models",
+        "2",
+    ];
+    let server = Server::start(&model_path("tiny.en"), data.path(), &args, &[]);
+    let url = server.url("/transcribe");
+    let jfk = || std::fs::read(fixture_audio("jfk.wav")).unwrap();
+
+    let (status, body) = transcribe_with(&url, "a.wav", jfk(), Some("base-q8_0"));
+    assert_eq!(status, 200, "{body}");
+    let base_pids = pids_of(&server, "base-q8_0");
+    assert_eq!(running(&server), ["tiny.en-q8_0", "base-q8_0"]);
+    // A third model, with two running at most: base (idle, well under 4 s) makes room.
+    let (status, body) = transcribe_with(&url, "b.wav", jfk(), Some("tiny-copy"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body["timings"]["model_load_sec"].as_f64().is_some(), "{body}");
+    assert_eq!(running(&server), ["tiny.en-q8_0", "tiny-copy"]);
+    assert!(
+        server.log().contains("to make room for another model"),
+        "{}",
+        server.log()
+    );
+    for pid in base_pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "base's worker {pid} is gone"
+        );
+    }
+
+    // Four seconds without requests: tiny-copy stops by itself; the default never does.
+    let began = std::time::Instant::now();
+    while running(&server).len() > 1 {
+        assert!(
+            began.elapsed().as_secs() < 15,
+            "tiny-copy still runs: {:?}",
+            running(&server)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(running(&server), ["tiny.en-q8_0"]);
+    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    assert_eq!(metric(&metrics, "sori_model_loaded{model=\"tiny-copy\"}"), 0.0);
+
+    // The next request starts it again.
+    let (status, again) = transcribe_with(&url, "c.wav", jfk(), Some("tiny-copy"));
+    assert_eq!(status, 200, "{again}");
+    assert!(again["timings"]["model_load_sec"].as_f64().unwrap() > 0.0, "{again}");
+    assert!(again["text"].as_str().unwrap().to_lowercase().contains("country"));
+}
