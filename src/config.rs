@@ -364,6 +364,10 @@ impl ServeConfig {
             self.sample_interval_sec.is_finite() && (0.01..=60.0).contains(&self.sample_interval_sec),
             "--sample-interval-sec must be between 0.01 and 60"
         );
+        anyhow::ensure!(
+            self.max_loaded_models != Some(1) || self.model.model.len() == 1,
+            "--max-loaded-models 1 leaves no room beside the default model for the other --model; give 2 or more"
+        );
         self.addr()?;
         Ok(())
     }

@@ -143,7 +143,9 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
         let retry_after = match self {
-            Self::QueueFull | Self::TooManyUploads | Self::DatabaseUnavailable(_) => Some(RETRY_AFTER_SEC),
+            Self::QueueFull | Self::TooManyUploads | Self::DatabaseUnavailable(_) | Self::ModelUnavailable { .. } => {
+                Some(RETRY_AFTER_SEC)
+            }
             Self::ShuttingDown => Some(SHUTDOWN_RETRY_AFTER_SEC),
             _ => None,
         };

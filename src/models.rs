@@ -234,7 +234,8 @@ impl Models {
         if self.lock().len() >= self.limits.max_loaded {
             let Some((name, idle)) = self.idlest(Duration::ZERO) else {
                 return Err(failed(format!(
-                    "{} models are running, the most --max-loaded-models allows, and each is in use; retry when one is done",
+                    "{} models are running, the most --max-loaded-models allows, and every one but the default (which \
+                     always runs) is in use; retry when one is done",
                     self.limits.max_loaded
                 )));
             };
