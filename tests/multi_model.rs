@@ -120,6 +120,51 @@ fn each_request_runs_the_model_it_names_and_the_second_starts_on_first_use() {
         .unwrap();
     assert_eq!(record["model"], "base-q8_0");
 
+    // A batch names its model too: every file runs on it.
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("model", "base-q8_0")
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(std::fs::read(fixture_audio("ko_test.wav")).unwrap())
+                .file_name("ko.wav"),
+        );
+    let created: Value = reqwest::blocking::Client::new()
+        .post(server.url("/batch"))
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(created["model"], "base-q8_0", "{created}");
+    let batch = server.wait_batch_complete(
+        created["batch_id"].as_str().unwrap(),
+        std::time::Duration::from_secs(120),
+    );
+    let file = &batch["files"][0];
+    assert_eq!(
+        (file["status"].as_str(), file["language"].as_str()),
+        (Some("done"), Some("ko")),
+        "{batch}"
+    );
+    let record: Value = reqwest::blocking::get(server.url(&format!("/files/{}", file["file_id"].as_str().unwrap())))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(record["model"], "base-q8_0");
+    let unknown_batch = reqwest::blocking::Client::new()
+        .post(server.url("/batch"))
+        .multipart(
+            reqwest::blocking::multipart::Form::new()
+                .text("model", "large-v9")
+                .part(
+                    "file",
+                    reqwest::blocking::multipart::Part::bytes(b"RIFF".to_vec()).file_name("x.wav"),
+                ),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(unknown_batch.status(), 404);
+
     // Unknown names: 404 with the offered ones, in Sori's shape and OpenAI's.
     let (status, unknown) = transcribe_with(
         &url,

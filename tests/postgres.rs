@@ -52,7 +52,10 @@ async fn claims_are_exclusive_and_a_lost_claim_changes_nothing(database: Databas
     let store = open_store(&database, dir.path()).await;
     let files = vec![new_file("a.wav"), new_file("b.wav")];
     let ids = [files[0].file_id, files[1].file_id];
-    store.create_batch(FileId::new(), None, files).await.unwrap();
+    store
+        .create_batch(FileId::new(), Default::default(), files)
+        .await
+        .unwrap();
 
     let (one, two) = tokio::join!(store.claim_next("here", LEASE), store.claim_next("here", LEASE));
     let (one, two) = (one.unwrap().unwrap(), two.unwrap().unwrap());
@@ -83,7 +86,10 @@ async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder(database: Databa
     let store = open_store(&database, dir.path()).await;
     let file = new_file("a.wav");
     let file_id = file.file_id;
-    store.create_batch(FileId::new(), None, vec![file]).await.unwrap();
+    store
+        .create_batch(FileId::new(), Default::default(), vec![file])
+        .await
+        .unwrap();
     let short = Duration::from_millis(200);
     let first = store.claim_next("a", short).await.unwrap().unwrap();
     assert!(store.claim_next("b", short).await.unwrap().is_none(), "a's lease runs");
@@ -222,7 +228,7 @@ fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
         .output()
         .unwrap();
     assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("3 versions applied"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("4 versions applied"));
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_sori"))
         .args(["db", "migrate", "--database-url", &pg.url])
         .output()

@@ -243,11 +243,16 @@ impl Dispatcher {
         if !tokio::fs::try_exists(&audio).await.unwrap_or(false) {
             return Outcome::Failed("the uploaded audio is gone; upload the file again".into());
         }
-        // Batches run on the default model.
+        let model = match self.transcriptions.models().find(file.model.as_deref()) {
+            Ok(model) => model.clone(),
+            Err(unknown) => {
+                return Outcome::Failed(format!("{unknown}: the server was started again without it"));
+            }
+        };
         let request = Request {
             file_id: file.file_id,
             filename: file.filename.clone(),
-            model: self.transcriptions.models().offered()[0].clone(),
+            model,
             audio,
             options: TranscribeOptions {
                 language: file.language.clone(),

@@ -138,6 +138,15 @@ pub struct FileChanged {
     pub file_id: FileId,
 }
 
+/// What a batch asks for every file of it.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    /// The language (`None`: detected per file).
+    pub language: Option<String>,
+    /// The model's name.
+    pub model: String,
+}
+
 /// A whole batch with its files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -145,6 +154,9 @@ pub struct Batch {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// The language asked for (`None`: detected per file).
     pub language: Option<String>,
+    /// The model its files run on (`None`: made before batches named one;
+    /// the default).
+    pub model: Option<String>,
     /// `running` or `complete`.
     pub status: String,
     pub progress: Progress,
@@ -346,8 +358,8 @@ impl Batches {
     }
 
     /// Records a new batch and its files, all or nothing, and wakes the dispatcher.
-    pub async fn create(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()> {
-        self.store.create_batch(batch_id, language, files).await?;
+    pub async fn create(&self, batch_id: FileId, options: BatchOptions, files: Vec<NewFile>) -> StoreResult<()> {
+        self.store.create_batch(batch_id, options, files).await?;
         self.dispatcher.wake();
         Ok(())
     }

@@ -19,7 +19,7 @@ use super::upload::{
 };
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
-use crate::batch::{Batch, BatchFile, BatchListItem, Deleted, FileStatus, NewFile, Progress};
+use crate::batch::{Batch, BatchFile, BatchListItem, BatchOptions, Deleted, FileStatus, NewFile, Progress};
 use crate::error::AppError;
 use crate::store::FileId;
 
@@ -28,7 +28,7 @@ pub const MAX_FILES_PER_BATCH: usize = 10_000;
 /// Batches listed by `GET /batches`.
 const RECENT_BATCHES: usize = 50;
 
-/// `POST /batch`: many `file` fields (and an optional `language`). Each upload
+/// `POST /batch`: many `file` fields (and optional `language` and `model`). Each upload
 /// is streamed to disk, checked, and queued; the answer comes at once. A file
 /// that is not audio is recorded as failed with the reason, alone.
 pub async fn create(
@@ -36,9 +36,13 @@ pub async fn create(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Batch>), AppError> {
     let multipart = multipart_form(multipart, "fields named file")?;
-    let (files, language) = receive(&state, multipart).await?;
+    let (files, language, model) = receive(&state, multipart).await?;
     let models = state.transcriptions.models();
-    let language = check_language(&models.offered()[0], language)?;
+    let model = models.find(model.as_deref())?;
+    let options = BatchOptions {
+        language: check_language(model, language)?,
+        model: model.name.clone(),
+    };
 
     let max_sec = models.default_engine().max_audio_sec();
     let batch_id = FileId::new();
@@ -67,7 +71,7 @@ pub async fn create(
             Ok::<_, Infallible>((new_files, keep))
         })
         .await?;
-        batches.create(batch_id, language, new_files).await?;
+        batches.create(batch_id, options, new_files).await?;
         keep.into_iter().for_each(SpooledUpload::keep);
         crate::crash_point::here("batch_recorded");
         Ok::<_, AppError>(())
@@ -80,13 +84,13 @@ pub async fn create(
     Ok((StatusCode::ACCEPTED, Json(batch)))
 }
 
-type Received = (Vec<(FileId, String, SpooledUpload)>, Option<String>);
+type Received = (Vec<(FileId, String, SpooledUpload)>, Option<String>, Option<String>);
 
 async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received, AppError> {
     let (file_limit, body_limit) = (state.limits.max_upload_bytes, state.limits.max_batch_upload_bytes);
     let failed = |e| multipart_error(e, "the batch upload", body_limit);
     let mut files = Vec::new();
-    let mut language = None;
+    let (mut language, mut model) = (None, None);
     while let Some(field) = multipart.next_field().await.map_err(failed)? {
         match field.name() {
             Some("file") => {
@@ -105,6 +109,7 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
                     .await?
                     .map(|v| v.to_lowercase())
             }
+            Some("model") => model = text_field(field, SHORT_FIELD_BYTES, "the batch upload", body_limit).await?,
             _ => skip_field(field, "the batch upload", body_limit).await?,
         }
     }
@@ -114,7 +119,7 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
             "the form has no field named file; send each recording as -F file=@recording.wav",
         ));
     }
-    Ok((files, language))
+    Ok((files, language, model))
 }
 
 fn parse_batch_id(raw: &str) -> Result<FileId, AppError> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Batch, BatchFile, BatchListItem, FileStatus, Progress};
+use super::{Batch, BatchFile, BatchListItem, BatchOptions, FileStatus, Progress};
 use crate::audio::AudioWarning;
 pub use crate::store::database::{StoreError, StoreResult};
 use crate::store::record::RequestPerformance;
@@ -44,6 +44,8 @@ pub struct ClaimedFile {
     pub batch_id: FileId,
     pub filename: String,
     pub language: Option<String>,
+    /// The model its batch runs on (`None`: the default).
+    pub model: Option<String>,
     /// Raised by each claim of this file: the changes made under this claim
     /// name it, and are refused once the file has been claimed again.
     pub claim: i64,
@@ -82,7 +84,7 @@ pub type Publish = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
 #[async_trait]
 pub trait BatchStore: Send + Sync {
     /// Records a new batch and its files, all or nothing.
-    async fn create_batch(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()>;
+    async fn create_batch(&self, batch_id: FileId, options: BatchOptions, files: Vec<NewFile>) -> StoreResult<()>;
     /// Takes the oldest file that is queued, or processing under a lease
     /// that ran out, for `replica` with a lease of `lease`; no other claim
     /// can take the same file.

@@ -17,7 +17,9 @@ use tokio::sync::broadcast;
 use tokio_postgres::{NoTls, Row, Statement};
 use tokio_util::sync::CancellationToken;
 
-use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult};
+use super::{
+    progress_of, BatchOptions, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult,
+};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileChanged, FileStatus};
 use crate::store::history::{contains_pattern, HistoryEntry, HistoryQuery, TranscriptionIndex};
 use crate::store::record::RequestPerformance;
@@ -85,6 +87,9 @@ CREATE TABLE transcriptions (
     text                 TEXT NOT NULL
 );
 CREATE INDEX transcriptions_by_time ON transcriptions(created_ms, id);
+",
+    "
+ALTER TABLE batches ADD COLUMN model TEXT;
 ",
 ];
 
@@ -247,17 +252,17 @@ fn failed(e: tokio_postgres::Error) -> StoreError {
 
 #[async_trait]
 impl BatchStore for PostgresStore {
-    async fn create_batch(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()> {
+    async fn create_batch(&self, batch_id: FileId, options: BatchOptions, files: Vec<NewFile>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(failed)?;
         let now = chrono::Utc::now().to_rfc3339();
         tx.execute(
             &prepared(
                 &tx,
-                "INSERT INTO batches (id, created_at, language) VALUES ($1, $2, $3)",
+                "INSERT INTO batches (id, created_at, language, model) VALUES ($1, $2, $3, $4)",
             )
             .await?,
-            &[&batch_id.to_string(), &now, &language],
+            &[&batch_id.to_string(), &now, &options.language, &options.model],
         )
         .await
         .map_err(failed)?;
@@ -304,7 +309,8 @@ impl BatchStore for PostgresStore {
                      ORDER BY b.created_at, f.batch_id, f.position
                      LIMIT 1 FOR UPDATE OF f SKIP LOCKED)
                  RETURNING id, batch_id, filename,
-                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim, taken_from"
+                     (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim, taken_from,
+                     (SELECT model FROM batches WHERE batches.id = batch_files.batch_id)"
                     ),
                 )
                 .await?,
@@ -448,7 +454,7 @@ impl BatchStore for PostgresStore {
         let client = self.client().await?;
         let Some(head) = client
             .query_opt(
-                &prepared(&client, "SELECT created_at, language FROM batches WHERE id = $1").await?,
+                &prepared(&client, "SELECT created_at, language, model FROM batches WHERE id = $1").await?,
                 &[&batch_id.to_string()],
             )
             .await
@@ -473,6 +479,7 @@ impl BatchStore for PostgresStore {
             batch_id,
             created_at: parse_time(&head.get::<_, String>(0)),
             language: head.get(1),
+            model: head.get(2),
             status: progress.status_word().to_string(),
             progress,
             files,
@@ -768,6 +775,7 @@ fn claimed_of_row(row: &Row) -> StoreResult<ClaimedFile> {
         language: row.get(3),
         claim: row.get(4),
         taken_from: row.get(5),
+        model: row.get(6),
     })
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{progress_of, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult};
+use super::{
+    progress_of, BatchOptions, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult,
+};
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus};
 use crate::store::history::{contains_pattern, HistoryEntry, HistoryQuery, TranscriptionIndex};
 use crate::store::record::RequestPerformance;
@@ -76,6 +78,9 @@ CREATE TABLE transcriptions (
 );
 CREATE INDEX transcriptions_by_time ON transcriptions(created_ms, id);
 ",
+    "
+ALTER TABLE batches ADD COLUMN model TEXT;
+",
 ];
 
 /// The database, behind a mutex (SQLite connections are not shared between threads).
@@ -112,8 +117,8 @@ impl SqliteStore {
 
 #[async_trait]
 impl BatchStore for SqliteStore {
-    async fn create_batch(&self, batch_id: FileId, language: Option<String>, files: Vec<NewFile>) -> StoreResult<()> {
-        self.blocking(move |db| db.create_batch(batch_id, language.as_deref(), &files))
+    async fn create_batch(&self, batch_id: FileId, options: BatchOptions, files: Vec<NewFile>) -> StoreResult<()> {
+        self.blocking(move |db| db.create_batch(batch_id, &options, &files))
             .await
     }
 
@@ -362,13 +367,13 @@ impl Db {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn create_batch(&self, batch_id: FileId, language: Option<&str>, files: &[NewFile]) -> DbResult<()> {
+    fn create_batch(&self, batch_id: FileId, options: &BatchOptions, files: &[NewFile]) -> DbResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let now = chrono::Utc::now().to_rfc3339();
         tx.execute(
-            "INSERT INTO batches (id, created_at, language) VALUES (?1, ?2, ?3)",
-            params![batch_id.to_string(), now, language],
+            "INSERT INTO batches (id, created_at, language, model) VALUES (?1, ?2, ?3, ?4)",
+            params![batch_id.to_string(), now, options.language, options.model],
         )?;
         for (position, f) in files.iter().enumerate() {
             let status = if f.rejected.is_some() { "failed" } else { "queued" };
@@ -495,12 +500,18 @@ impl Db {
         let conn = self.conn();
         let head = conn
             .query_row(
-                "SELECT created_at, language FROM batches WHERE id = ?1",
+                "SELECT created_at, language, model FROM batches WHERE id = ?1",
                 params![batch_id.to_string()],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)),
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                    ))
+                },
             )
             .optional()?;
-        let Some((created_at, language)) = head else {
+        let Some((created_at, language, model)) = head else {
             return Ok(None);
         };
         let mut statement = conn.prepare(&format!("{FILE_COLUMNS} WHERE batch_id = ?1 ORDER BY position"))?;
@@ -512,6 +523,7 @@ impl Db {
             batch_id,
             created_at: parse_time(&created_at),
             language,
+            model,
             status: progress.status_word().to_string(),
             progress,
             files,
@@ -573,7 +585,8 @@ const CLAIMABLE: &str = "f.status = 'queued' OR (f.status = 'processing' AND f.l
 
 /// The columns [`claimed_of_row`] reads, in its order.
 const CLAIMED_COLUMNS: &str =
-    "id, batch_id, filename, (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim, taken_from";
+    "id, batch_id, filename, (SELECT language FROM batches WHERE batches.id = batch_files.batch_id), claim, taken_from,
+     (SELECT model FROM batches WHERE batches.id = batch_files.batch_id)";
 
 /// Unix time in milliseconds, `ahead` from now.
 fn unix_ms(ahead: Duration) -> i64 {
@@ -589,6 +602,7 @@ fn claimed_of_row(row: &rusqlite::Row<'_>) -> DbResult<ClaimedFile> {
         language: row.get(3)?,
         claim: row.get(4)?,
         taken_from: row.get(5)?,
+        model: row.get(6)?,
     })
 }
 
