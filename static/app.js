@@ -105,8 +105,10 @@ async function loadModels() {
   } catch {
     return;
   }
-  $("single-model").replaceChildren(...names.map((name) => el("option", { value: name }, name)));
-  $("single-model-label").hidden = names.length < 2;
+  for (const view of ["single", "batch"]) {
+    $(`${view}-model`).replaceChildren(...names.map((name) => el("option", { value: name }, name)));
+    $(`${view}-model-label`).hidden = names.length < 2;
+  }
 }
 
 // ---- batch ----
@@ -118,6 +120,7 @@ async function startBatch(files) {
   for (const file of files) form.append("file", file, file.name);
   const language = $("batch-language").value;
   if (language && language !== "auto") form.append("language", language);
+  if (!$("batch-model-label").hidden) form.append("model", $("batch-model").value);
   try {
     const { status, body } = await post("/batch", form, (f) => setProgress("batch", Math.min(f, 0.999)));
     if (status !== 202) throw new Error(errorMessage(body));

@@ -511,6 +511,12 @@ test("a server with two models offers both, and the chosen one transcribes", asy
     assert.match(meta, /^ko · .* · base-q8_0$/, meta);
     assert.match(await chooser.locator("#single-text").textContent(), /[\uac00-\ud7a3]/, "Korean, from the multilingual model");
     await chooser.screenshot({ path: join(OUT, "model-choice.png"), fullPage: true });
+    // A batch runs on the model chosen for it.
+    await chooser.locator("#tab-batch").click();
+    await chooser.locator("#batch-model").selectOption("base-q8_0");
+    await chooser.locator("#batch-files").setInputFiles([join(AUDIO, "ko_test.wav")]);
+    await chooser.locator('#batch-rows tr[data-status="done"]').waitFor({ timeout: 60_000 });
+    assert.equal(await chooser.locator("#batch-rows td:nth-child(6)").textContent(), "ko", "Korean detected: base ran it");
   } finally {
     await chooser.close();
     await stopServer(other);
