@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,8 @@ pub struct Models {
     starting: tokio::sync::Mutex<()>,
     start: Arc<StartEngine>,
     limits: ModelLimits,
+    /// Worker restarts of the pools stopped so far (so the total never goes down).
+    stopped_restarts: AtomicU64,
 }
 
 impl Models {
@@ -146,7 +148,14 @@ impl Models {
             starting: tokio::sync::Mutex::new(()),
             start,
             limits,
+            stopped_restarts: AtomicU64::new(0),
         }
+    }
+
+    /// Worker processes started again after one died, in every pool since the server started.
+    pub fn worker_restarts(&self) -> u64 {
+        let running: u64 = self.lock().values().map(|m| m.engine.worker_restarts()).sum();
+        running + self.stopped_restarts.load(Ordering::SeqCst)
     }
 
     /// One model, already running in `engine` (`sori transcribe`, tests).
@@ -280,6 +289,8 @@ impl Models {
         let Some(model) = removed else { return };
         tracing::info!(model = %name, idle_sec = idle.as_secs(), "stopping the model's worker processes {why}");
         let engine = model.engine;
+        self.stopped_restarts
+            .fetch_add(engine.worker_restarts(), Ordering::SeqCst);
         let _ = tokio::task::spawn_blocking(move || engine.stop_workers(STOP_IDLE_POOL)).await;
     }
 

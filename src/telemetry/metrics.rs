@@ -397,7 +397,7 @@ pub fn refresh_state(models: &Models, gpu: &GpuProbe) {
     gauge!("sori_workers").set(sum(&|e| e.workers_alive().1));
     gauge!("sori_workers_alive").set(sum(&|e| e.workers_alive().0));
     gauge!("sori_workers_busy").set(sum(&|e| e.workers_busy()));
-    counter!("sori_worker_restarts_total").absolute(engines().map(|e| e.worker_restarts()).sum());
+    counter!("sori_worker_restarts_total").absolute(models.worker_restarts());
     let mut worker_rss = 0;
     for offered in models.offered() {
         let running = loaded.iter().find(|(name, _)| *name == offered.name).map(|(_, m)| m);

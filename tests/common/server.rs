@@ -174,13 +174,7 @@ impl Server {
 
     /// The ids of the worker processes the server runs now.
     pub fn worker_pids(&self) -> Vec<u32> {
-        let (_, body) = self.readiness();
-        body["worker_pids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_u64().unwrap() as u32)
-            .collect()
+        pids_in(&self.readiness().1)
     }
 
     /// Waits until `/readyz` is 200 with none of the worker processes in
@@ -188,8 +182,9 @@ impl Server {
     pub fn wait_workers_replaced(&self, old: &[u32], limit: Duration) -> serde_json::Value {
         let started = Instant::now();
         loop {
+            // The status and the pids of one answer: they describe the same moment.
             let (status, ready) = self.readiness();
-            if status == 200 && !self.worker_pids().iter().any(|pid| old.contains(pid)) {
+            if status == 200 && !pids_in(&ready).iter().any(|pid| old.contains(pid)) {
                 return ready;
             }
             assert!(started.elapsed() < limit, "no new worker: {ready}");
@@ -251,4 +246,14 @@ fn post_transcribe(url: &str, name: &str, bytes: Vec<u8>, headers: &[(&str, &str
     let response = request.timeout(Duration::from_secs(300)).send().unwrap();
     let status = response.status().as_u16();
     (status, response.json().unwrap())
+}
+
+/// The worker pids of a `/readyz` body.
+fn pids_in(ready: &serde_json::Value) -> Vec<u32> {
+    ready["worker_pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as u32)
+        .collect()
 }
