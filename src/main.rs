@@ -94,8 +94,10 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Blocking tasks still running (a file write, a header check) get a moment, not forever.
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The work in flight had its grace; no worker process outlives the server.
-    for (_, running) in models.loaded() {
-        running.engine.stop_workers(STOP_WORKERS);
+    for (_, running) in models.each() {
+        if let Some(running) = running {
+            running.engine.stop_workers(STOP_WORKERS);
+        }
     }
     Ok(())
 }

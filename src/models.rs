@@ -205,11 +205,10 @@ impl Models {
         self.loaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The pools running now, by name, in `--model` order.
-    pub fn loaded(&self) -> Vec<(String, LoadedModel)> {
-        let mut all: Vec<_> = self.lock().iter().map(|(name, m)| (name.clone(), m.clone())).collect();
-        all.sort_by_key(|(name, _)| self.offered.iter().position(|m| &m.name == name));
-        all
+    /// Every offered model, the default first, with its pool if it is running.
+    pub fn each(&self) -> Vec<(&OfferedModel, Option<LoadedModel>)> {
+        let loaded = self.lock();
+        self.offered.iter().map(|m| (m, loaded.get(&m.name).cloned())).collect()
     }
 
     /// The pool of model `name`, if it is running.
@@ -217,7 +216,7 @@ impl Models {
         self.lock().get(name).cloned()
     }
 
-    /// Takes model `model` for one request, if it is running.
+    /// Takes model `name` for one request, if it is running.
     fn lease(&self, name: &str, started_now: bool) -> Option<ModelLease> {
         let loaded = self.lock();
         let model = loaded.get(name)?.clone();

@@ -14,7 +14,7 @@ use super::{blocking, AppState};
 use crate::error::AppError;
 use crate::formats::{self, ResponseFormat};
 use crate::store::history::{Cursor, HistoryEntry, HistoryQuery};
-use crate::store::{FileId, TranscriptionRecord};
+use crate::store::{FileId, FileStore, TranscriptionRecord};
 
 /// Entries of the history per page, unless asked.
 const DEFAULT_PAGE: usize = 20;
@@ -147,9 +147,25 @@ fn time(name: &str, raw: &str, end_of_day: bool) -> Result<chrono::DateTime<chro
     Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
+/// The 404 for an id that names no kept transcription.
+fn no_transcription(raw: &str) -> AppError {
+    AppError::NotFound(format!("no transcription with id {raw:?}"))
+}
+
 fn parse_id(raw: &str) -> Result<FileId, AppError> {
-    raw.parse()
-        .map_err(|_| AppError::NotFound(format!("no transcription with id {raw:?}")))
+    raw.parse().map_err(|_| no_transcription(raw))
+}
+
+/// What `read` finds in the data folder of transcription `id` (read on a
+/// blocking thread; `what` names it in errors).
+async fn read_kept<T: Send + 'static>(
+    state: &AppState,
+    id: FileId,
+    what: &str,
+    read: impl FnOnce(&FileStore, &FileId) -> std::io::Result<Option<T>> + Send + 'static,
+) -> Result<Option<T>, AppError> {
+    let store = state.transcriptions.store().clone();
+    blocking(format!("reading {what} {id}"), move || read(&store, &id)).await
 }
 
 /// The performance record of one transcription.
@@ -157,12 +173,8 @@ pub async fn record(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<TranscriptionRecord>, AppError> {
-    let id = parse_id(&raw)?;
-    let store = state.transcriptions.store().clone();
-    let record = blocking(format!("reading record {id}"), move || store.load_record(&id)).await?;
-    record
-        .map(Json)
-        .ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))
+    let record = read_kept(&state, parse_id(&raw)?, "record", |store, id| store.load_record(id)).await?;
+    record.map(Json).ok_or_else(|| no_transcription(&raw))
 }
 
 /// `DELETE /files/{file_id}`: removes a transcription's record, transcript
@@ -181,7 +193,7 @@ pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> R
         tracing::info!(file_id = %id, "transcription deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(AppError::NotFound(format!("no transcription with id {raw:?}")))
+        Err(no_transcription(&raw))
     }
 }
 
@@ -191,27 +203,22 @@ pub async fn json(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<TranscribeResponse>, AppError> {
-    let id = parse_id(&raw)?;
-    let store = state.transcriptions.store().clone();
-    let kept = blocking(format!("reading transcription {id}"), move || -> std::io::Result<_> {
-        let Some(record) = store.load_record(&id)? else {
+    let kept = read_kept(&state, parse_id(&raw)?, "transcription", |store, id| {
+        let Some(record) = store.load_record(id)? else {
             return Ok(None);
         };
-        let text = store.load_text(&id)?.unwrap_or_default();
-        let segments = store.load_segments(&id)?.unwrap_or_default();
+        let text = store.load_text(id)?.unwrap_or_default();
+        let segments = store.load_segments(id)?.unwrap_or_default();
         Ok(Some(TranscribeResponse::new(record, text, segments)))
     })
     .await?;
-    kept.map(Json)
-        .ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))
+    kept.map(Json).ok_or_else(|| no_transcription(&raw))
 }
 
 /// The transcript of one transcription, as plain text.
 pub async fn text(State(state): State<AppState>, Path(raw): Path<String>) -> Result<impl IntoResponse, AppError> {
-    let id = parse_id(&raw)?;
-    let store = state.transcriptions.store().clone();
-    let text = blocking(format!("reading transcript {id}"), move || store.load_text(&id)).await?;
-    let text = text.ok_or_else(|| AppError::NotFound(format!("no transcription with id {raw:?}")))?;
+    let text = read_kept(&state, parse_id(&raw)?, "transcript", |store, id| store.load_text(id)).await?;
+    let text = text.ok_or_else(|| no_transcription(&raw))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 
@@ -231,8 +238,7 @@ async fn subtitles(
     format: ResponseFormat,
 ) -> Result<impl IntoResponse, AppError> {
     let id = parse_id(&raw)?;
-    let store = state.transcriptions.store().clone();
-    let segments = blocking(format!("reading segments {id}"), move || store.load_segments(&id)).await?;
+    let segments = read_kept(&state, id, "segments", |store, id| store.load_segments(id)).await?;
     let segments = segments.ok_or_else(|| {
         AppError::NotFound(format!(
             "no subtitles for {raw:?}: no such transcription, or it was made before Sori kept segments"

@@ -56,12 +56,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 /// Each offered model: whether its worker processes run, and if so how long
 /// they took to start and their state now.
 fn models_state(models: &Models) -> Vec<Value> {
-    let loaded = models.loaded();
     models
-        .offered()
-        .iter()
-        .map(|offered| match loaded.iter().find(|(name, _)| *name == offered.name) {
-            Some((_, running)) => {
+        .each()
+        .into_iter()
+        .map(|(offered, running)| match running {
+            Some(running) => {
                 let (alive, started) = running.engine.workers_alive();
                 json!({
                     "name": offered.name,

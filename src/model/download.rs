@@ -165,15 +165,12 @@ fn download_http(url: &str, part: &Path, expected: &Expected) -> Result<(), Down
         File::create(part)
     }
     .map_err(|e| ModelError::io(part, e))?;
-    let bar = progress_bar(length.map(|n| n + start), start);
     let body = response
         .into_body()
         .into_with_config()
         .limit(expected.max_bytes - start)
         .reader();
-    let copied = io::copy(&mut bar.wrap_read(body), &mut file);
-    bar.finish_and_clear();
-    copied.map_err(|e| {
+    copy_with_progress(body, &mut file, length.map(|n| n + start), start).map_err(|e| {
         ModelError::Download(format!(
             "{url} was cut off ({e}); what arrived is kept in {}, and running the same command again resumes it",
             part.display()
@@ -195,16 +192,14 @@ fn copy_from_folder(from: &Path, part: &Path, expected: &Expected) -> Result<(),
         .into());
     }
     let mut file = File::create(part).map_err(|e| ModelError::io(part, e))?;
-    let bar = progress_bar(Some(size), 0);
-    let copied = io::copy(&mut bar.wrap_read(source), &mut file);
-    bar.finish_and_clear();
-    copied.map_err(|e| ModelError::io(from, e))?;
+    copy_with_progress(source, &mut file, Some(size), 0).map_err(|e| ModelError::io(from, e))?;
     file.sync_all().map_err(|e| ModelError::io(part, e))?;
     Ok(())
 }
 
-/// A progress bar on stderr when it is a terminal (hidden otherwise).
-fn progress_bar(total: Option<u64>, position: u64) -> indicatif::ProgressBar {
+/// Copies `from` to the end of `to` behind a progress bar on stderr (when it
+/// is a terminal) of `total` bytes, `start` of them already there.
+fn copy_with_progress(from: impl Read, to: &mut File, total: Option<u64>, start: u64) -> io::Result<u64> {
     let bar = match total {
         Some(total) => indicatif::ProgressBar::new(total),
         None => indicatif::ProgressBar::no_length(),
@@ -214,23 +209,18 @@ fn progress_bar(total: Option<u64>, position: u64) -> indicatif::ProgressBar {
     {
         bar.set_style(style);
     }
-    bar.set_position(position);
-    bar
+    bar.set_position(start);
+    let copied = io::copy(&mut bar.wrap_read(from), to);
+    bar.finish_and_clear();
+    copied
 }
 
 /// SHA-1 of the file at `path`, lowercase hex.
-pub fn sha1_of(path: &Path) -> Result<String, ModelError> {
+fn sha1_of(path: &Path) -> Result<String, ModelError> {
     let mut file = File::open(path).map_err(|e| ModelError::io(path, e))?;
     let mut hasher = Sha1::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).map_err(|e| ModelError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    io::copy(&mut file, &mut hasher).map_err(|e| ModelError::io(path, e))?;
+    Ok(super::hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

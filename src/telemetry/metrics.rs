@@ -389,8 +389,12 @@ impl Drop for InFlight {
 /// Sets the gauges that describe the present: queue, workers, process, GPU
 /// and model. Called at every scrape, so they are never stale.
 pub fn refresh_state(models: &Models, gpu: &GpuProbe) {
-    let loaded = models.loaded();
-    let engines = || loaded.iter().map(|(_, m)| &m.engine);
+    let each = models.each();
+    let engines = || {
+        each.iter()
+            .filter_map(|(_, running)| running.as_ref())
+            .map(|m| &m.engine)
+    };
     let sum = |f: &dyn Fn(&Engine) -> usize| engines().map(|e| f(e)).sum::<usize>() as f64;
     gauge!("sori_queue_depth").set(sum(&|e| e.queue_depth()));
     gauge!("sori_queue_capacity").set(sum(&|e| e.queue_capacity()));
@@ -399,9 +403,8 @@ pub fn refresh_state(models: &Models, gpu: &GpuProbe) {
     gauge!("sori_workers_busy").set(sum(&|e| e.workers_busy()));
     counter!("sori_worker_restarts_total").absolute(models.worker_restarts());
     let mut worker_rss = 0;
-    for offered in models.offered() {
-        let running = loaded.iter().find(|(name, _)| *name == offered.name).map(|(_, m)| m);
-        let rss: u64 = running.map_or(0, |m| {
+    for (offered, running) in &each {
+        let rss: u64 = running.as_ref().map_or(0, |m| {
             m.engine
                 .worker_pids()
                 .into_iter()
@@ -411,7 +414,7 @@ pub fn refresh_state(models: &Models, gpu: &GpuProbe) {
         worker_rss += rss;
         let model = offered.name.clone();
         gauge!("sori_model_loaded", "model" => model.clone()).set(if running.is_some() { 1.0 } else { 0.0 });
-        gauge!("sori_model_load_seconds", "model" => model.clone()).set(running.map_or(0.0, |m| m.load_sec));
+        gauge!("sori_model_load_seconds", "model" => model.clone()).set(running.as_ref().map_or(0.0, |m| m.load_sec));
         gauge!("sori_model_resident_memory_bytes", "model" => model).set(rss as f64);
     }
     gauge!("sori_worker_resident_memory_bytes").set(worker_rss as f64);
