@@ -224,9 +224,17 @@ pub struct ServeConfig {
     /// Port to listen on.
     #[arg(long, env = "SORI_PORT", default_value_t = 8003)]
     pub port: u16,
-    /// Folder for transcripts and their performance records.
+    /// Folder for transcripts and their performance records (with
+    /// --storage-url: for uploads being received and read only, and SQLite).
     #[arg(long, env = "SORI_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Keep transcripts, records, segments and batch uploads in an
+    /// S3-compatible bucket instead of the data dir: `s3://bucket/prefix`.
+    /// Endpoint, region and credentials come from the standard AWS_* variables
+    /// (AWS_ENDPOINT_URL for MinIO-like servers; path-style requests unless
+    /// AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true).
+    #[arg(long, env = "SORI_STORAGE_URL")]
+    pub storage_url: Option<String>,
     /// Transcription workers: processes, each running one request at a time. Default: 1.
     #[arg(long, env = "SORI_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,

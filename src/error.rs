@@ -11,6 +11,8 @@ use crate::batch::store::StoreError;
 use crate::batch::DeleteError;
 use crate::engine::{JobError, SubmitError};
 use crate::models::UnknownModel;
+use crate::store::history::DeleteFailed;
+use crate::store::FilesError;
 use crate::transcription::TranscriptionError;
 
 /// Seconds a client is asked to wait after a 503 for a full queue.
@@ -68,6 +70,9 @@ pub enum AppError {
     /// The database cannot be reached now.
     #[error("the server cannot reach its database just now; retry in {RETRY_AFTER_SEC} s")]
     DatabaseUnavailable(String),
+    /// The file store (the bucket) cannot be reached now.
+    #[error("the server cannot reach its file storage just now; retry in {RETRY_AFTER_SEC} s")]
+    StorageUnavailable(String),
     /// The model's worker processes could not be started (the reason goes to the log).
     #[error("the model {model} could not be started; the server's log says why")]
     ModelUnavailable { model: String, details: String },
@@ -115,6 +120,7 @@ impl AppError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::ModelUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
             Self::EngineCrashed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "engine_crashed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -131,6 +137,10 @@ impl IntoResponse for AppError {
                 tracing::warn!(%details, "the database is unreachable");
                 self.to_string()
             }
+            Self::StorageUnavailable(details) => {
+                tracing::warn!(%details, "the file storage is unreachable");
+                self.to_string()
+            }
             Self::ModelUnavailable { model, details } => {
                 tracing::error!(%model, %details, "a model could not be started");
                 self.to_string()
@@ -143,9 +153,11 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
         let retry_after = match self {
-            Self::QueueFull | Self::TooManyUploads | Self::DatabaseUnavailable(_) | Self::ModelUnavailable { .. } => {
-                Some(RETRY_AFTER_SEC)
-            }
+            Self::QueueFull
+            | Self::TooManyUploads
+            | Self::DatabaseUnavailable(_)
+            | Self::StorageUnavailable(_)
+            | Self::ModelUnavailable { .. } => Some(RETRY_AFTER_SEC),
             Self::ShuttingDown => Some(SHUTDOWN_RETRY_AFTER_SEC),
             _ => None,
         };
@@ -185,7 +197,26 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(details) => Self::DatabaseUnavailable(details),
-            failed @ (StoreError::Failed(_) | StoreError::Publish(_)) => Self::Internal(failed.to_string()),
+            StoreError::Publish(files) => files.into(),
+            failed @ StoreError::Failed(_) => Self::Internal(failed.to_string()),
+        }
+    }
+}
+
+impl From<FilesError> for AppError {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Unavailable(details) => Self::StorageUnavailable(details),
+            failed @ FilesError::Failed(_) => Self::Internal(failed.to_string()),
+        }
+    }
+}
+
+impl From<DeleteFailed> for AppError {
+    fn from(e: DeleteFailed) -> Self {
+        match e {
+            DeleteFailed::Files(files) => files.into(),
+            DeleteFailed::Index(index) => index.into(),
         }
     }
 }
@@ -194,7 +225,7 @@ impl From<DeleteError> for AppError {
     fn from(e: DeleteError) -> Self {
         match e {
             DeleteError::Store(store) => store.into(),
-            files @ DeleteError::Files(..) => Self::Internal(files.to_string()),
+            DeleteError::Files(_, failed) => failed.into(),
         }
     }
 }
@@ -225,6 +256,10 @@ impl From<TranscriptionError> for AppError {
                 model: failed.name,
                 details: failed.reason,
             },
+            TranscriptionError::Save {
+                source: FilesError::Unavailable(details),
+                ..
+            } => Self::StorageUnavailable(details),
             save @ TranscriptionError::Save { .. } => Self::Internal(save.to_string()),
         }
     }

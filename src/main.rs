@@ -76,14 +76,13 @@ fn migrate(database_url: &str) -> anyhow::Result<()> {
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
     config.validate()?;
     let addr = config.addr()?;
-    let store = FileStore::open(&config.data_dir)
-        .with_context(|| format!("the data dir {} is not writable", config.data_dir.display()))?;
     let models = Arc::new(server::start_models(&config)?);
     let limits = server::http_limits(&config)?;
     let grace = Duration::from_secs(config.shutdown_grace_sec);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let offered = models.clone();
     runtime.block_on(async move {
+        let store = open_files(&config).await?;
         let settings = server::batch_settings(&config);
         let state = server::assemble(offered, store, config.replica(), limits, &settings).await?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -100,6 +99,16 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The data dir, or the bucket of `--storage-url` (with the data dir for
+/// uploads being received and read).
+async fn open_files(config: &ServeConfig) -> anyhow::Result<FileStore> {
+    let dir = &config.data_dir;
+    match &config.storage_url {
+        Some(url) => FileStore::open_bucket(dir, url).await,
+        None => FileStore::open(dir).with_context(|| format!("the data dir {} is not writable", dir.display())),
+    }
 }
 
 async fn shutdown_signal() {

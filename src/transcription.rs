@@ -2,9 +2,11 @@
 //! file): run the job on the engine, record its figures in Prometheus and on
 //! the request's span, and write its paired files.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::engine::{JobOutput, SubmitError, TranscribeOptions};
@@ -12,7 +14,7 @@ use crate::models::{LoadFailed, Models, OfferedModel};
 use crate::rounding::round_to;
 use crate::store::history::History;
 use crate::store::record::RequestPerformance;
-use crate::store::{FileId, FileStore, TranscriptionRecord};
+use crate::store::{FileId, FileStore, FilesError, TranscriptionRecord};
 use crate::telemetry::metrics;
 
 /// What to transcribe.
@@ -47,7 +49,7 @@ pub enum TranscriptionError {
     Load(#[from] LoadFailed),
     /// The paired files could not be written.
     #[error("writing the files of {file_id} failed: {source}")]
-    Save { file_id: FileId, source: std::io::Error },
+    Save { file_id: FileId, source: FilesError },
 }
 
 /// Transcribes uploads and keeps what they cost.
@@ -98,14 +100,9 @@ impl Transcriptions {
     pub async fn transcribe(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
         let transcribed = self.run(request).await?;
         let file_id = transcribed.record.file_id;
-        let write_span = tracing::info_span!("write_files");
-        let publish = self.publisher(&transcribed);
-        tokio::task::spawn_blocking(move || write_span.in_scope(publish))
+        self.publisher(&transcribed)
+            .instrument(tracing::info_span!("write_files"))
             .await
-            .map_err(|e| TranscriptionError::Save {
-                file_id,
-                source: std::io::Error::other(e.to_string()),
-            })?
             .map_err(|source| TranscriptionError::Save { file_id, source })?;
         // Kept either way: the next start indexes a record that is not yet.
         if let Err(e) = self
@@ -120,11 +117,14 @@ impl Transcriptions {
 
     /// What writes the paired files of `transcribed` (and its segments),
     /// for the caller to run when it may (a batch file: while it holds its claim).
-    pub fn publisher(&self, transcribed: &Transcribed) -> impl FnOnce() -> std::io::Result<()> + Send + 'static {
+    pub fn publisher(
+        &self,
+        transcribed: &Transcribed,
+    ) -> impl Future<Output = Result<(), FilesError>> + Send + 'static {
         let (store, record) = (self.store.clone(), transcribed.record.clone());
         let transcript = &transcribed.output.transcript;
         let (text, segments) = (transcript.text.clone(), transcript.segments.clone());
-        move || store.save(&record, &text, &segments)
+        async move { store.save(&record, &text, &segments).await }
     }
 
     /// Runs `request` on the engine, counts it in Prometheus and puts its

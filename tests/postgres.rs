@@ -105,8 +105,8 @@ async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder(database: Databa
     let published = Arc::new(Mutex::new(Vec::new()));
     let publish = |who: &'static str, takes: Duration| -> Publish {
         let published = published.clone();
-        Box::new(move || {
-            std::thread::sleep(takes);
+        Box::pin(async move {
+            tokio::time::sleep(takes).await;
             published.lock().unwrap().push(who);
             Ok(())
         })

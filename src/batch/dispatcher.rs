@@ -19,6 +19,7 @@ use tracing::Instrument;
 use super::store::{BatchStore, ClaimedFile, FinishedFile, Publish, StoreError, StoreResult};
 use super::FileChanged;
 use crate::engine::{JobError, SubmitError, TranscribeOptions};
+use crate::store::FilesError;
 use crate::telemetry::metrics;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
@@ -27,6 +28,8 @@ pub type BatchEvents = broadcast::Sender<FileChanged>;
 
 /// How long to wait before retrying when the engine's queue is full.
 const FULL_QUEUE_BACKOFF: Duration = Duration::from_millis(500);
+/// How long to wait before queueing a file again when the file store cannot be reached.
+const FILES_UNAVAILABLE_BACKOFF: Duration = Duration::from_secs(2);
 /// How long the dispatcher sleeps with nothing queued, unless woken.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
@@ -63,8 +66,9 @@ enum Outcome {
     /// Transcribed: its figures, and what writes its files once it may.
     Done(FinishedFile, Publish),
     Failed(String),
-    /// The engine's queue was full: try again soon.
-    Retry,
+    /// The engine's queue was full, or the file store could not be reached:
+    /// queue it again after this long.
+    Retry(Duration),
     /// Its worker process died: try again, up to `max_attempts` tries in all.
     Crashed(String),
 }
@@ -151,7 +155,9 @@ impl Dispatcher {
             // The result is recorded: the upload is no longer needed.
             Ok(Recorded::Finished) => {
                 crate::crash_point::here("result_recorded");
-                let _ = tokio::fs::remove_file(self.transcriptions.store().upload_path(&file_id)).await;
+                if let Err(e) = self.transcriptions.store().remove_upload(&file_id).await {
+                    tracing::warn!(error = %e, %file_id, "the upload of a finished batch file was not removed; the next start removes it");
+                }
                 // Kept either way: the next start indexes a record that is not yet.
                 if let Err(e) = self.transcriptions.history().add_from_files(file_id).await {
                     tracing::warn!(error = %e, %file_id, "the batch file is kept but not yet in the history");
@@ -178,6 +184,12 @@ impl Dispatcher {
         };
         match outcome {
             Outcome::Done(result, publish) => match self.db.finish(file, &result, publish).await {
+                Err(StoreError::Publish(FilesError::Unavailable(e))) => {
+                    tracing::warn!(error = %e, file_id = %file.file_id, "the file store cannot be reached; the batch file is queued again");
+                    tokio::time::sleep(FILES_UNAVAILABLE_BACKOFF).await;
+                    self.db.requeue(file).await?;
+                    Ok(Recorded::Queued)
+                }
                 Err(StoreError::Publish(e)) => {
                     tracing::error!(error = %e, file_id = %file.file_id, "writing a batch file's result failed");
                     let error = format!("the server could not write this file's transcript ({e}); send it again");
@@ -186,8 +198,8 @@ impl Dispatcher {
                 done => Ok(finished(done?)),
             },
             Outcome::Failed(message) => Ok(finished(self.db.fail(file, &message).await?)),
-            Outcome::Retry => {
-                tokio::time::sleep(FULL_QUEUE_BACKOFF).await;
+            Outcome::Retry(backoff) => {
+                tokio::time::sleep(backoff).await;
                 self.db.requeue(file).await?;
                 Ok(Recorded::Queued)
             }
@@ -235,14 +247,19 @@ impl Dispatcher {
         let store = self.transcriptions.store();
         // A holder that died after writing the files but before marking the
         // file done: its record is the result.
-        if let Ok(Some(record)) = store.load_record(&file.file_id) {
-            tracing::info!(file_id = %file.file_id, "a batch file's record was already written; it is marked done");
-            return Outcome::Done(FinishedFile::from(&record), Box::new(|| Ok(())));
+        match store.load_record(&file.file_id).await {
+            Ok(Some(record)) => {
+                tracing::info!(file_id = %file.file_id, "a batch file's record was already written; it is marked done");
+                return Outcome::Done(FinishedFile::from(&record), Box::pin(async { Ok(()) }));
+            }
+            Ok(None) => {}
+            Err(e) => return files_trouble(file, e),
         }
-        let audio = store.upload_path(&file.file_id);
-        if !tokio::fs::try_exists(&audio).await.unwrap_or(false) {
-            return Outcome::Failed("the uploaded audio is gone; upload the file again".into());
-        }
+        let audio = match store.kept_upload(&file.file_id).await {
+            Ok(Some(audio)) => audio,
+            Ok(None) => return Outcome::Failed("the uploaded audio is gone; upload the file again".into()),
+            Err(e) => return files_trouble(file, e),
+        };
         let model = match self.transcriptions.models().find(file.model.as_deref()) {
             Ok(model) => model.clone(),
             Err(unknown) => {
@@ -253,7 +270,7 @@ impl Dispatcher {
             file_id: file.file_id,
             filename: file.filename.clone(),
             model,
-            audio,
+            audio: audio.path().to_path_buf(),
             options: TranscribeOptions {
                 language: file.language.clone(),
                 ..TranscribeOptions::default()
@@ -263,14 +280,14 @@ impl Dispatcher {
         match self.transcriptions.run(request).await {
             Ok(done) => {
                 let write = self.transcriptions.publisher(&done);
-                let publish = Box::new(move || {
-                    write()?;
+                let publish = Box::pin(async move {
+                    write.await?;
                     crate::crash_point::here("files_written");
                     Ok(())
                 });
                 Outcome::Done(FinishedFile::from(&done.record), publish)
             }
-            Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry,
+            Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry(FULL_QUEUE_BACKOFF),
             Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => Outcome::Failed(e.to_string()),
             Err(TranscriptionError::Submit(SubmitError::Job(crashed @ JobError::Crashed(_)))) => {
                 Outcome::Crashed(crashed.to_string())
@@ -279,6 +296,21 @@ impl Dispatcher {
                 tracing::error!(error = %e, file_id = %file.file_id, "batch transcription failed");
                 Outcome::Failed("the server failed to transcribe this file".into())
             }
+        }
+    }
+}
+
+/// What becomes of a file whose record or upload could not be read: queued
+/// again while the store cannot be reached, else failed.
+fn files_trouble(file: &ClaimedFile, e: FilesError) -> Outcome {
+    match e {
+        FilesError::Unavailable(reason) => {
+            tracing::warn!(error = %reason, file_id = %file.file_id, "the file store cannot be reached; the batch file is queued again");
+            Outcome::Retry(FILES_UNAVAILABLE_BACKOFF)
+        }
+        FilesError::Failed(reason) => {
+            tracing::error!(error = %reason, file_id = %file.file_id, "reading a batch file's upload failed");
+            Outcome::Failed("the server could not read this file's upload; send it again".into())
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod store;
 pub mod summary;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,7 +24,7 @@ pub use store::NewFile;
 use store::{BatchStore, StoreError, StoreResult};
 
 use crate::audio::AudioWarning;
-use crate::store::history::{History, TranscriptionIndex};
+use crate::store::history::{DeleteFailed, History, TranscriptionIndex};
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, FileStore};
 use crate::transcription::Transcriptions;
@@ -269,7 +269,7 @@ pub enum DeleteError {
     Store(#[from] StoreError),
     /// A file of it could not be removed (the batch is kept).
     #[error("removing the files of batch {0} failed: {1}")]
-    Files(FileId, String),
+    Files(FileId, DeleteFailed),
 }
 
 /// The data dir is in use by another process.
@@ -348,7 +348,7 @@ impl Batches {
             self.history
                 .delete(file.file_id)
                 .await
-                .map_err(|e| DeleteError::Files(batch_id, e.to_string()))?;
+                .map_err(|e| DeleteError::Files(batch_id, e))?;
         }
         Ok(if self.store.delete_batch(batch_id).await? {
             Deleted::Done
@@ -419,19 +419,12 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 /// those of no file at all (a process stopped while it received them) once
 /// they are `min_age` old. Uploads are named by their file's id.
 async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore, min_age: Duration) -> anyhow::Result<()> {
-    let needed: HashSet<PathBuf> = db.pending().await?.iter().map(|id| store.upload_path(id)).collect();
+    let needed: HashSet<FileId> = db.pending().await?.into_iter().collect();
     let mut removed = 0;
-    for entry in std::fs::read_dir(store.uploads_dir())? {
-        let entry = entry?;
-        let path = store.uploads_dir().join(entry.file_name());
-        if needed.contains(&path) {
+    for (file_id, name, modified) in store.kept_uploads().await? {
+        if file_id.is_some_and(|id| needed.contains(&id)) {
             continue;
         }
-        let file_id = entry
-            .file_name()
-            .to_string_lossy()
-            .strip_suffix(".upload")
-            .and_then(|id| id.parse().ok());
         let finished = match file_id {
             // Read now: a file queued since `needed` was read is not finished.
             Some(id) => db
@@ -440,12 +433,8 @@ async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore, min_age: D
                 .is_some_and(|f| matches!(f.status, FileStatus::Done | FileStatus::Failed)),
             None => false,
         };
-        let age = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .map(|modified| SystemTime::now().duration_since(modified).unwrap_or_default());
-        let old_enough = age.is_ok_and(|age| age >= min_age);
-        if (finished || old_enough) && std::fs::remove_file(&path).is_ok() {
+        let age = SystemTime::now().duration_since(modified).unwrap_or_default();
+        if (finished || age >= min_age) && store.remove_object(&name).await? {
             removed += 1;
         }
     }

@@ -39,17 +39,17 @@ async fn sweep(batches: &Batches, keep: Duration) -> anyhow::Result<(usize, usiz
             removed_batches += 1;
         }
     }
-    let files = batches.history.files().clone();
-    let old = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-        let mut old = Vec::new();
-        for id in files.record_ids()? {
-            if files.load_record(&id)?.is_some_and(|record| record.created_at < cutoff) {
-                old.push(id);
-            }
+    let files = batches.history.files();
+    let mut old = Vec::new();
+    for id in files.record_ids().await? {
+        if files
+            .load_record(&id)
+            .await?
+            .is_some_and(|record| record.created_at < cutoff)
+        {
+            old.push(id);
         }
-        Ok(old)
-    })
-    .await??;
+    }
     let mut removed = 0;
     for id in old {
         if batches.store.file(id).await?.is_some() {

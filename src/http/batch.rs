@@ -19,9 +19,9 @@ use super::upload::{
 };
 use super::{blocking, AppState};
 use crate::batch::summary::{summarize, BatchSummary};
-use crate::batch::{Batch, BatchFile, BatchListItem, BatchOptions, Deleted, FileStatus, NewFile, Progress};
+use crate::batch::{Batch, BatchFile, BatchListItem, BatchOptions, Batches, Deleted, FileStatus, NewFile, Progress};
 use crate::error::AppError;
-use crate::store::FileId;
+use crate::store::{FileId, FileStore};
 
 /// Most files one batch may hold.
 pub const MAX_FILES_PER_BATCH: usize = 10_000;
@@ -47,6 +47,7 @@ pub async fn create(
     let max_sec = models.default_engine().max_audio_sec();
     let batch_id = FileId::new();
     let batches = state.batches.clone();
+    let store = state.transcriptions.store().clone();
     // Checked on a blocking thread and recorded by a task of its own that owns
     // the uploads: if the client goes away meanwhile, the batch is still
     // recorded whole (and its uploads kept), or not at all (and they are removed).
@@ -71,8 +72,22 @@ pub async fn create(
             Ok::<_, Infallible>((new_files, keep))
         })
         .await?;
-        batches.create(batch_id, options, new_files).await?;
-        keep.into_iter().for_each(SpooledUpload::keep);
+        let kept: Vec<FileId> = new_files
+            .iter()
+            .filter(|f| f.rejected.is_none())
+            .map(|f| f.file_id)
+            .collect();
+        if let Err(e) = store_and_record(&store, &batches, batch_id, options, new_files, &kept).await {
+            // Nothing was recorded: the uploads already stored go (a crash
+            // here leaves them to the sweep at the next start).
+            for id in &kept {
+                let _ = store.remove_upload(id).await;
+            }
+            return Err(e);
+        }
+        if store.received_uploads_are_kept() {
+            keep.into_iter().for_each(SpooledUpload::keep);
+        }
         crate::crash_point::here("batch_recorded");
         Ok::<_, AppError>(())
     });
@@ -82,6 +97,23 @@ pub async fn create(
     let batch = load(&state, batch_id).await?;
     tracing::info!(%batch_id, files = batch.progress.total, "batch queued");
     Ok((StatusCode::ACCEPTED, Json(batch)))
+}
+
+/// Keeps each accepted upload (`kept`) in the file store, then records the
+/// batch; the caller removes the kept uploads if either fails.
+async fn store_and_record(
+    store: &FileStore,
+    batches: &Batches,
+    batch_id: FileId,
+    options: BatchOptions,
+    files: Vec<NewFile>,
+    kept: &[FileId],
+) -> Result<(), AppError> {
+    for id in kept {
+        store.keep_upload(id).await?;
+    }
+    batches.create(batch_id, options, files).await?;
+    Ok(())
 }
 
 type Received = (Vec<(FileId, String, SpooledUpload)>, Option<String>, Option<String>);

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::transcribe::TranscribeResponse;
-use super::{blocking, AppState};
+use super::AppState;
 use crate::error::AppError;
 use crate::formats::{self, ResponseFormat};
 use crate::store::history::{Cursor, HistoryEntry, HistoryQuery};
@@ -152,20 +152,13 @@ fn no_transcription(raw: &str) -> AppError {
     AppError::NotFound(format!("no transcription with id {raw:?}"))
 }
 
-fn parse_id(raw: &str) -> Result<FileId, AppError> {
-    raw.parse().map_err(|_| no_transcription(raw))
+/// The kept files.
+fn files(state: &AppState) -> &FileStore {
+    state.transcriptions.store()
 }
 
-/// What `read` finds in the data folder of transcription `id` (read on a
-/// blocking thread; `what` names it in errors).
-async fn read_kept<T: Send + 'static>(
-    state: &AppState,
-    id: FileId,
-    what: &str,
-    read: impl FnOnce(&FileStore, &FileId) -> std::io::Result<Option<T>> + Send + 'static,
-) -> Result<Option<T>, AppError> {
-    let store = state.transcriptions.store().clone();
-    blocking(format!("reading {what} {id}"), move || read(&store, &id)).await
+fn parse_id(raw: &str) -> Result<FileId, AppError> {
+    raw.parse().map_err(|_| no_transcription(raw))
 }
 
 /// The performance record of one transcription.
@@ -173,7 +166,7 @@ pub async fn record(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<TranscriptionRecord>, AppError> {
-    let record = read_kept(&state, parse_id(&raw)?, "record", |store, id| store.load_record(id)).await?;
+    let record = files(&state).load_record(&parse_id(&raw)?).await?;
     record.map(Json).ok_or_else(|| no_transcription(&raw))
 }
 
@@ -188,8 +181,7 @@ pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> R
             message: format!("{id} is a file of a batch; delete the whole batch with DELETE /batch/{{batch_id}}"),
         });
     }
-    let deleted = state.transcriptions.history().delete(id).await;
-    if deleted.map_err(|e| AppError::Internal(format!("deleting {id}: {e}")))? {
+    if state.transcriptions.history().delete(id).await? {
         tracing::info!(file_id = %id, "transcription deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -203,21 +195,16 @@ pub async fn json(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<TranscribeResponse>, AppError> {
-    let kept = read_kept(&state, parse_id(&raw)?, "transcription", |store, id| {
-        let Some(record) = store.load_record(id)? else {
-            return Ok(None);
-        };
-        let text = store.load_text(id)?.unwrap_or_default();
-        let segments = store.load_segments(id)?.unwrap_or_default();
-        Ok(Some(TranscribeResponse::new(record, text, segments)))
-    })
-    .await?;
-    kept.map(Json).ok_or_else(|| no_transcription(&raw))
+    let (id, store) = (parse_id(&raw)?, files(&state));
+    let record = store.load_record(&id).await?.ok_or_else(|| no_transcription(&raw))?;
+    let text = store.load_text(&id).await?.unwrap_or_default();
+    let segments = store.load_segments(&id).await?.unwrap_or_default();
+    Ok(Json(TranscribeResponse::new(record, text, segments)))
 }
 
 /// The transcript of one transcription, as plain text.
 pub async fn text(State(state): State<AppState>, Path(raw): Path<String>) -> Result<impl IntoResponse, AppError> {
-    let text = read_kept(&state, parse_id(&raw)?, "transcript", |store, id| store.load_text(id)).await?;
+    let text = files(&state).load_text(&parse_id(&raw)?).await?;
     let text = text.ok_or_else(|| no_transcription(&raw))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
@@ -238,7 +225,7 @@ async fn subtitles(
     format: ResponseFormat,
 ) -> Result<impl IntoResponse, AppError> {
     let id = parse_id(&raw)?;
-    let segments = read_kept(&state, id, "segments", |store, id| store.load_segments(id)).await?;
+    let segments = files(&state).load_segments(&id).await?;
     let segments = segments.ok_or_else(|| {
         AppError::NotFound(format!(
             "no subtitles for {raw:?}: no such transcription, or it was made before Sori kept segments"

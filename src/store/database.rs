@@ -13,7 +13,7 @@ pub enum StoreError {
     Failed(String),
     /// The result's files could not be written (nothing was recorded).
     #[error("writing the result's files failed: {0}")]
-    Publish(std::io::Error),
+    Publish(crate::store::FilesError),
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -12,8 +12,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::database::StoreResult;
-use super::{FileId, FileStore, TranscriptionRecord};
+use super::database::{StoreError, StoreResult};
+use super::{FileId, FileStore, FilesError, TranscriptionRecord};
+
+/// Why a transcription could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteFailed {
+    /// Its files could not be removed (its entry is kept).
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// Its entry could not be removed.
+    #[error(transparent)]
+    Index(#[from] StoreError),
+}
 
 /// One transcription as the history lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -153,11 +164,7 @@ impl History {
 
     /// Adds the transcription whose files `id` are in the data dir.
     pub async fn add_from_files(&self, id: FileId) -> anyhow::Result<()> {
-        let files = self.files.clone();
-        let kept = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            Ok(files.load_record(&id)?.zip(files.load_text(&id)?))
-        })
-        .await??;
+        let kept = self.files.load_record(&id).await?.zip(self.files.load_text(&id).await?);
         if let Some((record, text)) = kept {
             self.add(&record, &text).await?;
         }
@@ -166,9 +173,8 @@ impl History {
 
     /// Removes a transcription: its files (the record first), then its
     /// entry. Whether there was anything to remove.
-    pub async fn delete(&self, id: FileId) -> anyhow::Result<bool> {
-        let files = self.files.clone();
-        let removed = tokio::task::spawn_blocking(move || files.delete(&id)).await??;
+    pub async fn delete(&self, id: FileId) -> Result<bool, DeleteFailed> {
+        let removed = self.files.delete(&id).await?;
         let unindexed = self.index.unindex(id).await?;
         Ok(removed || unindexed)
     }
@@ -198,11 +204,7 @@ impl History {
     /// gone. Returns (added, removed).
     pub async fn reconcile(&self) -> anyhow::Result<(usize, usize)> {
         let indexed = self.index.indexed().await?;
-        let files = self.files.clone();
-        let kept: HashSet<FileId> = tokio::task::spawn_blocking(move || files.record_ids())
-            .await??
-            .into_iter()
-            .collect();
+        let kept: HashSet<FileId> = self.files.record_ids().await?.into_iter().collect();
         let known: HashSet<FileId> = indexed.iter().map(|(id, _)| *id).collect();
         let mut added = 0;
         for id in kept.difference(&known) {

@@ -1,144 +1,213 @@
-//! The data dir: each transcription leaves `{file_id}.txt` (the transcript)
+//! The kept files: each transcription leaves `{file_id}.txt` (the transcript)
 //! and `{file_id}.performance.json` (its record), and beside them
-//! `{file_id}.segments.json` (its timed segments, for subtitles), each written atomically;
-//! uploads wait in `uploads/{file_id}.upload` until they are transcribed.
+//! `{file_id}.segments.json` (its timed segments, for subtitles); batch uploads
+//! wait as `uploads/{file_id}.upload` until they are transcribed. They live in
+//! the data dir (`folder.rs`) or in an S3-compatible bucket (`bucket.rs`);
+//! either way this module decides the order of writes and removals.
 
+pub mod bucket;
 pub mod database;
+pub mod folder;
 pub mod history;
+pub mod objects;
 pub mod record;
 
-use std::fs;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
 
+pub use objects::{FilesError, FilesResult, LocalFile};
 pub use record::{FileId, TranscriptionRecord};
 
 use crate::engine::Segment;
+use folder::Folder;
+use objects::Objects;
 
-/// The uploads folder inside the data dir.
+/// The uploads folder (in the data dir, and among the objects).
 const UPLOADS: &str = "uploads";
 
-/// Paired transcript and record files in one folder.
+/// Paired transcript and record files, and the uploads of batches.
 #[derive(Debug, Clone)]
 pub struct FileStore {
+    objects: Arc<dyn Objects>,
+    /// This machine's data dir: uploads are received into its `uploads/`
+    /// (and, with a bucket, copied there for the worker); SQLite lives here.
     dir: PathBuf,
 }
 
 impl FileStore {
-    /// Opens (creating if needed) the data dir and its uploads folder, and
-    /// checks that they are writable.
-    pub fn open(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir.join(UPLOADS))?;
-        tempfile::NamedTempFile::new_in(dir)?;
-        Ok(Self { dir: dir.to_path_buf() })
+    /// The files in the data dir `dir` (created if needed, and checked writable).
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        let dir = prepare_data_dir(dir)?;
+        Ok(Self {
+            objects: Arc::new(Folder::new(dir.clone())),
+            dir,
+        })
     }
 
-    /// The folder where uploads wait.
-    pub fn uploads_dir(&self) -> PathBuf {
-        self.dir.join(UPLOADS)
+    /// The files in the bucket of `url` (`s3://bucket/prefix`), checked
+    /// writable; `dir` is this machine's data dir.
+    pub async fn open_bucket(dir: &Path, url: &str) -> anyhow::Result<Self> {
+        let dir = prepare_data_dir(dir)?;
+        let bucket = bucket::Bucket::new(url)?;
+        bucket.check_writable().await?;
+        Ok(Self {
+            objects: Arc::new(bucket),
+            dir,
+        })
     }
 
-    /// Where the upload of `id` waits.
-    pub fn upload_path(&self, id: &FileId) -> PathBuf {
-        self.uploads_dir().join(format!("{id}.upload"))
+    /// Where the files are kept: the data dir's path or the bucket's URL.
+    pub fn location(&self) -> String {
+        self.objects.location()
     }
 
-    /// Whether both files of `id` exist (the record is written last).
-    pub fn has_record(&self, id: &FileId) -> bool {
-        self.record_path(id).exists()
-    }
-
-    /// The folder.
+    /// This machine's data dir.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn transcript_path(&self, id: &FileId) -> PathBuf {
-        self.dir.join(format!("{id}.txt"))
+    /// The folder where uploads are received.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.dir.join(UPLOADS)
     }
 
-    fn record_path(&self, id: &FileId) -> PathBuf {
-        self.dir.join(format!("{id}.performance.json"))
+    /// Where the upload of `id` is received.
+    pub fn upload_path(&self, id: &FileId) -> PathBuf {
+        self.uploads_dir().join(format!("{id}.upload"))
     }
 
-    fn segments_path(&self, id: &FileId) -> PathBuf {
-        self.dir.join(format!("{id}.segments.json"))
+    /// Keeps the upload of `id`, received at [`FileStore::upload_path`], for
+    /// a batch: in a bucket it is streamed up (the received file stays for
+    /// its owner to remove); in the data dir it already is where it belongs.
+    pub async fn keep_upload(&self, id: &FileId) -> FilesResult<()> {
+        self.objects.put_file(&upload_name(id), &self.upload_path(id)).await
+    }
+
+    /// Whether a received upload is itself the kept one (the data dir), so
+    /// that it must stay once its batch is recorded; with a bucket it is a
+    /// copy, removed once streamed up.
+    pub fn received_uploads_are_kept(&self) -> bool {
+        self.objects.is_local()
+    }
+
+    /// The kept upload of `id` as a file the worker can read, if it exists.
+    pub async fn kept_upload(&self, id: &FileId) -> FilesResult<Option<LocalFile>> {
+        self.objects.local_file(&upload_name(id), &self.upload_path(id)).await
+    }
+
+    /// Removes the kept upload of `id` (its file is transcribed).
+    pub async fn remove_upload(&self, id: &FileId) -> FilesResult<bool> {
+        self.objects.delete(&upload_name(id)).await
+    }
+
+    /// The kept uploads: the file id each names (if it names one), its
+    /// object's name and when it was written.
+    pub async fn kept_uploads(&self) -> FilesResult<Vec<(Option<FileId>, String, SystemTime)>> {
+        let listed = self.objects.list(UPLOADS).await?;
+        Ok(listed
+            .into_iter()
+            .map(|l| (upload_id(&l.name), format!("{UPLOADS}/{}", l.name), l.modified))
+            .collect())
+    }
+
+    /// Removes the kept upload object `name` (as [`FileStore::kept_uploads`] gives it).
+    pub async fn remove_object(&self, name: &str) -> FilesResult<bool> {
+        self.objects.delete(name).await
+    }
+
+    /// Whether the store answers now.
+    pub async fn check(&self) -> FilesResult<()> {
+        self.objects.check().await
     }
 
     /// Writes the segments, the transcript, then the record (so a record
     /// always has its text and segments).
-    pub fn save(&self, record: &TranscriptionRecord, text: &str, segments: &[Segment]) -> io::Result<()> {
-        let mut json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+    pub async fn save(&self, record: &TranscriptionRecord, text: &str, segments: &[Segment]) -> FilesResult<()> {
+        let id = &record.file_id;
+        let mut json = serde_json::to_vec_pretty(record).map_err(|e| FilesError::Failed(e.to_string()))?;
         json.push(b'\n');
-        let segments = serde_json::to_vec(segments).map_err(io::Error::other)?;
-        write_atomic(&self.segments_path(&record.file_id), &segments)?;
-        write_atomic(&self.transcript_path(&record.file_id), text.as_bytes())?;
-        write_atomic(&self.record_path(&record.file_id), &json)
+        let segments = serde_json::to_vec(segments).map_err(|e| FilesError::Failed(e.to_string()))?;
+        self.objects.put(&segments_name(id), segments).await?;
+        self.objects.put(&transcript_name(id), text.as_bytes().to_vec()).await?;
+        self.objects.put(&record_name(id), json).await
     }
 
     /// The timed segments of `id`, if they were kept (transcriptions made
     /// before segments were kept have none).
-    pub fn load_segments(&self, id: &FileId) -> io::Result<Option<Vec<Segment>>> {
-        match fs::read(self.segments_path(id)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+    pub async fn load_segments(&self, id: &FileId) -> FilesResult<Option<Vec<Segment>>> {
+        self.load_json(&segments_name(id)).await
     }
 
     /// The record of `id`, if it exists.
-    pub fn load_record(&self, id: &FileId) -> io::Result<Option<TranscriptionRecord>> {
-        match fs::read(self.record_path(id)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+    pub async fn load_record(&self, id: &FileId) -> FilesResult<Option<TranscriptionRecord>> {
+        self.load_json(&record_name(id)).await
+    }
+
+    /// The transcript of `id`, if it exists.
+    pub async fn load_text(&self, id: &FileId) -> FilesResult<Option<String>> {
+        match self.objects.get(&transcript_name(id)).await? {
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|e| FilesError::Failed(format!("the transcript of {id}: {e}"))),
+            None => Ok(None),
         }
     }
 
     /// Removes the files of `id`: the record first (a transcript without its
     /// record is not there for readers), then the transcript and segments.
     /// Returns whether there was anything to remove.
-    pub fn delete(&self, id: &FileId) -> io::Result<bool> {
+    pub async fn delete(&self, id: &FileId) -> FilesResult<bool> {
         let mut found = false;
-        for path in [self.record_path(id), self.transcript_path(id), self.segments_path(id)] {
-            match fs::remove_file(&path) {
-                Ok(()) => found = true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        for name in [record_name(id), transcript_name(id), segments_name(id)] {
+            found |= self.objects.delete(&name).await?;
         }
         Ok(found)
     }
 
-    /// The ids of every record in the folder.
-    pub fn record_ids(&self) -> io::Result<Vec<FileId>> {
-        let mut ids = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let name = entry?.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".performance.json")) {
-                ids.extend(id.parse::<FileId>().ok());
-            }
-        }
-        Ok(ids)
+    /// The ids of every record.
+    pub async fn record_ids(&self) -> FilesResult<Vec<FileId>> {
+        let listed = self.objects.list("").await?;
+        Ok(listed
+            .iter()
+            .filter_map(|l| l.name.strip_suffix(".performance.json")?.parse().ok())
+            .collect())
     }
 
-    /// The transcript of `id`, if it exists.
-    pub fn load_text(&self, id: &FileId) -> io::Result<Option<String>> {
-        match fs::read_to_string(self.transcript_path(id)) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+    async fn load_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> FilesResult<Option<T>> {
+        match self.objects.get(name).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| FilesError::Failed(format!("{name}: {e}"))),
+            None => Ok(None),
         }
     }
 }
 
-/// Writes `bytes` to a temporary file in the same folder, syncs it and renames
-/// it over `path`: readers see the old file or the whole new one, never half.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().expect("data files live in a folder");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+/// Creates `dir` and its uploads folder if needed and checks that a file can be written there.
+fn prepare_data_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir.join(UPLOADS))?;
+    tempfile::NamedTempFile::new_in(dir)?;
+    Ok(dir.to_path_buf())
+}
+
+fn transcript_name(id: &FileId) -> String {
+    format!("{id}.txt")
+}
+
+fn record_name(id: &FileId) -> String {
+    format!("{id}.performance.json")
+}
+
+fn segments_name(id: &FileId) -> String {
+    format!("{id}.segments.json")
+}
+
+fn upload_name(id: &FileId) -> String {
+    format!("{UPLOADS}/{id}.upload")
+}
+
+/// The file id an upload's name (`{id}.upload`) names.
+fn upload_id(name: &str) -> Option<FileId> {
+    name.strip_suffix(".upload")?.parse().ok()
 }

@@ -77,8 +77,8 @@ impl From<&TranscriptionRecord> for FinishedFile {
 }
 
 /// Writes a finished file's paired files; [`BatchStore::finish`] runs it
-/// (on a blocking thread) only while it holds the file under its claim.
-pub type Publish = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+/// only while it holds the file under its claim.
+pub type Publish = futures_util::future::BoxFuture<'static, Result<(), crate::store::FilesError>>;
 
 /// Batches, their files and the queue of files waiting for the engine.
 #[async_trait]

@@ -396,10 +396,7 @@ impl BatchStore for PostgresStore {
         if held.is_none() {
             return Ok(false);
         }
-        tokio::task::spawn_blocking(publish)
-            .await
-            .map_err(|e| StoreError::Publish(std::io::Error::other(e.to_string())))?
-            .map_err(StoreError::Publish)?;
+        publish.await.map_err(StoreError::Publish)?;
         tx.execute(
             &prepared(
                 &tx,

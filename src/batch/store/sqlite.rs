@@ -466,7 +466,10 @@ impl Db {
         if !held {
             return Ok(false);
         }
-        publish().map_err(StoreError::Publish)?;
+        // On a blocking thread (see the caller), which may wait for the writes.
+        tokio::runtime::Handle::current()
+            .block_on(publish)
+            .map_err(StoreError::Publish)?;
         tx.execute(
             "UPDATE batch_files SET status = 'done', error = NULL, language = ?2, audio_duration_sec = ?3,
                  word_count = ?4, performance = ?5, finished_at = ?6, warnings = ?7
