@@ -37,8 +37,12 @@ test-e2e: build models test-deps
 	npm --prefix tests/e2e ci --no-audit --no-fund
 	npm --prefix tests/e2e test
 
-## test-tools: PyAV in a private venv, to write M4A/AAC test audio (no encoder in Debian's sox)
-test-tools: .venv-test/bin/python
+## test-tools: PyAV in a private venv, to write M4A/AAC test audio (no encoder in Debian's sox);
+## moto's S3-compatible server in another, for the tests that keep files in a bucket
+test-tools: .venv-test/bin/python .venv-s3/bin/moto_server
+.venv-s3/bin/moto_server:
+	python3 -m venv .venv-s3
+	.venv-s3/bin/pip install -q --disable-pip-version-check "moto[server]==5.2.6"
 .venv-test/bin/python:
 	python3 -m venv .venv-test
 	.venv-test/bin/pip install -q --disable-pip-version-check av==18.1.0

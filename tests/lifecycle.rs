@@ -24,11 +24,11 @@ fn jfk() -> Vec<u8> {
     std::fs::read(fixture_audio("jfk.wav")).unwrap()
 }
 
-/// The names in the data dir that start with `id`.
-fn files_of(dir: &Path, id: &str) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+/// The names of the kept files (data dir or bucket) that start with `id`.
+fn files_of(database: &Database, dir: &Path, id: &str) -> Vec<String> {
+    database
+        .file_names(dir, "")
+        .into_iter()
         .filter(|name| name.starts_with(id))
         .collect()
 }
@@ -57,12 +57,20 @@ fn a_transcription_is_deleted_with_its_files_and_only_with_a_key(database: Datab
     let (status, body) = server.transcribe("jfk.wav", jfk(), &[("Authorization", "Bearer k-1")]);
     assert_eq!(status, 200, "{body}");
     let id = body["file_id"].as_str().unwrap();
-    assert_eq!(files_of(data.path(), id).len(), 3, "transcript, record and segments");
+    assert_eq!(
+        files_of(&database, data.path(), id).len(),
+        3,
+        "transcript, record and segments"
+    );
 
     assert_eq!(delete(&server, &format!("/files/{id}"), None).0, 401);
-    assert_eq!(files_of(data.path(), id).len(), 3, "nothing removed without the key");
+    assert_eq!(
+        files_of(&database, data.path(), id).len(),
+        3,
+        "nothing removed without the key"
+    );
     assert_eq!(delete(&server, &format!("/files/{id}"), Some("k-1")).0, 204);
-    assert_eq!(files_of(data.path(), id), Vec::<String>::new());
+    assert_eq!(files_of(&database, data.path(), id), Vec::<String>::new());
     let read = reqwest::blocking::Client::new()
         .get(server.url(&format!("/files/{id}")))
         .bearer_auth("k-1")
@@ -95,7 +103,10 @@ fn a_batch_is_deleted_with_its_files_once_complete(database: Database) {
         .iter()
         .map(|f| f["file_id"].as_str().unwrap().to_string())
         .collect();
-    assert!(ids.iter().all(|id| files_of(data.path(), id).len() == 3), "{batch}");
+    assert!(
+        ids.iter().all(|id| files_of(&database, data.path(), id).len() == 3),
+        "{batch}"
+    );
     let (status, body) = delete(&server, &format!("/files/{}", ids[0]), None);
     assert_eq!(
         (status, &body["error"]["code"]),
@@ -105,7 +116,7 @@ fn a_batch_is_deleted_with_its_files_once_complete(database: Database) {
 
     assert_eq!(delete(&server, &format!("/batch/{batch_id}"), None).0, 204);
     for id in &ids {
-        assert_eq!(files_of(data.path(), id), Vec::<String>::new());
+        assert_eq!(files_of(&database, data.path(), id), Vec::<String>::new());
     }
     let gone = reqwest::blocking::get(server.url(&format!("/batch/{batch_id}"))).unwrap();
     assert_eq!(gone.status(), 404);
@@ -129,18 +140,18 @@ fn retention_removes_what_is_older_and_keeps_the_rest(database: Database) {
     let old_id = old["file_id"].as_str().unwrap();
     assert_eq!(
         (
-            files_of(data.path(), old_id).len(),
-            files_of(data.path(), &in_batch).len()
+            files_of(&database, data.path(), old_id).len(),
+            files_of(&database, data.path(), &in_batch).len()
         ),
         (3, 3)
     );
     drop(server);
 
     let ten_days_ago = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
-    let path = data.path().join(format!("{old_id}.performance.json"));
-    let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let name = format!("{old_id}.performance.json");
+    let mut record: Value = serde_json::from_slice(&database.file(data.path(), &name).unwrap()).unwrap();
     record["created_at"] = Value::from(ten_days_ago.clone());
-    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    database.write_file(data.path(), &name, &serde_json::to_vec(&record).unwrap());
     database.execute(
         data.path(),
         &format!("UPDATE batches SET created_at = '{ten_days_ago}' WHERE id = '{batch_id}'"),
@@ -148,12 +159,18 @@ fn retention_removes_what_is_older_and_keeps_the_rest(database: Database) {
 
     let server = Server::start(&model, data.path(), &["--retention-days", "7"], &database.env());
     let started = Instant::now();
-    while !files_of(data.path(), old_id).is_empty() || !files_of(data.path(), &in_batch).is_empty() {
+    while !files_of(&database, data.path(), old_id).is_empty()
+        || !files_of(&database, data.path(), &in_batch).is_empty()
+    {
         assert!(started.elapsed() < Duration::from_secs(20), "the sweep did not run");
         std::thread::sleep(Duration::from_millis(100));
     }
     let fresh_id = fresh["file_id"].as_str().unwrap();
-    assert_eq!(files_of(data.path(), fresh_id).len(), 3, "the fresh one is kept");
+    assert_eq!(
+        files_of(&database, data.path(), fresh_id).len(),
+        3,
+        "the fresh one is kept"
+    );
     let gone = reqwest::blocking::get(server.url(&format!("/batch/{batch_id}"))).unwrap();
     assert_eq!(gone.status(), 404);
     let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();

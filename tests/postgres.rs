@@ -287,8 +287,22 @@ fn a_server_on_postgres_runs_a_batch_and_keeps_it_across_a_restart() {
 /// included, to the end.
 #[test]
 fn three_replicas_share_a_batch_and_a_killed_one_loses_nothing() {
-    let pg = Postgres::start();
-    let data = tempfile::tempdir().unwrap();
+    three_replicas_share_a_batch(Database::postgres());
+}
+
+/// The same with the files in a bucket and no shared folder: each replica
+/// has a data dir of its own, empty at start.
+#[test]
+fn three_replicas_with_a_bucket_and_no_shared_folder_lose_nothing() {
+    three_replicas_share_a_batch(Database::postgres_and_bucket());
+}
+
+fn three_replicas_share_a_batch(database: Database) {
+    let shared = database.bucket().is_none();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // With a shared folder, every replica's data dir is the first one.
+    let dir_of = |i: usize| if shared { dirs[0].path() } else { dirs[i].path() };
+    let data = &dirs[0];
     let audio = tempfile::tempdir().unwrap();
     // Long enough (33 s) that a replica is caught in the middle of a file.
     let jfk = fixture_audio("jfk.wav");
@@ -296,20 +310,13 @@ fn three_replicas_share_a_batch_and_a_killed_one_loses_nothing() {
     let jfk = jfk.to_str().unwrap();
     sox(&[jfk, jfk, jfk, clip.to_str().unwrap()]);
     let clip = std::fs::read(clip).unwrap();
-    let replica = |name: &str| {
-        let env = [
-            ("SORI_DATABASE_URL", pg.url.clone()),
-            ("SORI_REPLICA_NAME", name.to_string()),
-            ("SORI_LEASE_SEC", "3".to_string()),
-        ];
-        Server::start(
-            &model_path("tiny.en"),
-            data.path(),
-            &["--threads-per-worker", "1"],
-            &env,
-        )
+    let replica = |i: usize| {
+        let mut env = database.env();
+        env.push(("SORI_REPLICA_NAME", format!("r{}", i + 1)));
+        env.push(("SORI_LEASE_SEC", "3".to_string()));
+        Server::start(&model_path("tiny.en"), dir_of(i), &["--threads-per-worker", "1"], &env)
     };
-    let (one, mut two, three) = (replica("r1"), replica("r2"), replica("r3"));
+    let (one, mut two, three) = (replica(0), replica(1), replica(2));
 
     let files: Vec<(String, Vec<u8>)> = (0..9).map(|i| (format!("clip-{i}.wav"), clip.clone())).collect();
     let batch_id = one.post_batch(&files);
@@ -348,24 +355,34 @@ fn three_replicas_share_a_batch_and_a_killed_one_loses_nothing() {
     assert!(by_replica("r1") > 0 && by_replica("r3") > 0, "shared: {batch}");
 
     // Exactly once: one record and one transcript per file, from the replica that has it.
-    let names: Vec<String> = std::fs::read_dir(data.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = database.file_names(data.path(), "");
     let count = |suffix: &str| names.iter().filter(|n| n.ends_with(suffix)).count();
     assert_eq!((count(".performance.json"), count(".txt")), (9, 9), "{names:?}");
     for file in done {
         let id = file["file_id"].as_str().unwrap();
-        let record: Value =
-            serde_json::from_slice(&std::fs::read(data.path().join(format!("{id}.performance.json"))).unwrap())
-                .unwrap();
+        let record = database.file(data.path(), &format!("{id}.performance.json")).unwrap();
+        let record: Value = serde_json::from_slice(&record).unwrap();
         assert_eq!(record["replica"], file["replica"], "{record}");
         assert_eq!(
             record["performance"], file["performance"],
             "the row holds the record's figures"
         );
     }
-    assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0);
+    // No upload is left, in the bucket or on the replicas still running
+    // (the killed one's copy of its file stays with it).
+    for i in [0, 2] {
+        assert_eq!(database.file_names(dir_of(i), "uploads"), Vec::<String>::new());
+    }
+    if !shared {
+        for dir in &dirs {
+            let here: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".txt") || name.ends_with(".json"))
+                .collect();
+            assert_eq!(here, Vec::<String>::new(), "no results on a replica's own disk");
+        }
+    }
 
     // Replica 3 answers the reads of another's work: a record and the summary.
     let elsewhere = done.iter().find(|f| f["replica"] != "r3").unwrap();

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::store::{BatchStore, ClaimedFile, FinishedFile, Publish, StoreError, StoreResult};
 use super::FileChanged;
 use crate::engine::{JobError, SubmitError, TranscribeOptions};
-use crate::store::FilesError;
+use crate::store::{FileId, FilesError, TranscriptionRecord};
 use crate::telemetry::metrics;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
@@ -28,6 +28,15 @@ pub type BatchEvents = broadcast::Sender<FileChanged>;
 
 /// How long to wait before retrying when the engine's queue is full.
 const FULL_QUEUE_BACKOFF: Duration = Duration::from_millis(500);
+/// A finished file's record and transcript, for its history entry.
+struct Kept {
+    record: TranscriptionRecord,
+    text: String,
+}
+
+/// How often a finished file's upload removal is tried while the store cannot be reached
+/// (every [`FILES_UNAVAILABLE_BACKOFF`]: ten minutes).
+const UPLOAD_REMOVAL_TRIES: usize = 300;
 /// How long to wait before queueing a file again when the file store cannot be reached.
 const FILES_UNAVAILABLE_BACKOFF: Duration = Duration::from_secs(2);
 /// How long the dispatcher sleeps with nothing queued, unless woken.
@@ -53,8 +62,8 @@ pub struct Dispatcher {
 
 /// What the store now says of a claimed file.
 enum Recorded {
-    /// Done or failed: its upload can go.
-    Finished,
+    /// Done (with what its history entry lists) or failed: its upload can go.
+    Finished(Option<Box<Kept>>),
     /// Back in the queue.
     Queued,
     /// Claimed again by someone else meanwhile: nothing was changed.
@@ -63,8 +72,9 @@ enum Recorded {
 
 /// What became of a claimed file.
 enum Outcome {
-    /// Transcribed: its figures, and what writes its files once it may.
-    Done(FinishedFile, Publish),
+    /// Transcribed: its figures, what writes its files once it may, and
+    /// what the history lists of it.
+    Done(FinishedFile, Publish, Box<Kept>),
     Failed(String),
     /// The engine's queue was full, or the file store could not be reached:
     /// queue it again after this long.
@@ -153,13 +163,15 @@ impl Dispatcher {
         let file_id = file.file_id;
         match self.record(&file, outcome).await {
             // The result is recorded: the upload is no longer needed.
-            Ok(Recorded::Finished) => {
+            Ok(Recorded::Finished(kept)) => {
                 crate::crash_point::here("result_recorded");
-                if let Err(e) = self.transcriptions.store().remove_upload(&file_id).await {
-                    tracing::warn!(error = %e, %file_id, "the upload of a finished batch file was not removed; the next start removes it");
-                }
+                self.remove_upload(file_id);
                 // Kept either way: the next start indexes a record that is not yet.
-                if let Err(e) = self.transcriptions.history().add_from_files(file_id).await {
+                let indexed = match &kept {
+                    Some(kept) => self.transcriptions.history().add(&kept.record, &kept.text).await,
+                    None => Ok(()),
+                };
+                if let Err(e) = indexed {
                     tracing::warn!(error = %e, %file_id, "the batch file is kept but not yet in the history");
                 }
             }
@@ -173,17 +185,36 @@ impl Dispatcher {
         self.announce(&file);
     }
 
+    /// Removes a finished file's upload, now or, while the file store cannot
+    /// be reached, every few seconds for a while (then the next start's sweep does).
+    fn remove_upload(&self, file_id: FileId) {
+        let store = self.transcriptions.store().clone();
+        tokio::spawn(async move {
+            for _ in 0..UPLOAD_REMOVAL_TRIES {
+                match store.remove_upload(&file_id).await {
+                    Err(FilesError::Unavailable(_)) => tokio::time::sleep(FILES_UNAVAILABLE_BACKOFF).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, %file_id, "the upload of a finished batch file was not removed; the next start removes it");
+                        return;
+                    }
+                    Ok(_) => return,
+                }
+            }
+            tracing::warn!(%file_id, "the file store stayed unreachable; the next start removes this finished file's upload");
+        });
+    }
+
     /// Records what became of a claimed file.
     async fn record(&self, file: &ClaimedFile, outcome: Outcome) -> StoreResult<Recorded> {
         let finished = |changed: bool| {
             if changed {
-                Recorded::Finished
+                Recorded::Finished(None)
             } else {
                 Recorded::ClaimLost
             }
         };
         match outcome {
-            Outcome::Done(result, publish) => match self.db.finish(file, &result, publish).await {
+            Outcome::Done(result, publish, kept) => match self.db.finish(file, &result, publish).await {
                 Err(StoreError::Publish(FilesError::Unavailable(e))) => {
                     tracing::warn!(error = %e, file_id = %file.file_id, "the file store cannot be reached; the batch file is queued again");
                     tokio::time::sleep(FILES_UNAVAILABLE_BACKOFF).await;
@@ -195,6 +226,7 @@ impl Dispatcher {
                     let error = format!("the server could not write this file's transcript ({e}); send it again");
                     Ok(finished(self.db.fail(file, &error).await?))
                 }
+                Ok(true) => Ok(Recorded::Finished(Some(kept))),
                 done => Ok(finished(done?)),
             },
             Outcome::Failed(message) => Ok(finished(self.db.fail(file, &message).await?)),
@@ -250,7 +282,12 @@ impl Dispatcher {
         match store.load_record(&file.file_id).await {
             Ok(Some(record)) => {
                 tracing::info!(file_id = %file.file_id, "a batch file's record was already written; it is marked done");
-                return Outcome::Done(FinishedFile::from(&record), Box::pin(async { Ok(()) }));
+                let text = match store.load_text(&file.file_id).await {
+                    Ok(text) => text.unwrap_or_default(),
+                    Err(e) => return files_trouble(file, e),
+                };
+                let result = FinishedFile::from(&record);
+                return Outcome::Done(result, Box::pin(async { Ok(()) }), Box::new(Kept { record, text }));
             }
             Ok(None) => {}
             Err(e) => return files_trouble(file, e),
@@ -285,7 +322,11 @@ impl Dispatcher {
                     crate::crash_point::here("files_written");
                     Ok(())
                 });
-                Outcome::Done(FinishedFile::from(&done.record), publish)
+                let kept = Kept {
+                    text: done.output.transcript.text.clone(),
+                    record: done.record.clone(),
+                };
+                Outcome::Done(FinishedFile::from(&done.record), publish, Box::new(kept))
             }
             Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry(FULL_QUEUE_BACKOFF),
             Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => Outcome::Failed(e.to_string()),

@@ -421,11 +421,11 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore, min_age: Duration) -> anyhow::Result<()> {
     let needed: HashSet<FileId> = db.pending().await?.into_iter().collect();
     let mut removed = 0;
-    for (file_id, name, modified) in store.kept_uploads().await? {
-        if file_id.is_some_and(|id| needed.contains(&id)) {
+    for upload in store.uploads().await? {
+        if upload.file_id.is_some_and(|id| needed.contains(&id)) {
             continue;
         }
-        let finished = match file_id {
+        let finished = match upload.file_id {
             // Read now: a file queued since `needed` was read is not finished.
             Some(id) => db
                 .file(id)
@@ -433,8 +433,8 @@ async fn sweep_orphan_uploads(db: &dyn BatchStore, store: &FileStore, min_age: D
                 .is_some_and(|f| matches!(f.status, FileStatus::Done | FileStatus::Failed)),
             None => false,
         };
-        let age = SystemTime::now().duration_since(modified).unwrap_or_default();
-        if (finished || age >= min_age) && store.remove_object(&name).await? {
+        let age = SystemTime::now().duration_since(upload.modified).unwrap_or_default();
+        if (finished || age >= min_age) && store.remove_listed(&upload).await? {
             removed += 1;
         }
     }

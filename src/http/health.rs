@@ -19,17 +19,21 @@ pub async fn healthz() -> Json<Value> {
 const DATABASE_CHECK: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: the model is loaded, every worker is alive (not while a
-/// crashed worker process is started again), the database answers, and the
-/// server is not shutting down (a load balancer stops sending work at once).
+/// crashed worker process is started again), the database and the file
+/// storage answer, and the server is not shutting down (a load balancer
+/// stops sending work at once).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    // The database first: the engine's figures below are read together,
-    // with no wait between them, so they describe one moment.
-    let database = state.batches.check_database(DATABASE_CHECK).await;
+    // The database and storage first: the engine's figures below are read
+    // together, with no wait between them, so they describe one moment.
+    let (database, storage) = tokio::join!(
+        state.batches.check_database(DATABASE_CHECK),
+        state.transcriptions.store().check()
+    );
     let models = state.transcriptions.models();
     let engine = models.default_engine();
     let (alive, started) = engine.workers_alive();
     let draining = state.shutdown.is_cancelled();
-    let ready = alive == started && alive > 0 && !draining && database.is_ok();
+    let ready = alive == started && alive > 0 && !draining && database.is_ok() && storage.is_ok();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -40,6 +44,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "database": match &database {
             Ok(()) => "ok".to_string(),
             Err(reason) => reason.clone(),
+        },
+        "storage": match &storage {
+            Ok(()) => "ok".to_string(),
+            Err(reason) => reason.to_string(),
         },
         "model": engine.model().name,
         "models": models_state(models),

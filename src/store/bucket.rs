@@ -174,15 +174,14 @@ impl Objects for Bucket {
         let mut file = tokio::fs::File::open(from).await?;
         let mut writer = BufWriter::with_capacity(self.store.clone(), self.path(name), PART_BYTES)
             .with_max_concurrency(PARTS_IN_FLIGHT);
-        let copied = async {
-            tokio::io::copy(&mut file, &mut writer).await?;
-            writer.shutdown().await
-        };
-        if let Err(e) = copied.await {
+        let failed = |e: std::io::Error| FilesError::Unavailable(format!("uploading {name}: {e}"));
+        if let Err(e) = tokio::io::copy(&mut file, &mut writer).await {
+            // The parts sent so far are dropped (an upload that fails while
+            // completing is left to the bucket's rule for incomplete uploads).
             let _ = writer.abort().await;
-            return Err(FilesError::Unavailable(format!("uploading {name}: {e}")));
+            return Err(failed(e));
         }
-        Ok(())
+        writer.shutdown().await.map_err(failed)
     }
 
     async fn local_file(&self, name: &str, scratch: &Path) -> FilesResult<Option<LocalFile>> {

@@ -96,24 +96,50 @@ impl FileStore {
         self.objects.local_file(&upload_name(id), &self.upload_path(id)).await
     }
 
-    /// Removes the kept upload of `id` (its file is transcribed).
+    /// Removes the kept upload of `id` (its file is transcribed), and with a
+    /// bucket the copy made for the worker if one was left (by a crash).
     pub async fn remove_upload(&self, id: &FileId) -> FilesResult<bool> {
+        if !self.objects.is_local() {
+            match tokio::fs::remove_file(self.upload_path(id)).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
         self.objects.delete(&upload_name(id)).await
     }
 
-    /// The kept uploads: the file id each names (if it names one), its
-    /// object's name and when it was written.
-    pub async fn kept_uploads(&self) -> FilesResult<Vec<(Option<FileId>, String, SystemTime)>> {
-        let listed = self.objects.list(UPLOADS).await?;
-        Ok(listed
-            .into_iter()
-            .map(|l| (upload_id(&l.name), format!("{UPLOADS}/{}", l.name), l.modified))
-            .collect())
+    /// Every upload there is: the kept ones, and with a bucket also the
+    /// files in this machine's uploads folder (received, or copied for the
+    /// worker, by a process that stopped before removing them).
+    pub async fn uploads(&self) -> FilesResult<Vec<Upload>> {
+        let mut uploads: Vec<Upload> = (self.objects.list(UPLOADS).await?.into_iter())
+            .map(|l| Upload {
+                file_id: upload_id(&l.name),
+                modified: l.modified,
+                place: UploadPlace::Kept(format!("{UPLOADS}/{}", l.name)),
+            })
+            .collect();
+        if !self.objects.is_local() {
+            let here = Folder::new(self.dir.clone());
+            uploads.extend(here.list(UPLOADS).await?.into_iter().map(|l| Upload {
+                file_id: upload_id(&l.name),
+                modified: l.modified,
+                place: UploadPlace::Here(self.uploads_dir().join(&l.name)),
+            }));
+        }
+        Ok(uploads)
     }
 
-    /// Removes the kept upload object `name` (as [`FileStore::kept_uploads`] gives it).
-    pub async fn remove_object(&self, name: &str) -> FilesResult<bool> {
-        self.objects.delete(name).await
+    /// Removes an upload that [`FileStore::uploads`] listed; whether it was there.
+    pub async fn remove_listed(&self, upload: &Upload) -> FilesResult<bool> {
+        match &upload.place {
+            UploadPlace::Kept(name) => self.objects.delete(name).await,
+            UploadPlace::Here(path) => match tokio::fs::remove_file(path).await {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+        }
     }
 
     /// Whether the store answers now.
@@ -182,6 +208,24 @@ impl FileStore {
             None => Ok(None),
         }
     }
+}
+
+/// An upload found by [`FileStore::uploads`].
+#[derive(Debug)]
+pub struct Upload {
+    /// The file it is of, if its name names one.
+    pub file_id: Option<FileId>,
+    /// When it was written.
+    pub modified: SystemTime,
+    place: UploadPlace,
+}
+
+#[derive(Debug)]
+enum UploadPlace {
+    /// A kept upload (a batch file's), by its object's name.
+    Kept(String),
+    /// A file in this machine's uploads folder, beside a bucket.
+    Here(PathBuf),
 }
 
 /// Creates `dir` and its uploads folder if needed and checks that a file can be written there.

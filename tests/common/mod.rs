@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod postgres;
+pub mod s3;
 pub mod server;
 
 use std::path::{Path, PathBuf};
