@@ -165,3 +165,80 @@ fn a_bucket_that_goes_away_and_comes_back_loses_nothing() {
     let history: Value = reqwest::blocking::get(server.url("/files")).unwrap().json().unwrap();
     assert_eq!(history["files"].as_array().unwrap().len(), 4, "{history}");
 }
+
+/// The high-water mark of a process's resident memory (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+/// A batch file of 110 MiB (five minutes of 48 kHz stereo float samples) goes
+/// to the bucket in parts and back to the worker as a stream: it is
+/// transcribed whole, and the server process's peak memory (VmHWM, from
+/// `/proc`) stays below the size of the file.
+#[test]
+fn a_large_batch_file_is_streamed_through_the_bucket_not_held_in_memory() {
+    let s3 = S3::start();
+    let data = tempfile::tempdir().unwrap();
+    let audio = tempfile::tempdir().unwrap();
+    let jfk = fixture_audio("jfk.wav");
+    let jfk = jfk.to_str().unwrap();
+    let long = audio.path().join("long.wav");
+    let mut args = vec![jfk; 27];
+    let long_str = long.to_str().unwrap().to_string();
+    args.extend(["-r", "48000", "-c", "2", "-e", "floating-point", "-b", "32", &long_str]);
+    sox(&args);
+    let bytes = std::fs::read(&long).unwrap();
+    let file_mib = bytes.len() as f64 / (1 << 20) as f64;
+    assert!(file_mib > 100.0, "{file_mib} MiB");
+
+    let server = server(&s3, data.path());
+    let id = server.post_batch(&[("long.wav".to_string(), bytes)]);
+    let batch = server.wait_batch_complete(&id, Duration::from_secs(300));
+    let file = &batch["files"][0];
+    assert_eq!(file["status"], "done", "{batch}");
+    let seconds = file["audio_duration_sec"].as_f64().unwrap();
+    assert!((seconds - 27.0 * 11.0).abs() < 1.0, "{seconds} s");
+    let peak = peak_rss_mib(server.child.id());
+    eprintln!("server peak memory {peak:.1} MiB for a {file_mib:.1} MiB batch file");
+    assert!(
+        peak < file_mib * 0.75,
+        "the server's peak memory ({peak:.0} MiB) is not below the file's size ({file_mib:.0} MiB)"
+    );
+    assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0);
+}
+
+/// A bucket that does not exist, or an address that is not `s3://`, stops
+/// `sori serve` at start with a message naming it; the secret key is never printed.
+#[test]
+fn a_missing_bucket_or_a_bad_storage_url_is_said_at_start() {
+    let s3 = S3::start();
+    let data = tempfile::tempdir().unwrap();
+    for (url, says) in [
+        (
+            "s3://no-such-bucket/x",
+            "the bucket s3://no-such-bucket/x cannot be written",
+        ),
+        (
+            "https://example.com/bucket",
+            "--storage-url must look like s3://bucket/prefix",
+        ),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sori"));
+        command
+            .args(["serve", "--port", "0", "--model"])
+            .arg(model_path("tiny.en"))
+            .arg("--data-dir")
+            .arg(data.path());
+        for (key, value) in s3.env() {
+            command.env(key, value);
+        }
+        let out = command.env("SORI_STORAGE_URL", url).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url}: started");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert!(!stderr.contains("sori-test-secret"), "{stderr}");
+    }
+}
