@@ -98,6 +98,9 @@ class Replica:
              "--threads-per-worker", str(threads)],
             env=env, stderr=subprocess.DEVNULL,
         )
+        self.wait_ready()
+
+    def wait_ready(self):
         for _ in range(6000):
             try:
                 with urllib.request.urlopen(self.url("/readyz")) as r:
@@ -105,7 +108,7 @@ class Replica:
                         return
             except OSError:
                 time.sleep(0.01)
-        sys.exit(f"replica {name} did not become ready")
+        sys.exit(f"replica {self.name} did not become ready")
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"

@@ -39,14 +39,7 @@ class Server(Replica):
             [binary, "serve", "--model", str(model), "--port", str(self.port), "--data-dir", data],
             env=dict(os.environ, **env), stderr=subprocess.DEVNULL,
         )
-        for _ in range(6000):
-            try:
-                with urllib.request.urlopen(self.url("/readyz")) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.01)
-        sys.exit("the server did not become ready")
+        self.wait_ready()
 
 BUCKET, PREFIX = "sori-bench", "files"
 # One line of moto's request log: ... "PUT /sori-bench/files/x.txt HTTP/1.1" 200 -
