@@ -522,3 +522,47 @@ fn the_compose_stack_is_wired_together() {
     );
     assert!(Path::new(&root.join("dashboards")).read_dir().unwrap().count() >= 2);
 }
+
+/// The alerting rules: `promtool check rules`, and `promtool test rules`
+/// with unit tests that fire each alert on one replica's series and not on
+/// the other's; the PrometheusRule for the Operator holds the same groups;
+/// every Sori metric a rule reads is one Sori records.
+#[test]
+fn alert_rules_pass_promtool_and_fire_when_they_should() {
+    let dir = repo_root().join("deploy/prometheus");
+    for args in [["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]] {
+        let out = Command::new("promtool").args(args).current_dir(&dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let read = |path: &str| -> serde_yaml_ng::Value {
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repo_root().join(path)).unwrap()).unwrap()
+    };
+    let rules = read("deploy/prometheus/alerts.yml");
+    let operator = read("deploy/kubernetes/prometheus-rule.yaml");
+    assert_eq!(operator["kind"], "PrometheusRule");
+    assert_eq!(
+        operator["spec"]["groups"], rules["groups"],
+        "the PrometheusRule is alerts.yml"
+    );
+
+    let recorded = std::fs::read_to_string(repo_root().join("src/telemetry/metrics.rs")).unwrap();
+    let text = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    let mut names: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("sori_"))
+        .collect();
+    names.dedup();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        let base = name.trim_end_matches("_bucket");
+        assert!(
+            recorded.contains(&format!("\"{base}\"")),
+            "{name} is not a metric Sori records"
+        );
+    }
+}

@@ -139,6 +139,17 @@ fn a_bucket_that_goes_away_and_comes_back_loses_nothing() {
         .unwrap();
     assert_eq!(batch["progress"]["failed"], 0, "{batch}");
 
+    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    assert!(metrics.lines().any(|l| l == "sori_ready 0"), "{metrics}");
+    let requeued = metrics
+        .lines()
+        .find(|l| l.starts_with("sori_batch_requeues_total{reason=\"storage_unavailable\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(
+        requeued.is_some_and(|n| n >= 1.0),
+        "the waiting files were queued again: {requeued:?}"
+    );
+
     s3.come_back();
     wait_ready(&server, 200);
     let finished = server.wait_batch_complete(&batch_id, Duration::from_secs(120));

@@ -77,8 +77,11 @@ enum Outcome {
     Done(FinishedFile, Publish, Box<Kept>),
     Failed(String),
     /// The engine's queue was full, or the file store could not be reached:
-    /// queue it again after this long.
-    Retry(Duration),
+    /// queue it again after `backoff` (`reason` as Prometheus counts it).
+    Retry {
+        backoff: Duration,
+        reason: &'static str,
+    },
     /// Its worker process died: try again, up to `max_attempts` tries in all.
     Crashed(String),
 }
@@ -217,6 +220,7 @@ impl Dispatcher {
             Outcome::Done(result, publish, kept) => match self.db.finish(file, &result, publish).await {
                 Err(StoreError::Publish(FilesError::Unavailable(e))) => {
                     tracing::warn!(error = %e, file_id = %file.file_id, "the file store cannot be reached; the batch file is queued again");
+                    metrics::record_requeue("storage_unavailable");
                     tokio::time::sleep(FILES_UNAVAILABLE_BACKOFF).await;
                     self.db.requeue(file).await?;
                     Ok(Recorded::Queued)
@@ -230,7 +234,8 @@ impl Dispatcher {
                 done => Ok(finished(done?)),
             },
             Outcome::Failed(message) => Ok(finished(self.db.fail(file, &message).await?)),
-            Outcome::Retry(backoff) => {
+            Outcome::Retry { backoff, reason } => {
+                metrics::record_requeue(reason);
                 tokio::time::sleep(backoff).await;
                 self.db.requeue(file).await?;
                 Ok(Recorded::Queued)
@@ -239,6 +244,7 @@ impl Dispatcher {
                 None => Ok(Recorded::ClaimLost),
                 Some(crashes) if crashes < self.max_attempts => {
                     tracing::warn!(file_id = %file.file_id, crashes, "the engine crashed on a batch file; it is queued again");
+                    metrics::record_requeue("engine_crashed");
                     self.db.requeue(file).await?;
                     Ok(Recorded::Queued)
                 }
@@ -328,7 +334,10 @@ impl Dispatcher {
                 };
                 Outcome::Done(FinishedFile::from(&done.record), publish, Box::new(kept))
             }
-            Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry(FULL_QUEUE_BACKOFF),
+            Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry {
+                backoff: FULL_QUEUE_BACKOFF,
+                reason: "queue_full",
+            },
             Err(TranscriptionError::Submit(SubmitError::Job(JobError::Audio(e)))) => Outcome::Failed(e.to_string()),
             Err(TranscriptionError::Submit(SubmitError::Job(crashed @ JobError::Crashed(_)))) => {
                 Outcome::Crashed(crashed.to_string())
@@ -347,7 +356,10 @@ fn files_trouble(file: &ClaimedFile, e: FilesError) -> Outcome {
     match e {
         FilesError::Unavailable(reason) => {
             tracing::warn!(error = %reason, file_id = %file.file_id, "the file store cannot be reached; the batch file is queued again");
-            Outcome::Retry(FILES_UNAVAILABLE_BACKOFF)
+            Outcome::Retry {
+                backoff: FILES_UNAVAILABLE_BACKOFF,
+                reason: "storage_unavailable",
+            }
         }
         FilesError::Failed(reason) => {
             tracing::error!(error = %reason, file_id = %file.file_id, "reading a batch file's upload failed");

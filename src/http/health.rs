@@ -34,6 +34,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let (alive, started) = engine.workers_alive();
     let draining = state.shutdown.is_cancelled();
     let ready = alive == started && alive > 0 && !draining && database.is_ok() && storage.is_ok();
+    crate::telemetry::metrics::record_ready(ready);
     let status = if ready {
         StatusCode::OK
     } else {

@@ -217,6 +217,14 @@ fn describe() {
         "Batch files whose result this replica did not keep: its lease ran out and another replica took the file."
     );
     describe_counter!(
+        "sori_batch_requeues_total",
+        "Batch files queued again instead of finished, by reason: engine_crashed (its worker process died), storage_unavailable (the bucket could not be reached), queue_full (the engine's queue was full)."
+    );
+    describe_gauge!(
+        "sori_ready",
+        "1 when the last readiness check (GET /readyz) found the server ready, else 0."
+    );
+    describe_counter!(
         "sori_retention_removed_total",
         "Transcriptions and batches (kind) removed for being older than --retention-days."
     );
@@ -348,6 +356,17 @@ pub fn record_claim(seconds: f64, taken_over: bool) {
 /// Counts a batch file whose result was not kept because its claim was lost.
 pub fn record_claim_lost() {
     counter!("sori_batch_claims_lost_total").increment(1);
+}
+
+/// Counts a batch file queued again, and why (`engine_crashed`,
+/// `storage_unavailable`, `queue_full`).
+pub fn record_requeue(reason: &'static str) {
+    counter!("sori_batch_requeues_total", "reason" => reason).increment(1);
+}
+
+/// Records what the last readiness check found.
+pub fn record_ready(ready: bool) {
+    gauge!("sori_ready").set(if ready { 1.0 } else { 0.0 });
 }
 
 /// Counts a transcription or batch (`kind`) removed by the retention sweep.
