@@ -38,8 +38,12 @@ test-e2e: build models test-deps
 	npm --prefix tests/e2e test
 
 ## test-tools: PyAV in a private venv, to write M4A/AAC test audio (no encoder in Debian's sox);
-## moto's S3-compatible server in another, for the tests that keep files in a bucket
-test-tools: .venv-test/bin/python .venv-s3/bin/moto_server
+## moto's S3-compatible server in another, for the tests that keep files in a bucket;
+## kubernetes-validate (Kubernetes' schemas) in a third, for the manifests in deploy/kubernetes
+test-tools: .venv-test/bin/python .venv-s3/bin/moto_server .venv-k8s/bin/kubernetes-validate
+.venv-k8s/bin/kubernetes-validate:
+	python3 -m venv .venv-k8s
+	.venv-k8s/bin/pip install -q --disable-pip-version-check kubernetes-validate==1.37.0
 .venv-s3/bin/moto_server:
 	python3 -m venv .venv-s3
 	.venv-s3/bin/pip install -q --disable-pip-version-check "moto[server]==5.2.6"

@@ -227,6 +227,13 @@ fn single_requests_are_served_while_a_batch_runs(database: Database) {
     );
     let id = post_batch(&server, 6);
     std::thread::sleep(Duration::from_millis(300));
+    // The database's queue, as Prometheus sees it (the autoscaling signal),
+    // read between two reads of the batch: within what they say.
+    let before = batch(&server, &id)["progress"]["queued"].as_u64().unwrap();
+    let queued = batch_files_queued(&server);
+    let after = batch(&server, &id)["progress"]["queued"].as_u64().unwrap();
+    assert!((after..=before).contains(&queued), "{after} <= {queued} <= {before}");
+    assert!(before >= 3, "{before} files waiting");
     let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     let (status, body) = server.transcribe("single.wav", jfk, &[]);
     assert_eq!(status, 200, "{body}");
@@ -235,6 +242,18 @@ fn single_requests_are_served_while_a_batch_runs(database: Database) {
         progress["done"].as_u64().unwrap() < 6,
         "the single request did not wait for the whole batch: {progress}"
     );
+    server.wait_batch_complete(&id, Duration::from_secs(120));
+    assert_eq!(batch_files_queued(&server), 0);
+}
+
+/// `sori_batch_files_queued` from `/metrics`.
+fn batch_files_queued(server: &Server) -> u64 {
+    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("sori_batch_files_queued "))
+        .unwrap_or_else(|| panic!("no sori_batch_files_queued in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 fn a_batch_resumes_after_kill_9_without_losing_or_repeating_files(database: Database) {

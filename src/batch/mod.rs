@@ -393,6 +393,11 @@ impl Batches {
         }
     }
 
+    /// How many batch files wait in the queue (every replica's).
+    pub async fn queued(&self) -> StoreResult<u64> {
+        self.store.queued().await
+    }
+
     /// One file of a batch as it stands now.
     pub async fn file(&self, file_id: FileId) -> StoreResult<Option<BatchFile>> {
         self.store.file(file_id).await

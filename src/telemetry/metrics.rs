@@ -221,6 +221,10 @@ fn describe() {
         "Batch files queued again instead of finished, by reason: engine_crashed (its worker process died), storage_unavailable (the bucket could not be reached), queue_full (the engine's queue was full)."
     );
     describe_gauge!(
+        "sori_batch_files_queued",
+        "Batch files waiting in the database's queue, every replica's (NaN while the database does not answer)."
+    );
+    describe_gauge!(
         "sori_ready",
         "1 when the last readiness check (GET /readyz) found the server ready, else 0."
     );
@@ -362,6 +366,15 @@ pub fn record_claim_lost() {
 /// `storage_unavailable`, `queue_full`).
 pub fn record_requeue(reason: &'static str) {
     counter!("sori_batch_requeues_total", "reason" => reason).increment(1);
+}
+
+/// Sets the count of batch files waiting in the database's queue, or NaN
+/// when it could not be read.
+pub fn record_batch_files_queued(queued: Option<u64>) {
+    match queued {
+        Some(n) => gauge!("sori_batch_files_queued").set(n as f64),
+        None => gauge!("sori_batch_files_queued").set(f64::NAN),
+    }
 }
 
 /// Records what the last readiness check found.

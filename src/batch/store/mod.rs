@@ -119,6 +119,8 @@ pub trait BatchStore: Send + Sync {
     async fn release_claims(&self, replica: Option<&str>) -> StoreResult<u64>;
     /// The files that still need their uploads (queued or processing).
     async fn pending(&self) -> StoreResult<Vec<FileId>>;
+    /// How many files wait in the queue, every replica's (for autoscaling).
+    async fn queued(&self) -> StoreResult<u64>;
     /// Whether the database answers now (for readiness).
     async fn ping(&self) -> StoreResult<()>;
     /// Removes a batch and its files' rows, all or nothing; false (and
@@ -127,6 +129,9 @@ pub trait BatchStore: Send + Sync {
     /// The complete batches created before `cutoff`, oldest first.
     async fn complete_before(&self, cutoff: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<FileId>>;
 }
+
+/// Counts the files waiting in the queue (the same SQL on both databases).
+const QUEUED_COUNT: &str = "SELECT count(*) FROM batch_files WHERE status = 'queued'";
 
 /// Counts files by status.
 fn progress_of(statuses: impl Iterator<Item = FileStatus>) -> Progress {

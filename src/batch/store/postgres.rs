@@ -613,6 +613,15 @@ impl BatchStore for PostgresStore {
         rows.iter().map(|row| parse_id(&row.get::<_, String>(0))).collect()
     }
 
+    async fn queued(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&prepared(&client, super::QUEUED_COUNT).await?, &[])
+            .await
+            .map_err(failed)?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map(drop).map_err(failed)

@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
     progress_of, BatchOptions, BatchStore, ClaimedFile, FinishedFile, NewFile, Publish, StoreError, StoreResult,
+    QUEUED_COUNT,
 };
 use crate::batch::{Batch, BatchFile, BatchListItem, FileStatus};
 use crate::store::history::{contains_pattern, HistoryEntry, HistoryQuery, TranscriptionIndex};
@@ -186,6 +187,11 @@ impl BatchStore for SqliteStore {
 
     async fn complete_before(&self, cutoff: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<FileId>> {
         self.blocking(move |db| db.complete_before(cutoff)).await
+    }
+
+    async fn queued(&self) -> StoreResult<u64> {
+        let count = |db: &Db| db.conn().query_row(QUEUED_COUNT, [], |row| row.get::<_, i64>(0));
+        Ok(self.blocking(count).await?.max(0) as u64)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -1,0 +1,247 @@
+//! The Kubernetes manifests (`deploy/kubernetes`) and the image: the base and
+//! the dev overlay rendered by kustomize (kubectl's, when kubectl is
+//! installed; otherwise the base's files as written), every resource
+//! validated against Kubernetes' own schemas with `kubernetes-validate`
+//! (`make test-tools` installs it in `.venv-k8s`), and the settings that must
+//! agree with Sori's checked against each other.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::repo_root;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+/// The Kubernetes version the manifests are validated for.
+const KUBERNETES: &str = "1.31.0";
+/// Kinds of the Prometheus Operator and KEDA, whose schemas
+/// kubernetes-validate does not ship (CRDs).
+const CRDS: [&str; 3] = ["ServiceMonitor", "PrometheusRule", "ScaledObject"];
+
+fn kubernetes() -> PathBuf {
+    repo_root().join("deploy/kubernetes")
+}
+
+/// The YAML of `folder` (under deploy/kubernetes) as kustomize builds it,
+/// or `None` (with the reason printed) when kubectl is not installed.
+fn rendered(folder: &str) -> Option<String> {
+    let out = match Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(kubernetes().join(folder))
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("not rendered with kustomize ({e}: kubectl is not installed); the base's files are validated as written");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {folder}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+/// The base's resources as written, in one YAML stream.
+fn base_as_written() -> String {
+    let kustomization: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(kubernetes().join("base/kustomization.yaml")).unwrap())
+            .unwrap();
+    kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|file| std::fs::read_to_string(kubernetes().join("base").join(file.as_str().unwrap())).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// Validates a YAML stream with kubernetes-validate (strict: no unknown
+/// fields); every resource but the CRDs must pass.
+fn validate(name: &str, yaml: &str) -> Vec<Value> {
+    let program = repo_root().join(".venv-k8s/bin/kubernetes-validate");
+    assert!(
+        program.exists(),
+        "no {} (make test-tools installs it)",
+        program.display()
+    );
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(file.path(), yaml).unwrap();
+    let out = Command::new(program)
+        .args(["--strict", "-k", KUBERNETES])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name}: {report}");
+    let documents: Vec<Value> = serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|d| !d.is_null())
+        .collect();
+    for document in &documents {
+        let kind = document["kind"].as_str().unwrap();
+        let resource = format!(
+            "{}/{}",
+            kind.to_lowercase(),
+            document["metadata"]["name"].as_str().unwrap()
+        );
+        if CRDS.contains(&kind) {
+            assert!(
+                report.contains(&format!("Couldn't find schema for kind {kind}")),
+                "{report}"
+            );
+            eprintln!("{name}: {kind} not validated: kubernetes-validate ships no schema for this CRD");
+        } else {
+            assert!(
+                report.contains(&format!("passed for resource {resource}")),
+                "{name}: {resource}: {report}"
+            );
+        }
+    }
+    documents
+}
+
+fn find<'a>(documents: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// The base (rendered, or as written) and the dev overlay (when kustomize
+/// can render it) are valid Kubernetes, and the Deployment agrees with
+/// Sori: probes on /readyz and /healthz at the port Sori listens on, a grace
+/// period longer than --shutdown-grace-sec, a non-root user and a read-only
+/// root with a volume wherever Sori writes, the model fetched by an init
+/// container into the folder Sori reads it from, every Secret key the overlay
+/// must provide provided, and the Service, ServiceMonitor and ScaledObject
+/// pointing at it.
+#[test]
+fn the_kubernetes_manifests_are_valid_and_agree_with_sori() {
+    let base = validate("base", &rendered("base").unwrap_or_else(base_as_written));
+    let config = &find(&base, "ConfigMap", "sori-config")["data"];
+    let setting = |key: &str| config[key].as_str().unwrap_or_else(|| panic!("no {key}")).to_string();
+    let deployment = find(&base, "Deployment", "sori");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let sori = &pod["containers"][0];
+
+    let port: u64 = setting("SORI_PORT").parse().unwrap();
+    assert_eq!(sori["ports"][0]["containerPort"].as_u64(), Some(port));
+    assert_eq!(sori["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(sori["livenessProbe"]["httpGet"]["path"], "/healthz");
+    let grace: u64 = setting("SORI_SHUTDOWN_GRACE_SEC").parse().unwrap();
+    let period = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        period >= grace + 10,
+        "terminationGracePeriodSeconds {period} leaves no margin over {grace}"
+    );
+
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let mounted = |container: &Value| -> Vec<String> {
+        container["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|m| m["readOnly"] != true)
+            .map(|m| m["mountPath"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(sori["securityContext"]["readOnlyRootFilesystem"], true);
+    for writes in [setting("SORI_DATA_DIR"), "/tmp".to_string()] {
+        assert!(mounted(sori).contains(&writes), "Sori writes in {writes}");
+    }
+    let fetch = &pod["initContainers"][0];
+    assert_eq!(fetch["securityContext"]["readOnlyRootFilesystem"], true);
+    let args: Vec<&str> = fetch["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[..2], ["model", "fetch"]);
+    let dest = args[args.iter().position(|a| *a == "--dest").unwrap() + 1];
+    assert_eq!(
+        dest,
+        setting("SORI_MODEL_DIR"),
+        "the model is fetched where Sori reads it"
+    );
+    assert!(mounted(fetch).contains(&dest.to_string()));
+    assert!(sori["resources"]["requests"]["memory"].is_string() && sori["resources"]["limits"]["memory"].is_string());
+
+    let service = find(&base, "Service", "sori");
+    let template_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_mapping()
+        .unwrap();
+    for (key, value) in service["spec"]["selector"].as_mapping().unwrap() {
+        assert_eq!(template_labels.get(key), Some(value), "the Service selects the pods");
+    }
+    let monitor = find(&base, "ServiceMonitor", "sori");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    let scaled = find(&base, "ScaledObject", "sori");
+    assert_eq!(scaled["spec"]["scaleTargetRef"]["name"], "sori");
+    let query = scaled["spec"]["triggers"][0]["metadata"]["query"].as_str().unwrap();
+    let recorded = std::fs::read_to_string(repo_root().join("src/telemetry/metrics.rs")).unwrap();
+    for metric in ["sori_queue_depth", "sori_batch_files_queued"] {
+        assert!(
+            query.contains(metric) && recorded.contains(&format!("\"{metric}\"")),
+            "{query}"
+        );
+    }
+    let rule = find(&base, "PrometheusRule", "sori");
+    let alerts: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repo_root().join("deploy/prometheus/alerts.yml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        rule["spec"]["groups"], alerts["groups"],
+        "the PrometheusRule is alerts.yml"
+    );
+
+    // The dev overlay provides every Secret key the Deployment needs (all but
+    // the optional API keys).
+    let Some(dev) = rendered("overlays/dev") else { return };
+    let dev = validate("overlays/dev", &dev);
+    let secret = find(&dev, "Secret", "sori-secrets");
+    let data = secret["data"].as_mapping().unwrap();
+    for env in sori["env"].as_sequence().unwrap() {
+        let reference = &env["valueFrom"]["secretKeyRef"];
+        if let (Some(key), false) = (reference["key"].as_str(), reference["optional"] == true) {
+            assert!(data.contains_key(key), "the dev Secret lacks {key}");
+        }
+    }
+    assert!(
+        !dev.iter().any(|d| d["kind"] == "ScaledObject"),
+        "the trial runs without KEDA"
+    );
+}
+
+/// The image builds Sori portably from what the repository has (every
+/// folder the binary embeds is copied in), holds no model, and runs as a
+/// user that is not root, as the Deployment asks.
+#[test]
+fn the_image_holds_no_model_and_runs_as_non_root() {
+    let dockerfile = std::fs::read_to_string(repo_root().join("deploy/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("GGML_NATIVE=OFF"));
+    // The sources, what the binary embeds, and the bench the manifest names
+    // (cargo refuses a manifest whose declared bench is missing).
+    for embedded in ["src", "static", "benches"] {
+        assert!(
+            dockerfile.lines().any(|l| l.starts_with(&format!("COPY {embedded} "))),
+            "the build copies {embedded}/"
+        );
+    }
+    assert!(!dockerfile.contains("model fetch"), "the model is not baked in");
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER");
+    assert_eq!(user.trim(), "10001");
+}
