@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::Value;
 
-/// A Prometheus server scraping one target every second; killed on drop.
+/// A Prometheus server scraping its targets every second; killed on drop.
 struct Prometheus {
     child: Child,
     port: u16,
@@ -26,13 +26,15 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(target_port: u16) -> Self {
+    fn start(target_ports: &[u16]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
+        let targets: Vec<String> = target_ports.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sori\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sori\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
             ),
         )
         .unwrap();
@@ -88,8 +90,9 @@ impl Drop for Prometheus {
     }
 }
 
-/// Every PromQL expression in the dashboards, with Grafana's variables filled in.
-fn dashboard_queries() -> Vec<(String, String)> {
+/// Every PromQL expression in the dashboards, with Grafana's variables
+/// filled in (`$instance`: `instance`, a regex of replicas).
+fn dashboard_queries(instance: &str) -> Vec<(String, String)> {
     let mut queries = Vec::new();
     for entry in std::fs::read_dir(repo_root().join("dashboards")).unwrap() {
         let path = entry.unwrap().path();
@@ -97,7 +100,10 @@ fn dashboard_queries() -> Vec<(String, String)> {
         for panel in dashboard["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().unwrap() {
                 let expr = target["expr"].as_str().unwrap();
-                let expr = expr.replace("$__rate_interval", "1m").replace("$model", ".*");
+                let expr = expr
+                    .replace("$__rate_interval", "1m")
+                    .replace("$model", ".*")
+                    .replace("$instance", instance);
                 queries.push((
                     format!("{} / {}", path.file_name().unwrap().to_string_lossy(), panel["title"]),
                     expr,
@@ -113,12 +119,19 @@ fn dashboard_queries() -> Vec<(String, String)> {
     queries
 }
 
+/// A real Prometheus scrapes two replicas; every query of the dashboards
+/// returns data for all replicas and for one (the `instance` variable), and
+/// the per-replica panels show each replica apart.
 #[test]
 fn prometheus_scrapes_sori_and_every_dashboard_query_returns_data() {
     let data = tempfile::tempdir().unwrap();
+    let other_data = tempfile::tempdir().unwrap();
     let server = Server::start(&model_path("tiny.en"), data.path(), &[], &[]);
-    let prometheus = Prometheus::start(server.port);
-    prometheus.wait_for("up{job=\"sori\"} == 1", "Sori up");
+    let other = Server::start(&model_path("tiny.en"), other_data.path(), &[], &[]);
+    let prometheus = Prometheus::start(&[server.port, other.port]);
+    prometheus.wait_for("count(up{job=\"sori\"} == 1) == 2", "both replicas up");
+    let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
+    assert_eq!(other.transcribe("jfk.wav", jfk, &[]).0, 200);
 
     let jfk = std::fs::read(fixture_audio("jfk.wav")).unwrap();
     for _ in 0..2 {
@@ -144,19 +157,38 @@ fn prometheus_scrapes_sori_and_every_dashboard_query_returns_data() {
     ] {
         assert!(!prometheus.results(series).is_empty(), "no {series} in Prometheus");
     }
-    let audio = prometheus.results("sori_audio_seconds_total");
+    let first = format!("127.0.0.1:{}", server.port);
+    let audio = prometheus.results(&format!("sori_audio_seconds_total{{instance=\"{first}\"}}"));
     assert_eq!(audio[0]["value"][1], "22", "two 11 s clips: {audio:?}");
     let count = prometheus.results("sum(sori_transcription_processing_seconds_count)");
-    assert_eq!(count[0]["value"][1], "2");
+    assert_eq!(count[0]["value"][1], "3", "two on one replica, one on the other");
     let errors = prometheus.results("sori_errors_total{code=\"unsupported_media\"}");
     assert_eq!(errors[0]["value"][1], "1");
 
+    prometheus.wait_for("count(sori_ready == 1) == 2", "both replicas ready");
     let mut empty = Vec::new();
-    for (panel, expr) in dashboard_queries() {
-        if prometheus.results(&expr).is_empty() {
-            empty.push(format!("{panel}: {expr}"));
+    for instance in [".*".to_string(), regex_escape(&first)] {
+        for (panel, expr) in dashboard_queries(&instance) {
+            let results = prometheus.results(&expr);
+            if results.is_empty() {
+                empty.push(format!("{panel}: {expr}"));
+            }
+            // A panel of one replica shows only that replica.
+            for result in results.iter().filter(|r| r["metric"]["instance"].is_string()) {
+                if instance != ".*" {
+                    assert_eq!(result["metric"]["instance"], first.as_str(), "{panel}: {expr}");
+                }
+            }
         }
     }
+    let per_replica = prometheus.results(
+        &dashboard_queries(".*")
+            .into_iter()
+            .find(|(panel, _)| panel.contains("Processing time per transcription"))
+            .unwrap()
+            .1,
+    );
+    assert_eq!(per_replica.len(), 2, "one p50 line per replica: {per_replica:?}");
     assert!(
         empty.is_empty(),
         "dashboard queries without data:\n{}",
@@ -206,6 +238,11 @@ fn metrics_pass_promtool_and_the_shipped_config_is_valid() {
         "promtool check config: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `text` as a PromQL regex that matches only it.
+fn regex_escape(text: &str) -> String {
+    text.replace('.', "\\\\.")
 }
 
 /// Spans received by a minimal OTLP/HTTP receiver.
