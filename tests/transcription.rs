@@ -139,6 +139,14 @@ async fn jfk_wav_gives_the_whole_contract_and_its_files() {
     );
     let (status, _, missing) = send(&app, get(&format!("/files/{}/srt", sori::store::FileId::new()))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+
+    // Without its record (being written, or half deleted) a transcription is
+    // not there: its transcript and subtitles are not served.
+    std::fs::remove_file(dir.path().join(format!("{id}.performance.json"))).unwrap();
+    for read in ["text", "srt", "vtt", "json"] {
+        let (status, _, body) = send(&app, get(&format!("/files/{id}/{read}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{read}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -152,6 +152,17 @@ fn no_transcription(raw: &str) -> AppError {
     AppError::NotFound(format!("no transcription with id {raw:?}"))
 }
 
+/// The id of a kept transcription: one whose record exists (a transcript or
+/// segments without it are still being written, or half deleted), else 404.
+async fn kept(state: &AppState, raw: &str) -> Result<FileId, AppError> {
+    let id = parse_id(raw)?;
+    if files(state).has_record(&id).await? {
+        Ok(id)
+    } else {
+        Err(no_transcription(raw))
+    }
+}
+
 /// The kept files.
 fn files(state: &AppState) -> &FileStore {
     state.transcriptions.store()
@@ -204,7 +215,8 @@ pub async fn json(
 
 /// The transcript of one transcription, as plain text.
 pub async fn text(State(state): State<AppState>, Path(raw): Path<String>) -> Result<impl IntoResponse, AppError> {
-    let text = files(&state).load_text(&parse_id(&raw)?).await?;
+    let id = kept(&state, &raw).await?;
+    let text = files(&state).load_text(&id).await?;
     let text = text.ok_or_else(|| no_transcription(&raw))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
@@ -224,7 +236,7 @@ async fn subtitles(
     Path(raw): Path<String>,
     format: ResponseFormat,
 ) -> Result<impl IntoResponse, AppError> {
-    let id = parse_id(&raw)?;
+    let id = kept(&state, &raw).await?;
     let segments = files(&state).load_segments(&id).await?;
     let segments = segments.ok_or_else(|| {
         AppError::NotFound(format!(

@@ -135,15 +135,20 @@ impl Objects for Bucket {
         }
     }
 
+    async fn exists(&self, name: &str) -> FilesResult<bool> {
+        match self.store.head(&self.path(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn delete(&self, name: &str) -> FilesResult<bool> {
         // S3 answers a delete of a missing object as done: ask first.
-        let path = self.path(name);
-        match self.store.head(&path).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(unavailable(e)),
+        if !self.exists(name).await? {
+            return Ok(false);
         }
-        self.store.delete(&path).await.map_err(unavailable)?;
+        self.store.delete(&self.path(name)).await.map_err(unavailable)?;
         Ok(true)
     }
 

@@ -54,6 +54,10 @@ impl Objects for Folder {
         .await
     }
 
+    async fn exists(&self, name: &str) -> FilesResult<bool> {
+        Ok(tokio::fs::try_exists(self.path(name)).await?)
+    }
+
     async fn delete(&self, name: &str) -> FilesResult<bool> {
         let path = self.path(name);
         self.blocking(move || match fs::remove_file(path) {
@@ -92,9 +96,8 @@ impl Objects for Folder {
     }
 
     async fn local_file(&self, name: &str, _scratch: &Path) -> FilesResult<Option<LocalFile>> {
-        let path = self.path(name);
-        let exists = tokio::fs::try_exists(&path).await?;
-        Ok(exists.then(|| LocalFile::original(path)))
+        let exists = self.exists(name).await?;
+        Ok(exists.then(|| LocalFile::original(self.path(name))))
     }
 
     fn location(&self) -> String {

@@ -170,6 +170,12 @@ impl FileStore {
         self.load_json(&record_name(id)).await
     }
 
+    /// Whether the record of `id` exists: the transcription is there for
+    /// readers (the record is written last and removed first).
+    pub async fn has_record(&self, id: &FileId) -> FilesResult<bool> {
+        self.objects.exists(&record_name(id)).await
+    }
+
     /// The transcript of `id`, if it exists.
     pub async fn load_text(&self, id: &FileId) -> FilesResult<Option<String>> {
         match self.objects.get(&transcript_name(id)).await? {

@@ -78,6 +78,8 @@ pub trait Objects: Send + Sync + std::fmt::Debug {
     async fn put(&self, name: &str, bytes: Vec<u8>) -> FilesResult<()>;
     /// The bytes of `name`, if it exists.
     async fn get(&self, name: &str) -> FilesResult<Option<Vec<u8>>>;
+    /// Whether `name` exists.
+    async fn exists(&self, name: &str) -> FilesResult<bool>;
     /// Removes `name`; whether it existed.
     async fn delete(&self, name: &str) -> FilesResult<bool>;
     /// The objects directly in `folder` ("" for the top).
