@@ -114,6 +114,7 @@ pub async fn assemble(
         Some(_) => "opening the database in PostgreSQL (--database-url)".to_string(),
         None => format!("opening the database in {}", files.dir().display()),
     };
+    tracing::info!(files = %files.location(), "keeping transcripts and records");
     let database = Database::open(batch, &files).await.with_context(opening)?;
     let history = History::new(database.index.clone(), files.clone(), replica.clone());
     let transcriptions = Transcriptions::new(models, files.clone(), replica, history.clone());
@@ -123,7 +124,7 @@ pub async fn assemble(
     let (added, removed) = history
         .reconcile()
         .await
-        .context("bringing the history in line with the data dir")?;
+        .with_context(|| format!("bringing the history in line with the records in {}", files.location()))?;
     if added + removed > 0 {
         tracing::info!(added, removed, "the history now lists the records in the data dir");
     }
