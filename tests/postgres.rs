@@ -15,6 +15,7 @@ use sori::batch::store::postgres::PostgresStore;
 use sori::batch::store::sqlite::SqliteStore;
 use sori::batch::store::{BatchStore, FinishedFile, NewFile, Publish};
 use sori::batch::FileStatus;
+use sori::store::history::HistoryEntry;
 use sori::store::FileId;
 
 /// A lease that does not run out during a test.
@@ -112,14 +113,14 @@ async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder(database: Databa
         })
     };
     assert!(!store
-        .finish(&first, &finished(), publish("a", Duration::ZERO))
+        .finish(&first, &finished(file_id), publish("a", Duration::ZERO))
         .await
         .unwrap());
     // b's lease runs out while it writes: the locked row is still b's.
     let writing = {
         let store = store.clone();
         let publish = publish("b", Duration::from_millis(800));
-        tokio::spawn(async move { store.finish(&second, &finished(), publish).await })
+        tokio::spawn(async move { store.finish(&second, &finished(file_id), publish).await })
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
@@ -140,19 +141,37 @@ async fn a_lapsed_lease_is_taken_over_and_fences_its_old_holder(database: Databa
     );
 }
 
-fn finished() -> FinishedFile {
+/// A finished result of `file_id` (its figures and history entry).
+fn finished(file_id: FileId) -> FinishedFile {
     let report = serde_json::from_value(serde_json::json!({
         "cpu_percent_avg": 100.0, "cpu_percent_max": 120.0, "ram_mb_avg": 80.0, "ram_mb_peak": 90.0,
         "gpu_vram_mb_current": 0.0, "gpu_vram_mb_peak": 0.0, "gpu_percent": 0.0,
         "processing_time_sec": 0.5, "cpu_time_sec": 0.5, "sample_count": 2, "gpu_available": false
     }))
     .unwrap();
+    let performance = sori::store::record::RequestPerformance::new(report, 1.0);
+    let entry = HistoryEntry {
+        file_id,
+        filename: "a.wav".into(),
+        created_at: chrono::Utc::now(),
+        model: "tiny.en".into(),
+        language: "en".into(),
+        audio_duration_sec: 1.0,
+        word_count: 2,
+        processing_time_sec: performance.report.processing_time_sec,
+        cpu_percent_avg: performance.report.cpu_percent_avg,
+        ram_mb_peak: performance.report.ram_mb_peak,
+        real_time_factor: performance.real_time_factor,
+        replica: Some("b".into()),
+    };
     FinishedFile {
         language: "en".into(),
         audio_duration_sec: 1.0,
         word_count: 2,
-        performance: sori::store::record::RequestPerformance::new(report, 1.0),
+        performance,
         warnings: Vec::new(),
+        entry,
+        text: "two words".into(),
     }
 }
 

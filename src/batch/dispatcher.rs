@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::store::{BatchStore, ClaimedFile, FinishedFile, Publish, StoreError, StoreResult};
 use super::FileChanged;
 use crate::engine::{JobError, SubmitError, TranscribeOptions};
-use crate::store::{FileId, FilesError, TranscriptionRecord};
+use crate::store::{FileId, FilesError};
 use crate::telemetry::metrics;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
 
@@ -28,12 +28,6 @@ pub type BatchEvents = broadcast::Sender<FileChanged>;
 
 /// How long to wait before retrying when the engine's queue is full.
 const FULL_QUEUE_BACKOFF: Duration = Duration::from_millis(500);
-/// A finished file's record and transcript, for its history entry.
-struct Kept {
-    record: TranscriptionRecord,
-    text: String,
-}
-
 /// How often a finished file's upload removal is tried while the store cannot be reached
 /// (every [`FILES_UNAVAILABLE_BACKOFF`]: ten minutes).
 const UPLOAD_REMOVAL_TRIES: usize = 300;
@@ -62,8 +56,8 @@ pub struct Dispatcher {
 
 /// What the store now says of a claimed file.
 enum Recorded {
-    /// Done (with what its history entry lists) or failed: its upload can go.
-    Finished(Option<Box<Kept>>),
+    /// Done (and listed in the history) or failed: its upload can go.
+    Finished,
     /// Back in the queue.
     Queued,
     /// Claimed again by someone else meanwhile: nothing was changed.
@@ -72,9 +66,9 @@ enum Recorded {
 
 /// What became of a claimed file.
 enum Outcome {
-    /// Transcribed: its figures, what writes its files once it may, and
-    /// what the history lists of it.
-    Done(FinishedFile, Publish, Box<Kept>),
+    /// Transcribed: its figures and history entry, and what writes its
+    /// files once it may.
+    Done(Box<FinishedFile>, Publish),
     Failed(String),
     /// The engine's queue was full, or the file store could not be reached:
     /// queue it again after `backoff` (`reason` as Prometheus counts it).
@@ -166,17 +160,9 @@ impl Dispatcher {
         let file_id = file.file_id;
         match self.record(&file, outcome).await {
             // The result is recorded: the upload is no longer needed.
-            Ok(Recorded::Finished(kept)) => {
+            Ok(Recorded::Finished) => {
                 crate::crash_point::here("result_recorded");
                 self.remove_upload(file_id);
-                // Kept either way: the next start indexes a record that is not yet.
-                let indexed = match &kept {
-                    Some(kept) => self.transcriptions.history().add(&kept.record, &kept.text).await,
-                    None => Ok(()),
-                };
-                if let Err(e) = indexed {
-                    tracing::warn!(error = %e, %file_id, "the batch file is kept but not yet in the history");
-                }
             }
             Ok(Recorded::Queued) => self.wake(),
             Ok(Recorded::ClaimLost) => {
@@ -211,13 +197,13 @@ impl Dispatcher {
     async fn record(&self, file: &ClaimedFile, outcome: Outcome) -> StoreResult<Recorded> {
         let finished = |changed: bool| {
             if changed {
-                Recorded::Finished(None)
+                Recorded::Finished
             } else {
                 Recorded::ClaimLost
             }
         };
         match outcome {
-            Outcome::Done(result, publish, kept) => match self.db.finish(file, &result, publish).await {
+            Outcome::Done(result, publish) => match self.db.finish(file, &result, publish).await {
                 Err(StoreError::Publish(FilesError::Unavailable(e))) => {
                     tracing::warn!(error = %e, file_id = %file.file_id, "the file store cannot be reached; the batch file is queued again");
                     metrics::record_requeue("storage_unavailable");
@@ -230,7 +216,6 @@ impl Dispatcher {
                     let error = format!("the server could not write this file's transcript ({e}); send it again");
                     Ok(finished(self.db.fail(file, &error).await?))
                 }
-                Ok(true) => Ok(Recorded::Finished(Some(kept))),
                 done => Ok(finished(done?)),
             },
             Outcome::Failed(message) => Ok(finished(self.db.fail(file, &message).await?)),
@@ -292,8 +277,8 @@ impl Dispatcher {
                     Ok(text) => text.unwrap_or_default(),
                     Err(e) => return files_trouble(file, e),
                 };
-                let result = FinishedFile::from(&record);
-                return Outcome::Done(result, Box::pin(async { Ok(()) }), Box::new(Kept { record, text }));
+                let result = Box::new(FinishedFile::new(&record, &text));
+                return Outcome::Done(result, Box::pin(async { Ok(()) }));
             }
             Ok(None) => {}
             Err(e) => return files_trouble(file, e),
@@ -328,11 +313,8 @@ impl Dispatcher {
                     crate::crash_point::here("files_written");
                     Ok(())
                 });
-                let kept = Kept {
-                    text: done.output.transcript.text.clone(),
-                    record: done.record.clone(),
-                };
-                Outcome::Done(FinishedFile::from(&done.record), publish, Box::new(kept))
+                let result = FinishedFile::new(&done.record, &done.output.transcript.text);
+                Outcome::Done(Box::new(result), publish)
             }
             Err(TranscriptionError::Submit(SubmitError::QueueFull)) => Outcome::Retry {
                 backoff: FULL_QUEUE_BACKOFF,

@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use super::{Batch, BatchFile, BatchListItem, BatchOptions, FileStatus, Progress};
 use crate::audio::AudioWarning;
 pub use crate::store::database::{StoreError, StoreResult};
+use crate::store::history::HistoryEntry;
 use crate::store::record::RequestPerformance;
 use crate::store::{FileId, TranscriptionRecord};
 
@@ -54,7 +55,8 @@ pub struct ClaimedFile {
     pub taken_from: Option<String>,
 }
 
-/// The result of a finished file.
+/// The result of a finished file: its figures for its row, and its history
+/// entry, listed in the same transaction that marks it done.
 #[derive(Debug, Clone)]
 pub struct FinishedFile {
     pub language: String,
@@ -62,16 +64,22 @@ pub struct FinishedFile {
     pub word_count: usize,
     pub performance: RequestPerformance,
     pub warnings: Vec<AudioWarning>,
+    pub entry: HistoryEntry,
+    /// The transcript, for the history's search.
+    pub text: String,
 }
 
-impl From<&TranscriptionRecord> for FinishedFile {
-    fn from(record: &TranscriptionRecord) -> Self {
+impl FinishedFile {
+    /// The result whose record is `record` and transcript `text`.
+    pub fn new(record: &TranscriptionRecord, text: &str) -> Self {
         Self {
             language: record.language.clone(),
             audio_duration_sec: record.audio_duration_sec,
             word_count: record.word_count,
             performance: record.performance.clone(),
             warnings: record.warnings.clone(),
+            entry: HistoryEntry::from(record),
+            text: text.to_string(),
         }
     }
 }
@@ -98,7 +106,8 @@ pub trait BatchStore: Send + Sync {
     /// Counts that the engine crashed on a claimed file; returns its crashes
     /// so far, or `None` if the claim was lost.
     async fn count_crash(&self, file: &ClaimedFile) -> StoreResult<Option<u32>>;
-    /// Runs `publish` and marks a claimed file done with its figures, with
+    /// Runs `publish`, marks a claimed file done with its figures and lists
+    /// it in the history, with
     /// the file's row locked under its claim; returns false (and runs and
     /// changes nothing) if the claim was lost. A `publish` that fails changes nothing.
     async fn finish(&self, file: &ClaimedFile, result: &FinishedFile, publish: Publish) -> StoreResult<bool>;

@@ -419,6 +419,7 @@ impl BatchStore for PostgresStore {
         )
         .await
         .map_err(failed)?;
+        index_on(&tx, &result.entry, &result.text).await?;
         tx.commit().await.map_err(failed)?;
         Ok(true)
     }
@@ -631,41 +632,7 @@ impl BatchStore for PostgresStore {
 #[async_trait]
 impl TranscriptionIndex for PostgresStore {
     async fn index(&self, e: &HistoryEntry, text: &str) -> StoreResult<()> {
-        let client = self.client().await?;
-        let statement = prepared(
-            &client,
-            "INSERT INTO transcriptions (id, filename, created_at, created_ms, model, language,
-                 audio_duration_sec, word_count, processing_time_sec, cpu_percent_avg, ram_mb_peak,
-                 real_time_factor, replica, text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (id) DO UPDATE SET filename = $2, created_at = $3, created_ms = $4, model = $5,
-                 language = $6, audio_duration_sec = $7, word_count = $8, processing_time_sec = $9,
-                 cpu_percent_avg = $10, ram_mb_peak = $11, real_time_factor = $12, replica = $13, text = $14",
-        )
-        .await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &e.file_id.to_string(),
-                    &e.filename,
-                    &e.created_at.to_rfc3339(),
-                    &e.created_at.timestamp_millis(),
-                    &e.model,
-                    &e.language,
-                    &e.audio_duration_sec,
-                    &(e.word_count as i64),
-                    &e.processing_time_sec,
-                    &e.cpu_percent_avg,
-                    &e.ram_mb_peak,
-                    &e.real_time_factor,
-                    &e.replica,
-                    &text,
-                ],
-            )
-            .await
-            .map(drop)
-            .map_err(failed)
+        index_on(&self.client().await?, e, text).await
     }
 
     async fn unindex(&self, file_id: FileId) -> StoreResult<bool> {
@@ -794,4 +761,43 @@ fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.to_utc())
         .unwrap_or_default()
+}
+
+/// Lists a transcription in the history (or updates its entry), on `client`
+/// (a transaction, when it is listed as its batch file is marked done).
+async fn index_on(client: &impl GenericClient, e: &HistoryEntry, text: &str) -> StoreResult<()> {
+    let statement = prepared(
+        client,
+        "INSERT INTO transcriptions (id, filename, created_at, created_ms, model, language,
+             audio_duration_sec, word_count, processing_time_sec, cpu_percent_avg, ram_mb_peak,
+             real_time_factor, replica, text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (id) DO UPDATE SET filename = $2, created_at = $3, created_ms = $4, model = $5,
+             language = $6, audio_duration_sec = $7, word_count = $8, processing_time_sec = $9,
+             cpu_percent_avg = $10, ram_mb_peak = $11, real_time_factor = $12, replica = $13, text = $14",
+    )
+    .await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &e.file_id.to_string(),
+                &e.filename,
+                &e.created_at.to_rfc3339(),
+                &e.created_at.timestamp_millis(),
+                &e.model,
+                &e.language,
+                &e.audio_duration_sec,
+                &(e.word_count as i64),
+                &e.processing_time_sec,
+                &e.cpu_percent_avg,
+                &e.ram_mb_peak,
+                &e.real_time_factor,
+                &e.replica,
+                &text,
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(failed)
 }

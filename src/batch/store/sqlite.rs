@@ -234,30 +234,7 @@ impl TranscriptionIndex for SqliteStore {
 
 impl Db {
     fn index(&self, e: &HistoryEntry, text: &str) -> DbResult<()> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO transcriptions (id, filename, created_at, created_ms, model, language,
-                     audio_duration_sec, word_count, processing_time_sec, cpu_percent_avg, ram_mb_peak,
-                     real_time_factor, replica, text)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    e.file_id.to_string(),
-                    e.filename,
-                    e.created_at.to_rfc3339(),
-                    e.created_at.timestamp_millis(),
-                    e.model,
-                    e.language,
-                    e.audio_duration_sec,
-                    e.word_count as i64,
-                    e.processing_time_sec,
-                    e.cpu_percent_avg,
-                    e.ram_mb_peak,
-                    e.real_time_factor,
-                    e.replica,
-                    text
-                ],
-            )
-            .map(drop)
+        index_on(&self.conn(), e, text)
     }
 
     fn history(&self, q: &HistoryQuery) -> DbResult<Vec<HistoryEntry>> {
@@ -455,7 +432,8 @@ impl Db {
             .optional()
     }
 
-    /// Publishes and marks done in one write transaction, if the claim holds.
+    /// Publishes, marks done and lists in the history in one write
+    /// transaction, if the claim holds.
     fn finish(&self, file_id: FileId, claim: i64, result: &FinishedFile, publish: Publish) -> StoreResult<bool> {
         let performance = serde_json::to_string(&result.performance).expect("serializable");
         let warnings = serde_json::to_string(&result.warnings).expect("serializable");
@@ -491,6 +469,7 @@ impl Db {
                 claim
             ],
         )?;
+        index_on(&tx, &result.entry, &result.text)?;
         tx.commit()?;
         Ok(true)
     }
@@ -653,4 +632,32 @@ fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.to_utc())
         .unwrap_or_default()
+}
+
+/// Lists a transcription in the history (or updates its entry), on `conn`
+/// (a transaction's, when it is listed as its batch file is marked done).
+fn index_on(conn: &rusqlite::Connection, e: &HistoryEntry, text: &str) -> DbResult<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO transcriptions (id, filename, created_at, created_ms, model, language,
+             audio_duration_sec, word_count, processing_time_sec, cpu_percent_avg, ram_mb_peak,
+             real_time_factor, replica, text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            e.file_id.to_string(),
+            e.filename,
+            e.created_at.to_rfc3339(),
+            e.created_at.timestamp_millis(),
+            e.model,
+            e.language,
+            e.audio_duration_sec,
+            e.word_count as i64,
+            e.processing_time_sec,
+            e.cpu_percent_avg,
+            e.ram_mb_peak,
+            e.real_time_factor,
+            e.replica,
+            text
+        ],
+    )
+    .map(drop)
 }
