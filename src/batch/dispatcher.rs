@@ -206,10 +206,8 @@ impl Dispatcher {
             Outcome::Done(result, publish) => match self.db.finish(file, &result, publish).await {
                 Err(StoreError::Publish(FilesError::Unavailable(e))) => {
                     tracing::warn!(error = %e, file_id = %file.file_id, "the file store cannot be reached; the batch file is queued again");
-                    metrics::record_requeue("storage_unavailable");
-                    tokio::time::sleep(FILES_UNAVAILABLE_BACKOFF).await;
-                    self.db.requeue(file).await?;
-                    Ok(Recorded::Queued)
+                    self.requeue(file, FILES_UNAVAILABLE_BACKOFF, "storage_unavailable")
+                        .await
                 }
                 Err(StoreError::Publish(e)) => {
                     tracing::error!(error = %e, file_id = %file.file_id, "writing a batch file's result failed");
@@ -219,19 +217,12 @@ impl Dispatcher {
                 done => Ok(finished(done?)),
             },
             Outcome::Failed(message) => Ok(finished(self.db.fail(file, &message).await?)),
-            Outcome::Retry { backoff, reason } => {
-                metrics::record_requeue(reason);
-                tokio::time::sleep(backoff).await;
-                self.db.requeue(file).await?;
-                Ok(Recorded::Queued)
-            }
+            Outcome::Retry { backoff, reason } => self.requeue(file, backoff, reason).await,
             Outcome::Crashed(message) => match self.db.count_crash(file).await? {
                 None => Ok(Recorded::ClaimLost),
                 Some(crashes) if crashes < self.max_attempts => {
                     tracing::warn!(file_id = %file.file_id, crashes, "the engine crashed on a batch file; it is queued again");
-                    metrics::record_requeue("engine_crashed");
-                    self.db.requeue(file).await?;
-                    Ok(Recorded::Queued)
+                    self.requeue(file, Duration::ZERO, "engine_crashed").await
                 }
                 Some(crashes) => {
                     let error = format!("{message}, on each of its {crashes} tries; the file was not tried again (the server's log has the details)");
@@ -239,6 +230,14 @@ impl Dispatcher {
                 }
             },
         }
+    }
+
+    /// Queues a claimed file again after `backoff`, counting why (`reason`).
+    async fn requeue(&self, file: &ClaimedFile, backoff: Duration, reason: &'static str) -> StoreResult<Recorded> {
+        metrics::record_requeue(reason);
+        tokio::time::sleep(backoff).await;
+        self.db.requeue(file).await?;
+        Ok(Recorded::Queued)
     }
 
     /// Renews the file's lease every third of its length, for as long as it

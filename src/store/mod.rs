@@ -32,28 +32,29 @@ pub struct FileStore {
     objects: Arc<dyn Objects>,
     /// This machine's data dir: uploads are received into its `uploads/`
     /// (and, with a bucket, copied there for the worker); SQLite lives here.
-    dir: PathBuf,
+    /// Without a bucket it is also where `objects` are.
+    here: Folder,
 }
 
 impl FileStore {
     /// The files in the data dir `dir` (created if needed, and checked writable).
     pub fn open(dir: &Path) -> std::io::Result<Self> {
-        let dir = prepare_data_dir(dir)?;
+        let here = Folder::new(prepare_data_dir(dir)?);
         Ok(Self {
-            objects: Arc::new(Folder::new(dir.clone())),
-            dir,
+            objects: Arc::new(here.clone()),
+            here,
         })
     }
 
     /// The files in the bucket of `url` (`s3://bucket/prefix`), checked
     /// writable; `dir` is this machine's data dir.
     pub async fn open_bucket(dir: &Path, url: &str) -> anyhow::Result<Self> {
-        let dir = prepare_data_dir(dir)?;
+        let here = Folder::new(prepare_data_dir(dir)?);
         let bucket = bucket::Bucket::new(url)?;
         bucket.check_writable().await?;
         Ok(Self {
             objects: Arc::new(bucket),
-            dir,
+            here,
         })
     }
 
@@ -64,12 +65,12 @@ impl FileStore {
 
     /// This machine's data dir.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.here.dir()
     }
 
     /// The folder where uploads are received.
     pub fn uploads_dir(&self) -> PathBuf {
-        self.dir.join(UPLOADS)
+        self.dir().join(UPLOADS)
     }
 
     /// Where the upload of `id` is received.
@@ -99,46 +100,42 @@ impl FileStore {
     /// Removes the kept upload of `id` (its file is transcribed), and with a
     /// bucket the copy made for the worker if one was left (by a crash).
     pub async fn remove_upload(&self, id: &FileId) -> FilesResult<bool> {
+        let name = upload_name(id);
         if !self.objects.is_local() {
-            match tokio::fs::remove_file(self.upload_path(id)).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            self.here.delete(&name).await?;
         }
-        self.objects.delete(&upload_name(id)).await
+        self.objects.delete(&name).await
     }
 
     /// Every upload there is: the kept ones, and with a bucket also the
     /// files in this machine's uploads folder (received, or copied for the
     /// worker, by a process that stopped before removing them).
     pub async fn uploads(&self) -> FilesResult<Vec<Upload>> {
-        let mut uploads: Vec<Upload> = (self.objects.list(UPLOADS).await?.into_iter())
-            .map(|l| Upload {
-                file_id: upload_id(&l.name),
-                modified: l.modified,
-                place: UploadPlace::Kept(format!("{UPLOADS}/{}", l.name)),
-            })
+        let listed = |l: objects::Listed, here: bool| Upload {
+            file_id: upload_id(&l.name),
+            modified: l.modified,
+            name: format!("{UPLOADS}/{}", l.name),
+            here,
+        };
+        let mut uploads: Vec<Upload> = self
+            .objects
+            .list(UPLOADS)
+            .await?
+            .into_iter()
+            .map(|l| listed(l, false))
             .collect();
         if !self.objects.is_local() {
-            let here = Folder::new(self.dir.clone());
-            uploads.extend(here.list(UPLOADS).await?.into_iter().map(|l| Upload {
-                file_id: upload_id(&l.name),
-                modified: l.modified,
-                place: UploadPlace::Here(self.uploads_dir().join(&l.name)),
-            }));
+            uploads.extend(self.here.list(UPLOADS).await?.into_iter().map(|l| listed(l, true)));
         }
         Ok(uploads)
     }
 
     /// Removes an upload that [`FileStore::uploads`] listed; whether it was there.
     pub async fn remove_listed(&self, upload: &Upload) -> FilesResult<bool> {
-        match &upload.place {
-            UploadPlace::Kept(name) => self.objects.delete(name).await,
-            UploadPlace::Here(path) => match tokio::fs::remove_file(path).await {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(e.into()),
-            },
+        if upload.here {
+            self.here.delete(&upload.name).await
+        } else {
+            self.objects.delete(&upload.name).await
         }
     }
 
@@ -223,15 +220,12 @@ pub struct Upload {
     pub file_id: Option<FileId>,
     /// When it was written.
     pub modified: SystemTime,
-    place: UploadPlace,
-}
-
-#[derive(Debug)]
-enum UploadPlace {
-    /// A kept upload (a batch file's), by its object's name.
-    Kept(String),
-    /// A file in this machine's uploads folder, beside a bucket.
-    Here(PathBuf),
+    /// Its name (`uploads/{id}.upload`) among the kept files, or in the data
+    /// dir when `here`.
+    name: String,
+    /// Whether it is a file in this machine's data dir beside a bucket
+    /// (received, or copied for the worker), not a kept upload.
+    here: bool,
 }
 
 /// Creates `dir` and its uploads folder if needed and checks that a file can be written there.
