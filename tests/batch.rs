@@ -335,10 +335,7 @@ fn a_crash_at_every_step_of_a_batch_loses_nothing_and_doubles_nothing(database: 
             )
         });
         // At `batch_recorded` the process dies before it answers.
-        let answer = reqwest::blocking::Client::new()
-            .post(server.url("/batch"))
-            .multipart(form)
-            .send();
+        let answer = server.send_batch(form);
         assert_eq!(answer.is_err(), point == "batch_recorded", "{point}: {answer:?}");
         let started = Instant::now();
         while server.child.try_wait().unwrap().is_none() {

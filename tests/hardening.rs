@@ -147,13 +147,7 @@ fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
             reqwest::blocking::multipart::Part::bytes(wav.clone()).file_name(format!("queued-{i}.wav")),
         )
     });
-    let posted: serde_json::Value = reqwest::blocking::Client::new()
-        .post(server.url("/batch"))
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let posted: serde_json::Value = server.send_batch(form).unwrap().json().unwrap();
     let batch_id = posted["batch_id"].as_str().unwrap().to_string();
     let events_url = server.url(&format!("/batch/{batch_id}/events"));
     let events = std::thread::spawn(move || {

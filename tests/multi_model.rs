@@ -128,13 +128,7 @@ fn each_request_runs_the_model_it_names_and_the_second_starts_on_first_use() {
             reqwest::blocking::multipart::Part::bytes(std::fs::read(fixture_audio("ko_test.wav")).unwrap())
                 .file_name("ko.wav"),
         );
-    let created: Value = reqwest::blocking::Client::new()
-        .post(server.url("/batch"))
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let created: Value = server.send_batch(form).unwrap().json().unwrap();
     assert_eq!(created["model"], "base-q8_0", "{created}");
     let batch = server.wait_batch_complete(
         created["batch_id"].as_str().unwrap(),
@@ -151,9 +145,8 @@ fn each_request_runs_the_model_it_names_and_the_second_starts_on_first_use() {
         .json()
         .unwrap();
     assert_eq!(record["model"], "base-q8_0");
-    let unknown_batch = reqwest::blocking::Client::new()
-        .post(server.url("/batch"))
-        .multipart(
+    let unknown_batch = server
+        .send_batch(
             reqwest::blocking::multipart::Form::new()
                 .text("model", "large-v9")
                 .part(
@@ -161,7 +154,6 @@ fn each_request_runs_the_model_it_names_and_the_second_starts_on_first_use() {
                     reqwest::blocking::multipart::Part::bytes(b"RIFF".to_vec()).file_name("x.wav"),
                 ),
         )
-        .send()
         .unwrap();
     assert_eq!(unknown_batch.status(), 404);
 

@@ -199,11 +199,7 @@ fn readiness_follows_the_database_and_uploads_wait_for_it() {
         "file",
         reqwest::blocking::multipart::Part::bytes(jfk.clone()).file_name("jfk.wav"),
     );
-    let refused = reqwest::blocking::Client::new()
-        .post(server.url("/batch"))
-        .multipart(form)
-        .send()
-        .unwrap();
+    let refused = server.send_batch(form).unwrap();
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
     let body: Value = refused.json().unwrap();

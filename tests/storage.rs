@@ -121,13 +121,11 @@ fn a_bucket_that_goes_away_and_comes_back_loses_nothing() {
         (503, Some("storage_unavailable")),
         "{body}"
     );
-    let response = reqwest::blocking::Client::new()
-        .post(server.url("/batch"))
-        .multipart(reqwest::blocking::multipart::Form::new().part(
+    let response = server
+        .send_batch(reqwest::blocking::multipart::Form::new().part(
             "file",
             reqwest::blocking::multipart::Part::bytes(jfk()).file_name("a.wav"),
         ))
-        .send()
         .unwrap();
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));

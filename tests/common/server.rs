@@ -114,14 +114,18 @@ impl Server {
                     reqwest::blocking::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
                 )
             });
-        let response = reqwest::blocking::Client::new()
-            .post(self.url("/batch"))
-            .multipart(form)
-            .send()
-            .unwrap();
+        let response = self.send_batch(form).unwrap();
         assert_eq!(response.status(), 202);
         let body: serde_json::Value = response.json().unwrap();
         body["batch_id"].as_str().unwrap().to_string()
+    }
+
+    /// POSTs `form` to `/batch`; the answer, whatever its status.
+    pub fn send_batch(&self, form: reqwest::blocking::multipart::Form) -> reqwest::Result<reqwest::blocking::Response> {
+        reqwest::blocking::Client::new()
+            .post(self.url("/batch"))
+            .multipart(form)
+            .send()
     }
 
     /// Reads `GET /batch/{id}` until the batch is complete, and returns it.
