@@ -24,13 +24,16 @@ test: build models test-deps test-tools lint
 	$(MAKE) test-openai
 	$(MAKE) test-e2e
 
-## test-openai: the official openai client (and the srt and webvtt-py parsers) against a real server
-test-openai: build models .venv-openai/bin/python
-	.venv-openai/bin/python -m unittest -v tests/openai_client/test_openai_client.py
+## test-openai: the official openai client (and the srt and webvtt-py parsers) against a real server,
+## and its realtime connection against live transcription
+test-openai: build models .venv-openai/.pinned
+	.venv-openai/bin/python -m unittest -v tests/openai_client/test_openai_client.py tests/openai_client/test_realtime.py
 
-.venv-openai/bin/python:
+OPENAI_PINS := "openai[realtime]==3.57.0" websockets==15.0.1 srt==3.5.3 webvtt-py==0.6.0
+.venv-openai/.pinned: Makefile
 	python3 -m venv .venv-openai
-	.venv-openai/bin/pip install -q --disable-pip-version-check openai==3.57.0 srt==3.5.3 webvtt-py==0.6.0
+	.venv-openai/bin/pip install -q --disable-pip-version-check $(OPENAI_PINS)
+	touch $@
 
 ## test-e2e: the web UI in Debian's chromium, driven by playwright-core (screenshots in test-output/)
 test-e2e: build models test-deps

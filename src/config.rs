@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Fetch, convert and check Whisper models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -314,6 +314,23 @@ pub struct ServeConfig {
     /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for transcriptions in flight to finish.
     #[arg(long, env = "SORI_SHUTDOWN_GRACE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_sec: u64,
+    /// Live transcription sessions (/v1/realtime) open at once; more are refused with 503.
+    #[arg(long, env = "SORI_MAX_LIVE_SESSIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub max_live_sessions: u32,
+    /// The longest live utterance, seconds: longer speech is cut there and goes on as the next.
+    #[arg(long, env = "SORI_LIVE_MAX_UTTERANCE_SEC", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub live_max_utterance_sec: u32,
+    /// Audio of one live session that may wait for transcription, seconds; beyond it the
+    /// session reads no more audio until the workers catch up. At least --live-max-utterance-sec.
+    #[arg(long, env = "SORI_LIVE_MAX_PENDING_SEC", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub live_max_pending_sec: u32,
+    /// Seconds a live session may send nothing before it is closed.
+    #[arg(long, env = "SORI_LIVE_IDLE_TIMEOUT_SEC", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub live_idle_timeout_sec: u64,
+    /// Silero VAD's ONNX file, for live sessions' server VAD. Default: silero_vad_16k.onnx in
+    /// --model-dir, fetched from PyPI at start when missing (without it, sessions take commits only).
+    #[arg(long, env = "SORI_VAD_MODEL")]
+    pub vad_model: Option<PathBuf>,
     /// Longest accepted audio, in seconds.
     #[arg(long, env = "SORI_MAX_AUDIO_SEC", default_value_t = 10_800.0)]
     pub max_audio_sec: f64,
@@ -372,6 +389,10 @@ impl ServeConfig {
         anyhow::ensure!(
             self.sample_interval_sec.is_finite() && (0.01..=60.0).contains(&self.sample_interval_sec),
             "--sample-interval-sec must be between 0.01 and 60"
+        );
+        anyhow::ensure!(
+            self.live_max_pending_sec >= self.live_max_utterance_sec,
+            "--live-max-pending-sec must be at least --live-max-utterance-sec, or a long utterance could never be queued"
         );
         anyhow::ensure!(
             self.max_loaded_models != Some(1) || self.model.model.len() == 1,

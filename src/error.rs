@@ -61,6 +61,9 @@ pub enum AppError {
     /// Every upload slot is taken.
     #[error("the server is receiving as many uploads as it accepts at once; retry in {RETRY_AFTER_SEC} s")]
     TooManyUploads,
+    /// Every live session slot is taken (`--max-live-sessions`).
+    #[error("the server has as many live sessions open as it takes ({0}); retry in {RETRY_AFTER_SEC} s")]
+    TooManyLiveSessions(usize),
     /// The server is draining before it stops.
     #[error("the server is shutting down; retry in {SHUTDOWN_RETRY_AFTER_SEC} s (another replica, or this one after its restart)")]
     ShuttingDown,
@@ -117,6 +120,7 @@ impl AppError {
             Self::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, "forbidden_origin"),
             Self::UploadTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "upload_timeout"),
             Self::TooManyUploads => (StatusCode::SERVICE_UNAVAILABLE, "too_many_uploads"),
+            Self::TooManyLiveSessions(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_live_sessions"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
@@ -155,6 +159,7 @@ impl IntoResponse for AppError {
         let retry_after = match self {
             Self::QueueFull
             | Self::TooManyUploads
+            | Self::TooManyLiveSessions(_)
             | Self::DatabaseUnavailable(_)
             | Self::StorageUnavailable(_)
             | Self::ModelUnavailable { .. } => Some(RETRY_AFTER_SEC),

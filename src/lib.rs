@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod formats;
 pub mod http;
+pub mod live;
 pub mod model;
 pub mod models;
 pub mod monitor;

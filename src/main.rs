@@ -19,7 +19,7 @@ fn main() -> anyhow::Result<()> {
     // Flushes traces when main returns, after the server has stopped.
     let _telemetry = telemetry::init()?;
     match cli.command {
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::Model(cmd) => run_model_command(cmd),
         Command::Db(DbCommand::Migrate { database_url }) => migrate(&database_url),
         Command::Transcribe(args) => std::process::exit(i32::from(sori::cli::run(args))),

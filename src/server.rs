@@ -3,6 +3,7 @@
 //! `sori serve` and the tests build the service through these functions.
 
 use std::future::{Future, IntoFuture};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::engine::{Engine, EngineSettings};
 use crate::models::{ModelLimits, Models, OfferedModel, StartEngine};
 
 use crate::http::{app, ApiKeys, AppState, HttpLimits};
+use crate::live::LiveSettings;
 use crate::monitor::GpuProbe;
 use crate::store::history::History;
 use crate::store::FileStore;
@@ -83,7 +85,32 @@ pub fn http_limits(config: &ServeConfig) -> anyhow::Result<HttpLimits> {
         max_concurrent_uploads: config.max_concurrent_uploads as usize,
         allowed_origins: config.allowed_origins.clone(),
         api_keys: ApiKeys::new(config.all_api_keys()?),
+        live: LiveSettings {
+            max_sessions: config.max_live_sessions as usize,
+            max_utterance_sec: config.live_max_utterance_sec,
+            max_pending_sec: config.live_max_pending_sec,
+            idle_timeout: Duration::from_secs(config.live_idle_timeout_sec),
+            vad_model: vad_model(config),
+        },
     })
+}
+
+/// Silero VAD's file: `--vad-model`, else the model folder's, fetched now
+/// when missing (a failure is logged: live sessions then take commits only).
+fn vad_model(config: &ServeConfig) -> PathBuf {
+    if let Some(path) = &config.vad_model {
+        return path.clone();
+    }
+    let dir = &config.model.model_dir;
+    let path = crate::model::silero::path_in(dir);
+    if config.max_live_sessions > 0 && !path.is_file() {
+        if let Err(e) =
+            crate::model::fetch::fetch(crate::model::silero::NAME, dir, &config.model.source.model_source, None)
+        {
+            tracing::warn!(error = %e, "could not fetch the voice-activity model");
+        }
+    }
+    path
 }
 
 /// Where batches are kept and how their files are claimed, from `config`.

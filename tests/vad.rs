@@ -48,7 +48,11 @@ fn turns(stream: &[f32], params: ServerVad, max_utterance_ms: u32, chunk: usize)
 /// The utterances in `turns` as (start ms, end ms, audio), checking that
 /// starts and stops alternate.
 fn utterances(turns: &[Turn]) -> Vec<(u64, u64, &[f32])> {
-    assert!(turns.len().is_multiple_of(2), "every start has its stop: {}", turns.len());
+    assert!(
+        turns.len().is_multiple_of(2),
+        "every start has its stop: {}",
+        turns.len()
+    );
     turns
         .chunks(2)
         .map(|pair| match pair {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use symphonia::core::io::MediaSource;
 
 use decode::Decoder;
-use resample::Resampler;
+pub use resample::Resampler;
 
 /// Whisper's sample rate.
 pub const WHISPER_SAMPLE_RATE: u32 = 16_000;

@@ -23,18 +23,26 @@ pub struct Resampler {
     input_frames: u64,
     /// Output samples handed out so far.
     emitted: u64,
+    /// Input frames per resampler call.
+    chunk: usize,
 }
 
 impl Resampler {
     /// A resampler from `rate` (non-zero) to 16 kHz.
     pub fn new(rate: u32) -> Result<Self, rubato::ResamplerConstructionError> {
+        Self::with_chunk(rate, CHUNK)
+    }
+
+    /// A resampler that works on `chunk` input frames at a time: small
+    /// chunks hold less audio back (live audio), large ones cost less per sample.
+    pub fn with_chunk(rate: u32, chunk: usize) -> Result<Self, rubato::ResamplerConstructionError> {
         let fft = if rate == WHISPER_SAMPLE_RATE {
             None
         } else {
             Some(FftFixedIn::<f32>::new(
                 rate as usize,
                 WHISPER_SAMPLE_RATE as usize,
-                CHUNK,
+                chunk,
                 2,
                 1,
             )?)
@@ -46,11 +54,12 @@ impl Resampler {
         Ok(Self {
             fft,
             rate,
-            pending: Vec::with_capacity(CHUNK),
+            pending: Vec::with_capacity(chunk),
             out_buf,
             delay_left,
             input_frames: 0,
             emitted: 0,
+            chunk,
         })
     }
 
@@ -63,10 +72,10 @@ impl Resampler {
             return Ok(());
         }
         while !input.is_empty() {
-            let take = (CHUNK - self.pending.len()).min(input.len());
+            let take = (self.chunk - self.pending.len()).min(input.len());
             self.pending.extend_from_slice(&input[..take]);
             input = &input[take..];
-            if self.pending.len() == CHUNK {
+            if self.pending.len() == self.chunk {
                 let chunk = std::mem::take(&mut self.pending);
                 self.process(Some(&chunk), out)?;
                 self.pending = chunk;
@@ -100,7 +109,7 @@ impl Resampler {
     fn process(&mut self, input: Option<&[f32]>, out: &mut Vec<f32>) -> Result<(), rubato::ResampleError> {
         let fft = self.fft.as_mut().expect("only resampling rates process");
         let written = match input {
-            Some(chunk) if chunk.len() == CHUNK => fft.process_into_buffer(&[chunk], &mut self.out_buf, None)?.1,
+            Some(chunk) if chunk.len() == self.chunk => fft.process_into_buffer(&[chunk], &mut self.out_buf, None)?.1,
             Some(chunk) => {
                 fft.process_partial_into_buffer(Some(&[chunk]), &mut self.out_buf, None)?
                     .1

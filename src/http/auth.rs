@@ -1,6 +1,7 @@
 //! API keys: with `--api-key` set, every API route needs
-//! `Authorization: Bearer <key>`; the health checks, `/metrics` and the page
-//! itself (which then asks for the key) stay open.
+//! `Authorization: Bearer <key>` (a browser's WebSocket gives it as a
+//! subprotocol instead); the health checks, `/metrics` and the page itself
+//! (which then asks for the key) stay open.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -74,7 +75,8 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .map(str::trim)
+        .or_else(|| subprotocol_key(request.headers()));
     match presented {
         Some(key) if state.limits.api_keys.accepts(key) => next.run(request).await,
         Some(_) => {
@@ -85,6 +87,17 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
                 .into_response()
         }
     }
+}
+
+/// The key a browser's WebSocket carries, which cannot set headers: OpenAI's
+/// form, a subprotocol `openai-insecure-api-key.<key>` beside `realtime`.
+fn subprotocol_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("openai-insecure-api-key."))
 }
 
 #[cfg(test)]

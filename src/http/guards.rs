@@ -52,7 +52,7 @@ pub async fn same_origin(State(state): State<AppState>, request: Request, next: 
 }
 
 /// Whether `origin` is this server's own (the `Host` it was reached at) or configured.
-fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> bool {
+pub(super) fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> bool {
     if allowed.iter().any(|a| a == "*" || a.trim_end_matches('/') == origin) {
         return true;
     }

@@ -7,6 +7,7 @@ mod guards;
 mod health;
 mod metrics;
 mod openai;
+mod realtime;
 mod transcribe;
 mod ui;
 mod upload;
@@ -28,6 +29,7 @@ pub use auth::ApiKeys;
 
 use crate::batch::Batches;
 use crate::error::AppError;
+use crate::live::{Live, LiveSettings};
 use crate::transcription::Transcriptions;
 
 /// Who may send requests, what one client may send, and how long it may take.
@@ -50,6 +52,8 @@ pub struct HttpLimits {
     pub allowed_origins: Vec<String>,
     /// Keys one of which every API request must carry; none: the API is open.
     pub api_keys: ApiKeys,
+    /// Live sessions (`/v1/realtime`): how many, and what each may hold.
+    pub live: LiveSettings,
 }
 
 impl Default for HttpLimits {
@@ -62,6 +66,7 @@ impl Default for HttpLimits {
             max_concurrent_uploads: 32,
             allowed_origins: Vec::new(),
             api_keys: ApiKeys::default(),
+            live: LiveSettings::default(),
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct AppState {
     pub work: TaskTracker,
     /// When the server started, Unix seconds (the `created` of `/v1/models`).
     pub started_at: i64,
+    /// Live sessions: their slots and the voice-activity model.
+    pub live: Arc<Live>,
 }
 
 impl AppState {
@@ -102,6 +109,7 @@ impl AppState {
         Self {
             transcriptions,
             batches,
+            live: Arc::new(Live::new(limits.live.clone())),
             upload_slots: Arc::new(Semaphore::new(limits.max_concurrent_uploads)),
             limits: Arc::new(limits),
             metrics,
@@ -142,6 +150,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/audio/translations",
             post(openai::translations).route_layer(uploads.clone()),
         )
+        .route("/v1/realtime", get(realtime::connect))
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{model_id}", get(openai::model))
         .route(

@@ -56,6 +56,17 @@ const BATCH_HISTOGRAMS: &[(&str, &[f64], Unit, &str)] = &[(
     "Time to claim the next batch file in the database, round trip included (claims that found one).",
 )];
 
+/// Buckets for the wait from the end of speech to its transcript: 50 ms to 10 s.
+const LIVE_LATENCY_SECONDS: &[f64] = &[0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
+
+/// Histograms of live transcription, and their buckets.
+const LIVE_HISTOGRAMS: &[(&str, &[f64], Unit, &str)] = &[(
+    "sori_live_utterance_latency_seconds",
+    LIVE_LATENCY_SECONDS,
+    Unit::Seconds,
+    "Live transcription: from the end of an utterance's audio (speech stopped, or the commit) to its completed event.",
+)];
+
 /// Per-request histograms and their buckets, in the order of
 /// [`record_transcription`]'s values.
 const HISTOGRAMS: &[(&str, &[f64], Unit, &str)] = &[
@@ -172,7 +183,7 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let mut builder = PrometheusBuilder::new();
-            for (name, buckets, _, _) in HISTOGRAMS.iter().chain(BATCH_HISTOGRAMS) {
+            for (name, buckets, _, _) in HISTOGRAMS.iter().chain(BATCH_HISTOGRAMS).chain(LIVE_HISTOGRAMS) {
                 builder = builder
                     .set_buckets_for_metric(Matcher::Full((*name).into()), buckets)
                     .expect("non-empty buckets");
@@ -187,9 +198,20 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    for (name, _, unit, help) in HISTOGRAMS.iter().chain(BATCH_HISTOGRAMS) {
+    for (name, _, unit, help) in HISTOGRAMS.iter().chain(BATCH_HISTOGRAMS).chain(LIVE_HISTOGRAMS) {
         describe_histogram!(*name, *unit, *help);
     }
+    describe_counter!("sori_live_sessions_total", "Live transcription sessions opened.");
+    describe_gauge!("sori_live_sessions_active", "Live transcription sessions open now.");
+    describe_counter!(
+        "sori_live_utterances_total",
+        "Live utterances transcribed, by model and outcome (completed, failed)."
+    );
+    describe_counter!(
+        "sori_live_audio_seconds_total",
+        Unit::Seconds,
+        "Seconds of audio received by live sessions (speech and silence)."
+    );
     for (name, unit, help) in LAST_REQUEST {
         describe_gauge!(*name, *unit, *help);
     }
@@ -298,6 +320,39 @@ fn describe() {
         Unit::Bytes,
         "Resident memory of a model's worker processes, summed (0 when not running)."
     );
+}
+
+/// Counts a live session opening; the active gauge goes down when `LiveSessionCount` is dropped.
+pub fn live_session_opened() -> LiveSessionCount {
+    counter!("sori_live_sessions_total").increment(1);
+    gauge!("sori_live_sessions_active").increment(1.0);
+    LiveSessionCount(())
+}
+
+/// One open live session in `sori_live_sessions_active`, until dropped.
+pub struct LiveSessionCount(());
+
+impl Drop for LiveSessionCount {
+    fn drop(&mut self) {
+        gauge!("sori_live_sessions_active").decrement(1.0);
+    }
+}
+
+/// Counts seconds of audio a live session received (whole seconds of the exact running total).
+pub fn record_live_audio(seconds: f64) {
+    static TOTAL: Mutex<f64> = Mutex::new(0.0);
+    let mut total = TOTAL.lock().unwrap_or_else(|e| e.into_inner());
+    *total += seconds;
+    counter!("sori_live_audio_seconds_total").absolute(total.floor() as u64);
+}
+
+/// Records a live utterance's outcome and, when completed, the wait from the end of its audio.
+pub fn record_live_utterance(model: &str, latency_sec: Option<f64>) {
+    let outcome = if latency_sec.is_some() { "completed" } else { "failed" };
+    counter!("sori_live_utterances_total", "model" => model.to_string(), "outcome" => outcome).increment(1);
+    if let Some(latency) = latency_sec {
+        histogram!("sori_live_utterance_latency_seconds", "model" => model.to_string()).record(latency);
+    }
 }
 
 /// Records a finished transcription's figures.
