@@ -14,6 +14,7 @@ use std::sync::Once;
 use whisper_rs_sys as sys;
 
 use super::mel::LogMelSpectrogram;
+use super::repeats;
 
 /// A model loaded by whisper.cpp.
 pub struct Context(NonNull<sys::whisper_context>);
@@ -81,6 +82,17 @@ pub struct Params {
     _language: CString,
     /// Owns the string `raw.initial_prompt` points to, when there is one.
     _prompt: Option<CString>,
+    /// Ends the decode at the first run of words written twice in a row.
+    stop_on_repeat: bool,
+}
+
+/// How a decode went.
+#[derive(Debug, Clone, Copy)]
+pub struct Decode {
+    /// Tries it took (more than one when whisper.cpp fell back to a higher temperature).
+    pub attempts: u32,
+    /// It was ended at a repeated run of words (with `stop_on_repeat`).
+    pub stopped_on_repeat: bool,
 }
 
 impl Params {
@@ -102,6 +114,7 @@ impl Params {
             raw,
             _language: language,
             _prompt: None,
+            stop_on_repeat: false,
         }
     }
 
@@ -158,10 +171,14 @@ impl Params {
     }
 
     /// Encodes `frames` audio-context frames instead of the full 30 s window,
-    /// and decodes once, without temperature fallback.
+    /// and decodes once, without temperature fallback. Such a decode of audio
+    /// shorter than its context can loop, writing the same words again to
+    /// the end of the text context (220 tokens); it is ended at the first
+    /// repeated run of words instead, which fails its checks anyway.
     pub fn shortened_context(mut self, frames: usize) -> Self {
         self.raw.audio_ctx = frames as i32;
         self.raw.temperature_inc = 0.0;
+        self.stop_on_repeat = true;
         self
     }
 
@@ -234,8 +251,9 @@ impl State<'_> {
     /// With `samples` (the window's audio, which token timestamps need to find
     /// where each token's sound starts and ends), whisper.cpp computes the same
     /// spectrogram from them itself. Returns how many tries the decode took
-    /// (more than one when whisper.cpp fell back to a higher temperature).
-    pub fn full(&mut self, params: &Params, frames: usize, samples: Option<&[f32]>) -> Result<u32, String> {
+    /// (more than one when whisper.cpp fell back to a higher temperature) and
+    /// whether it was stopped at a repeat.
+    pub fn full(&mut self, params: &Params, frames: usize, samples: Option<&[f32]>) -> Result<Decode, String> {
         let (ctx, state) = (self.context.0.as_ptr(), self.ptr.as_ptr());
         let mut raw = params.raw;
         // whisper_set_mel counts every frame as audio, the 30 s of padding too.
@@ -243,18 +261,24 @@ impl State<'_> {
         let mut encoded = false;
         raw.encoder_begin_callback = Some(first_encoding_only);
         raw.encoder_begin_callback_user_data = ptr::from_mut(&mut encoded).cast();
-        let mut attempts = 0u32;
-        raw.logits_filter_callback = Some(count_attempts);
-        raw.logits_filter_callback_user_data = ptr::from_mut(&mut attempts).cast();
+        let mut watch = Watch {
+            stop_on_repeat: params.stop_on_repeat,
+            decode: Decode {
+                attempts: 0,
+                stopped_on_repeat: false,
+            },
+        };
+        raw.logits_filter_callback = Some(watch_decode);
+        raw.logits_filter_callback_user_data = ptr::from_mut(&mut watch).cast();
         let (pcm, n_samples) = samples.map_or((ptr::null(), 0), |s| (s.as_ptr(), s.len() as i32));
         // SAFETY: without samples (n_samples = 0) whisper.cpp uses the
         // spectrogram given to `set_mel`; with them, it reads `n_samples`
         // floats, alive for the call. `raw.language` and `raw.initial_prompt`
         // point into `params`, the callbacks' data to `encoded` and
-        // `attempts`, all alive here.
+        // `watch`, all alive here.
         let code = unsafe { sys::whisper_full_with_state(ctx, state, raw, pcm, n_samples) };
         match code {
-            0 => Ok(attempts),
+            0 => Ok(watch.decode),
             code => Err(format!("whisper.cpp failed with code {code}")),
         }
     }
@@ -315,21 +339,51 @@ unsafe extern "C" fn first_encoding_only(
     !std::mem::replace(&mut *encoded.cast::<bool>(), true)
 }
 
-/// whisper.cpp calls this before every sampling step of every try; a try's
-/// first step has no tokens yet, so counting those counts the tries.
+/// What `watch_decode` keeps of one decode.
+struct Watch {
+    stop_on_repeat: bool,
+    decode: Decode,
+}
+
+/// whisper.cpp calls this before every sampling step of every try, with the
+/// tokens of the try so far: a try's first step has none, so counting those
+/// counts the tries. With `stop_on_repeat`, once the text ends with a run of
+/// words written twice, every token but the end of text is ruled out.
 ///
 /// # Safety
-/// `attempts` points to the `u32` that `State::full` set up for this decode.
-unsafe extern "C" fn count_attempts(
-    _: *mut sys::whisper_context,
+/// `watch` points to the `Watch` that `State::full` set up for this decode;
+/// `tokens` holds `n_tokens` tokens and `logits` the vocabulary's logits.
+unsafe extern "C" fn watch_decode(
+    ctx: *mut sys::whisper_context,
     _: *mut sys::whisper_state,
-    _: *const sys::whisper_token_data,
+    tokens: *const sys::whisper_token_data,
     n_tokens: i32,
-    _: *mut f32,
-    attempts: *mut c_void,
+    logits: *mut f32,
+    watch: *mut c_void,
 ) {
+    let watch = &mut *watch.cast::<Watch>();
     if n_tokens == 0 {
-        *attempts.cast::<u32>() += 1;
+        watch.decode.attempts += 1;
+        return;
+    }
+    if !watch.stop_on_repeat || tokens.is_null() || logits.is_null() {
+        return;
+    }
+    let eot = sys::whisper_token_eot(ctx);
+    let mut text = Vec::new();
+    for token in std::slice::from_raw_parts(tokens, n_tokens as usize) {
+        if token.id < eot {
+            text.extend(c_bytes(sys::whisper_token_to_str(ctx, token.id)));
+        }
+    }
+    if repeats::ends_with_tandem_repeat(&String::from_utf8_lossy(&text), repeats::MIN_REPEATED_WORDS) {
+        let vocabulary = std::slice::from_raw_parts_mut(logits, sys::whisper_n_vocab(ctx) as usize);
+        for (id, logit) in vocabulary.iter_mut().enumerate() {
+            if id as i32 != eot {
+                *logit = f32::NEG_INFINITY;
+            }
+        }
+        watch.decode.stopped_on_repeat = true;
     }
 }
 

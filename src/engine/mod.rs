@@ -9,6 +9,7 @@ mod mel;
 mod pauses;
 mod pool;
 pub mod process;
+mod repeats;
 mod whisper;
 mod words;
 

@@ -21,9 +21,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::thread;
 
-use super::ffi::{Context, Params, State};
+use super::ffi::{Context, Decode, Params, State};
 use super::mel::MelSpectrogramMaker;
 use super::pauses::{pauses, resume_point, PieceCutter, PieceLimits};
+use super::repeats::{has_tandem_repeat, MIN_REPEATED_WORDS};
 use super::words::{fit_words, snap_to_sound, strip_non_speech, words_of_tokens};
 use super::{
     AudioBlocks, Decoding, EngineError, JobError, ProgressSink, Segment, Task, TranscribeOptions, Transcriber,
@@ -119,6 +120,9 @@ struct Decoded {
     mean_logprob: f32,
     token_entropy: f64,
     token_count: usize,
+    /// The decode was stopped at a repeat as it was written (shortened
+    /// contexts); what whisper kept of it is judged by the same checks.
+    stopped_on_repeat: bool,
 }
 
 impl Decoded {
@@ -129,7 +133,7 @@ impl Decoded {
         self.wrote_anything
             && self.mean_logprob >= LOGPROB_THRESHOLD
             && (self.token_count <= 32 || self.token_entropy >= ENTROPY_THRESHOLD)
-            && !has_tandem_repeat(&self.raw_text, 3)
+            && !has_tandem_repeat(&self.raw_text, MIN_REPEATED_WORDS)
     }
 }
 
@@ -221,6 +225,10 @@ impl WhisperTranscriber {
                 tracing::debug!(
                     ctx,
                     logprob = short.mean_logprob,
+                    tokens = short.token_count,
+                    entropy = short.token_entropy,
+                    stopped_on_repeat = short.stopped_on_repeat,
+                    text = %short.raw_text,
                     "short context failed its checks; full decode"
                 );
             }
@@ -344,7 +352,7 @@ impl WhisperTranscriber {
             self.set_detection_context(state, audio_ctx)?;
         }
         let params = self.params(language, threads, wanted, audio_ctx);
-        let attempts = state
+        let decode = state
             .full(
                 &params,
                 window.frames,
@@ -352,7 +360,7 @@ impl WhisperTranscriber {
             )
             .map_err(EngineError)?;
         let detected = state.language().unwrap_or(language);
-        Ok(self.collect(state, detected, window, params.temperature_of_attempt(attempts)))
+        Ok(self.collect(state, detected, window, &params, decode))
     }
 
     /// whisper.cpp detects the language before it applies `audio_ctx`, with
@@ -379,7 +387,8 @@ impl WhisperTranscriber {
     ///
     /// Word times (when the window's samples are given) are whisper.cpp's
     /// token times, moved out of the pauses of the samples.
-    fn collect(&self, state: &State, language: &str, window: &Window, temperature: f32) -> Decoded {
+    fn collect(&self, state: &State, language: &str, window: &Window, params: &Params, decode: Decode) -> Decoded {
+        let temperature = params.temperature_of_attempt(decode.attempts);
         let audio_end = window.frames as f64 / 100.0;
         let pauses = window.samples.map(pauses).unwrap_or_default();
         let eot = self.context.token_eot();
@@ -430,6 +439,7 @@ impl WhisperTranscriber {
             },
             token_entropy: entropy_of_last(&tokens, 32),
             token_count: tokens.len(),
+            stopped_on_repeat: decode.stopped_on_repeat,
             transcript: Transcript::from_segments(segments, language.to_string()),
         }
     }
@@ -479,23 +489,6 @@ fn mean(values: impl Iterator<Item = f32>) -> f32 {
 /// Whether whisper.cpp timed these tokens (it leaves -1 where it did not).
 fn state_has_token_times(tokens: &[super::ffi::RawToken]) -> bool {
     tokens.iter().any(|t| t.t0 >= 0 && t.t1 >= 0)
-}
-
-/// Whether some run of at least `min_words` words is immediately repeated
-/// ("and so my fellow americans and so my fellow americans").
-fn has_tandem_repeat(text: &str, min_words: usize) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric())
-                .flat_map(char::to_lowercase)
-                .collect()
-        })
-        .filter(|w: &String| !w.is_empty())
-        .collect();
-    (min_words..=words.len() / 2)
-        .any(|len| (0..=words.len() - 2 * len).any(|i| words[i..i + len] == words[i + len..i + 2 * len]))
 }
 
 /// Shannon entropy (nats) of the last `window` tokens, as whisper.cpp computes it.
@@ -714,21 +707,6 @@ mod tests {
             "close to 30 s the full window is used"
         );
         assert!(short_audio_ctx(60 * 16_000).is_none());
-    }
-
-    #[test]
-    fn tandem_repeats_are_found() {
-        assert!(has_tandem_repeat(
-            "And so my fellow Americans. And so my fellow Americans.",
-            3
-        ));
-        assert!(has_tandem_repeat("well I said it is it is it is true", 2));
-        assert!(!has_tandem_repeat(
-            "ask not what your country can do for you, ask what you can do for your country",
-            3
-        ));
-        assert!(!has_tandem_repeat("no no", 3));
-        assert!(!has_tandem_repeat("", 3));
     }
 
     #[test]

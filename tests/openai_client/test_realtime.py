@@ -160,9 +160,6 @@ class Realtime(unittest.IsolatedAsyncioTestCase):
             silence = (end.audio_end_ms - 500 + 100, end.audio_end_ms - 100)
             self.assertFalse(any(silence[0] < onset < silence[1] for onset in onsets),
                              f"a word starts in the silence {silence} that ended an utterance")
-        print("\n", [(b.audio_start_ms, e.audio_end_ms) for b, e in zip(started, stopped)],
-              [c.transcript for c in self.of(events, "conversation.item.input_audio_transcription.completed")],
-              [c.model_extra["sori"]["latency_sec"] for c in self.of(events, "conversation.item.input_audio_transcription.completed")])
 
         live = " ".join(e.transcript for e in completed)
         reference = self.file_transcript("jfk.wav", "tiny.en-q8_0")
