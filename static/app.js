@@ -8,6 +8,7 @@ import {
 import { authHeaders, askKey, request, post, downloadButtons } from "./api.js";
 import { samplesChart, perFileChart } from "./charts.js";
 import { initHistory, labelHistory, loadHistory } from "./history.js";
+import { initLive, labelLive } from "./live.js";
 
 /**
  * What the page shows: the single result, the batch and its event stream
@@ -26,6 +27,7 @@ function applyLanguage() {
     select.value = chosen;
   });
   labelHistory();
+  labelLive();
   if (state.single) renderSingle(state.single);
   if (state.batch) renderBatch(state.batch);
 }
@@ -105,7 +107,7 @@ async function loadModels() {
   } catch {
     return;
   }
-  for (const view of ["single", "batch"]) {
+  for (const view of ["single", "batch", "live"]) {
     $(`${view}-model`).replaceChildren(...names.map((name) => el("option", { value: name }, name)));
     $(`${view}-model-label`).hidden = names.length < 2;
   }
@@ -365,7 +367,7 @@ function wireDrop(zone, input, onFiles) {
   });
 }
 
-const TABS = ["single", "batch", "history"];
+const TABS = ["single", "batch", "live", "history"];
 
 function selectTab(which) {
   for (const name of TABS) {
@@ -398,6 +400,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $(`tab-${name}`).addEventListener("keydown", onTabKey);
   }
   initHistory({ transcription: openTranscription, batch: openBatch, forget });
+  initLive();
   loadModels();
   wireDrop($("single-drop"), $("single-file"), (files) => transcribeSingle(files[0]));
   wireDrop($("batch-drop"), $("batch-files"), startBatch);

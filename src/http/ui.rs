@@ -18,6 +18,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("charts.js", JS, include_str!("../../static/charts.js")),
     ("history.js", JS, include_str!("../../static/history.js")),
     ("i18n.js", JS, include_str!("../../static/i18n.js")),
+    ("live.js", JS, include_str!("../../static/live.js")),
+    ("live-worklet.js", JS, include_str!("../../static/live-worklet.js")),
     ("view.js", JS, include_str!("../../static/view.js")),
     ("style.css", CSS, include_str!("../../static/style.css")),
     (

@@ -6,56 +6,16 @@ import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, existsSync, rmSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createServer } from "node:net";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { ROOT, MODEL, CHROMIUM_ARGS, freePort, waitReady, startServer, stopServer } from "./server.mjs";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const OUT = join(ROOT, "test-output");
 const AUDIO = join(ROOT, "tests/fixtures/audio");
-const MODEL = join(process.env.SORI_MODEL_DIR || join(ROOT, "models"), "ggml-tiny.en-q8_0.bin");
 const XSS_NAME = "<img src=x onerror=alert(1)>.wav";
 
 let server, browser, page, base, work;
 const dialogs = [];
-
-function freePort() {
-  return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function waitReady(url) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} never became ready`);
-}
-
-/** Starts `sori serve` on `dataDir` (and `port`, or a free one); resolves once it is ready. */
-async function startServer(dataDir, args = [], port) {
-  port ??= await freePort();
-  const proc = spawn(join(ROOT, "target/release/sori"),
-    ["serve", "--model", MODEL, "--port", String(port), "--data-dir", dataDir, ...args], { stdio: "ignore" });
-  const url = `http://127.0.0.1:${port}`;
-  await waitReady(`${url}/readyz`);
-  return { proc, url, port };
-}
-
-/** Stops a server and waits for it to be gone. */
-function stopServer(server, signal = "SIGTERM") {
-  return new Promise((res) => {
-    if (server.proc.exitCode !== null) return res();
-    server.proc.once("exit", res);
-    server.proc.kill(signal);
-  });
-}
 
 /** A new page whose canvases remember the text drawn on them (the charts' axis labels). */
 async function newPage(locale) {
@@ -106,8 +66,7 @@ before(async () => {
   base = server.url;
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+    args: CHROMIUM_ARGS,
   });
   page = await newPage("ko-KR");
   await page.goto(base);
@@ -428,8 +387,8 @@ test("every control of History is reached with Tab, and tabs move with the arrow
   assert.ok([...reached].some((label) => /^TXT: /.test(label)), "a download reached");
   await page.locator("#tab-history").focus();
   await page.keyboard.press("ArrowLeft");
-  assert.equal(await page.evaluate(() => document.activeElement.id), "tab-batch");
-  assert.equal(await page.locator("#panel-batch").isVisible(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "tab-live");
+  assert.equal(await page.locator("#panel-live").isVisible(), true);
 });
 
 test("in English: retention removes an old transcription from History, and the rest stay", async () => {

@@ -1,0 +1,60 @@
+// The Live view in Debian's chromium, whose fake microphone plays jfk.wav
+// (over and over), against a real `sori serve` with tiny.en and Silero VAD:
+// the words appear utterance by utterance, each with what it cost.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { ROOT, MODEL_DIR, CHROMIUM_ARGS, startServer, stopServer } from "./server.mjs";
+
+const OUT = join(ROOT, "test-output");
+const SPEECH = join(ROOT, "tests/fixtures/audio/jfk.wav");
+
+let server, browser, work;
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), "sori-live-"));
+  server = await startServer(join(work, "data"), ["--vad-model", join(MODEL_DIR, "silero_vad_16k.onnx")]);
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [...CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+      `--use-file-for-fake-audio-capture=${SPEECH}`],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server) await stopServer(server);
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test("the Live view shows the clip's words utterance by utterance, with what each cost", async () => {
+  const context = await browser.newContext({ locale: "en-GB", viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  await page.locator("#tab-live").click();
+  assert.equal(await page.locator("#live-status").textContent(), "Not listening");
+  await page.locator("#live-start").click();
+  await page.waitForFunction(() => /country/i.test(document.querySelector("#live-items").textContent),
+    null, { timeout: 60_000 });
+  const done = page.locator('.live-item[data-state="done"]');
+  assert.ok(await done.count() >= 1);
+  const meta = await done.first().locator(".live-meta").textContent();
+  assert.match(meta, /^Processing time \d+\.\d+ s · CPU avg \d+% · RAM peak [\d,]+ MiB · latency \d+\.\d+ s · Audio length \d+\.\d+ s$/);
+  const totals = await page.locator("#live-totals dt").allTextContents();
+  assert.deepEqual(totals, ["Utterances", "Total audio", "Total processing", "CPU time", "RAM peak"]);
+  await page.screenshot({ path: join(OUT, "live-en.png"), fullPage: true });
+
+  await page.locator("#live-stop").click();
+  await page.locator("#live-start").waitFor({ state: "visible", timeout: 30_000 });
+  assert.equal(await page.locator("#live-status").textContent(), "Not listening");
+  assert.equal(await page.locator('.live-item[data-state="speaking"], .live-item[data-state="transcribing"]').count(), 0,
+    "every utterance cut before the stop has its text");
+  await page.locator("#lang-switch").click();
+  assert.equal(await page.locator("#tab-live").textContent(), "실시간");
+  assert.equal(await page.locator("#live-status").textContent(), "대기 중");
+  await context.close();
+});
