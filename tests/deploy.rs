@@ -223,8 +223,8 @@ fn the_kubernetes_manifests_are_valid_and_agree_with_sori() {
 }
 
 /// The image builds Sori portably from what the repository has (every
-/// folder the binary embeds is copied in), holds no model, and runs as a
-/// user that is not root, as the Deployment asks.
+/// folder the binary embeds is copied in), holds no Whisper model but Silero
+/// VAD, and runs as a user that is not root, as the Deployment asks.
 #[test]
 fn the_image_holds_no_model_and_runs_as_non_root() {
     let dockerfile = std::fs::read_to_string(repo_root().join("deploy/Dockerfile")).unwrap();
@@ -238,6 +238,15 @@ fn the_image_holds_no_model_and_runs_as_non_root() {
         );
     }
     assert!(!dockerfile.contains("model fetch"), "the model is not baked in");
+    // Silero VAD is (the image has no pip): the wheel and hash `sori model fetch silero-vad` pins,
+    // where SORI_VAD_MODEL points.
+    assert!(dockerfile.contains(&format!(
+        "pip download --no-deps --disable-pip-version-check --dest /wheels {}",
+        sori::model::silero::WHEEL
+    )));
+    assert!(dockerfile.contains(sori::model::silero::SHA256));
+    assert!(dockerfile.contains("COPY --from=vad /silero_vad_16k.onnx /usr/share/sori/silero_vad_16k.onnx"));
+    assert!(dockerfile.contains("SORI_VAD_MODEL=/usr/share/sori/silero_vad_16k.onnx"));
     let user = dockerfile
         .lines()
         .rev()

@@ -14,11 +14,11 @@ pub const NAME: &str = "silero-vad";
 /// Its file in the model folder.
 pub const FILE_NAME: &str = "silero_vad_16k.onnx";
 /// The wheel that carries it.
-const WHEEL: &str = "silero-vad==6.2.3";
+pub const WHEEL: &str = "silero-vad==6.2.3";
 /// The model's path inside the wheel: the 16 kHz export with no `If` nodes.
 const ENTRY: &str = "silero_vad/data/silero_vad_openvino_16k.onnx";
 /// SHA-256 of that file.
-const SHA256: &str = "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87";
+pub const SHA256: &str = "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87";
 
 /// The model's path in `dest`, whether or not it is there.
 pub fn path_in(dest: &Path) -> PathBuf {
