@@ -56,6 +56,9 @@ pub struct WorkerArgs {
     /// Longest accepted audio, seconds.
     #[arg(long)]
     pub max_audio_sec: f64,
+    /// Silero VAD's file, for `vad_filter` jobs.
+    #[arg(long)]
+    pub vad_model: Option<PathBuf>,
 }
 
 impl WorkerArgs {
@@ -71,6 +74,10 @@ impl WorkerArgs {
         ] {
             args.push(flag.into());
             args.push(value.into());
+        }
+        if let Some(path) = &self.vad_model {
+            args.push("--vad-model".into());
+            args.push(path.clone().into());
         }
         args
     }
@@ -430,6 +437,7 @@ mod tests {
             short_audio_context: false,
             sample_interval_sec: 0.25,
             max_audio_sec: 10_800.0,
+            vad_model: Some("models/silero vad.onnx".into()),
         };
         let line = std::iter::once(OsString::from("sori")).chain(args.command_line());
         let Command::Worker(parsed) = Cli::try_parse_from(line).unwrap().command else {
@@ -439,5 +447,6 @@ mod tests {
         assert_eq!(parsed.model_name, "base");
         assert_eq!((parsed.threads, parsed.short_audio_context), (3, false));
         assert_eq!((parsed.sample_interval_sec, parsed.max_audio_sec), (0.25, 10_800.0));
+        assert_eq!(parsed.vad_model, args.vad_model);
     }
 }

@@ -76,8 +76,9 @@ fn migrate(database_url: &str) -> anyhow::Result<()> {
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
     config.validate()?;
     let addr = config.addr()?;
-    let models = Arc::new(server::start_models(&config)?);
-    let limits = server::http_limits(&config)?;
+    let vad_model = server::vad_model(&config);
+    let models = Arc::new(server::start_models(&config, &vad_model)?);
+    let limits = server::http_limits(&config, vad_model)?;
     let grace = Duration::from_secs(config.shutdown_grace_sec);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let offered = models.clone();

@@ -3,7 +3,7 @@
 //! `sori serve` and the tests build the service through these functions.
 
 use std::future::{Future, IntoFuture};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,9 +34,10 @@ const CLOSE_CONNECTIONS: Duration = Duration::from_secs(2);
 /// The models `config` offers, the first (the default) started now: its
 /// worker processes have loaded it when this returns. The others start on
 /// first use and stop when idle (`--model-idle-sec`, `--max-loaded-models`).
-pub fn start_models(config: &ServeConfig) -> anyhow::Result<Models> {
+/// `vad_model` is Silero VAD's file (see [`vad_model`]), for `vad_filter` jobs.
+pub fn start_models(config: &ServeConfig, vad_model: &Path) -> anyhow::Result<Models> {
     let offered = config.model.resolve()?;
-    let start = worker_pools(config)?;
+    let start = worker_pools(config, vad_model)?;
     let began = Instant::now();
     let default = start(&offered[0])?;
     let limits = ModelLimits {
@@ -48,7 +49,8 @@ pub fn start_models(config: &ServeConfig) -> anyhow::Result<Models> {
 }
 
 /// What starts the worker pool of one model with `config`'s sizes.
-fn worker_pools(config: &ServeConfig) -> anyhow::Result<Arc<StartEngine>> {
+fn worker_pools(config: &ServeConfig, vad_model: &Path) -> anyhow::Result<Arc<StartEngine>> {
+    let vad_model = vad_model.is_file().then(|| vad_model.to_path_buf());
     let program = std::env::current_exe().context("finding the sori program to start its workers")?;
     let (threads, workers) = (config.threads(), config.workers as usize);
     let (short_audio_context, sample_interval_sec) = (config.short_audio_context, config.sample_interval_sec);
@@ -65,6 +67,7 @@ fn worker_pools(config: &ServeConfig) -> anyhow::Result<Arc<StartEngine>> {
             short_audio_context,
             sample_interval_sec,
             max_audio_sec: settings.max_audio_sec,
+            vad_model: vad_model.clone(),
         };
         tracing::info!(model = %model.name, path = %model.path.display(), threads, workers, "starting the worker processes");
         let command = WorkerCommand {
@@ -76,7 +79,8 @@ fn worker_pools(config: &ServeConfig) -> anyhow::Result<Arc<StartEngine>> {
 }
 
 /// What clients may send and who may send it, from `config`.
-pub fn http_limits(config: &ServeConfig) -> anyhow::Result<HttpLimits> {
+/// `vad_model` is Silero VAD's file (see [`vad_model`]).
+pub fn http_limits(config: &ServeConfig, vad_model: PathBuf) -> anyhow::Result<HttpLimits> {
     Ok(HttpLimits {
         max_upload_bytes: config.max_upload_mb << 20,
         max_batch_upload_bytes: config.max_batch_upload_mb << 20,
@@ -90,14 +94,14 @@ pub fn http_limits(config: &ServeConfig) -> anyhow::Result<HttpLimits> {
             max_utterance_sec: config.live_max_utterance_sec,
             max_pending_sec: config.live_max_pending_sec,
             idle_timeout: Duration::from_secs(config.live_idle_timeout_sec),
-            vad_model: vad_model(config),
+            vad_model,
         },
     })
 }
 
 /// Silero VAD's file: `--vad-model`, else the model folder's, fetched now
 /// when missing (a failure is logged: live sessions then take commits only).
-fn vad_model(config: &ServeConfig) -> PathBuf {
+pub fn vad_model(config: &ServeConfig) -> PathBuf {
     if let Some(path) = &config.vad_model {
         return path.clone();
     }

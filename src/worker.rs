@@ -10,6 +10,7 @@ use crate::engine::{return_large_blocks_when_freed, WhisperSettings, WhisperTran
 use crate::monitor::{GpuProbe, PerformanceMonitor};
 use crate::telemetry::TelemetryGuard;
 use crate::trace_context;
+use crate::vad::SileroVad;
 
 /// Serves the server's orders until it closes the pipe.
 pub fn run(args: WorkerArgs, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
@@ -23,6 +24,12 @@ pub fn run(args: WorkerArgs, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
             short_audio_context: args.short_audio_context,
         },
     )?;
+    // Only `vad_filter` needs it: a worker without it refuses those jobs, not the others.
+    let vad = args.vad_model.as_deref().and_then(|path| {
+        SileroVad::load(path)
+            .map_err(|e| tracing::warn!(error = %e, "vad_filter is not available"))
+            .ok()
+    });
     let monitor = PerformanceMonitor::new(Duration::from_secs_f64(args.sample_interval_sec), GpuProbe::detect());
     let job_span = |traceparent: Option<&str>| {
         let span = tracing::info_span!("worker", pid = i64::from(std::process::id()));
@@ -31,8 +38,13 @@ pub fn run(args: WorkerArgs, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
         }
         span
     };
-    child::serve(&transcriber, &monitor, args.max_audio_sec, job_span, || {
-        telemetry.flush()
-    })?;
+    child::serve(
+        &transcriber,
+        vad.as_ref(),
+        &monitor,
+        args.max_audio_sec,
+        job_span,
+        || telemetry.flush(),
+    )?;
     Ok(())
 }

@@ -252,3 +252,47 @@ fn jfk_onsets_ms() -> Vec<usize> {
         .map(|w| (w["start"].as_f64().unwrap() * 1000.0) as usize)
         .collect()
 }
+
+#[test]
+fn the_speech_filter_takes_out_long_silences_and_keeps_the_original_times() {
+    use sori::vad::filter::{FilterSettings, SpeechOnly};
+    let speech = jfk();
+    let stream = [
+        silence(3000),
+        speech.clone(),
+        silence(4000),
+        speech.clone(),
+        silence(1000),
+    ]
+    .concat();
+    let blocks = stream.chunks(16_000).map(|b| Ok::<_, ()>(b.to_vec()));
+    let mut filter = SpeechOnly::new(blocks, vad().scorer(), FilterSettings::default());
+    let kept: Vec<f32> = filter.by_ref().flat_map(Result::unwrap).collect();
+    assert!(filter.take_failure().is_none());
+    let timeline = filter.timeline().clone();
+    // Both copies are kept whole with their padding; most of the 8 s of silence is not.
+    let dropped = stream.len() - kept.len();
+    assert!(
+        (5 * RATE..8 * RATE).contains(&dropped),
+        "{} s dropped",
+        dropped as f64 / RATE as f64
+    );
+    // Speech starts with "and" 0.29 s into the clip; 400 ms of padding are kept before it.
+    let first = timeline.original(0.0);
+    assert!((2.85..=3.29).contains(&first), "kept from {first} s");
+    // Every kept sample is the original one at the time the timeline gives it.
+    for (i, sample) in kept.iter().enumerate().step_by(997) {
+        let at = (timeline.original(i as f64 / RATE as f64) * RATE as f64).round() as usize;
+        assert_eq!(*sample, stream[at], "kept sample {i} is the original's {at}");
+    }
+    // The second copy's first word is found where it is in the original.
+    let second_start = 3.0 + speech.len() as f64 / RATE as f64 + 4.0 + 0.29;
+    let kept_second = (0..kept.len())
+        .map(|i| timeline.original(i as f64 / RATE as f64))
+        .find(|t| *t > 3.0 + 11.5)
+        .unwrap();
+    assert!(
+        (second_start - 0.5..second_start).contains(&kept_second),
+        "{kept_second} vs {second_start}"
+    );
+}

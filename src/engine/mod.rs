@@ -51,6 +51,10 @@ pub struct TranscribeOptions {
     pub temperature: f32,
     /// Time every word (costs a little more; see BENCHMARKS.md).
     pub word_timestamps: bool,
+    /// Take silences of 2 s and more out before Whisper sees the audio
+    /// (faster-whisper's `vad_filter`); times stay those of the original audio.
+    #[serde(default)]
+    pub vad_filter: bool,
     /// Told of the transcript as it becomes final, piece by piece, in order
     /// (in the process that runs the job: a worker process reports it over its pipe).
     #[serde(skip)]

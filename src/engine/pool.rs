@@ -413,6 +413,7 @@ impl Runner for ThreadRunner {
         job.span.in_scope(|| {
             job::run_job(
                 self.transcriber.as_ref(),
+                None,
                 &self.monitor,
                 job.audio,
                 job.options,

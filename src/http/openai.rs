@@ -49,6 +49,8 @@ struct AudioRequest {
     temperature: f32,
     granularities: Granularities,
     stream: bool,
+    /// Take the long silences out first (faster-whisper's and speaches' `vad_filter`).
+    vad_filter: bool,
 }
 
 /// `POST /v1/audio/transcriptions`.
@@ -165,6 +167,16 @@ fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<(Offere
             "stream=true sends text events; use it with response_format json or text",
         ));
     }
+    if request.vad_filter {
+        if let Err(reason) = state.live.vad() {
+            return Err(AppError::bad_request(
+                "vad_unavailable",
+                format!(
+                    "vad_filter needs Silero VAD on the server, which has none ({reason}); send the file without it"
+                ),
+            ));
+        }
+    }
     let options = TranscribeOptions {
         language: match task {
             Task::Transcribe => check_language(&model, request.language.clone())?,
@@ -174,6 +186,7 @@ fn check(state: &AppState, task: Task, request: &AudioRequest) -> Result<(Offere
         prompt: request.prompt.clone(),
         temperature: request.temperature,
         word_timestamps: request.granularities.words || request.format.wants_words(),
+        vad_filter: request.vad_filter,
         progress: None,
     };
     Ok((model, options))
@@ -185,7 +198,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<AudioRe
     let store = state.transcriptions.store();
     let mut file = None;
     let (mut model, mut language, mut prompt) = (None, None, None);
-    let (mut format, mut temperature, mut stream) = (ResponseFormat::default(), 0.0, false);
+    let (mut format, mut temperature, mut stream, mut vad_filter) = (ResponseFormat::default(), 0.0, false, false);
     let mut granularities = Granularities::default();
     while let Some(field) = multipart.next_field().await.map_err(failed)? {
         let name = field.name().unwrap_or_default().to_string();
@@ -218,18 +231,8 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<AudioRe
                     ))
                 }
             },
-            "stream" => {
-                stream = match short(field).await?.map(|v| v.to_lowercase()).as_deref() {
-                    Some("true") => true,
-                    Some("false") | None => false,
-                    Some(other) => {
-                        return Err(AppError::bad_request(
-                            "invalid_request",
-                            format!("stream {other:?} is not true or false"),
-                        ))
-                    }
-                }
-            }
+            "stream" => stream = flag("stream", short(field).await?)?,
+            "vad_filter" => vad_filter = flag("vad_filter", short(field).await?)?,
             // Fields of OpenAI's that Whisper has no use for (include[],
             // chunking_strategy), and unknown ones, are read and ignored.
             _ => skip_field(field, "the upload", limit).await?,
@@ -251,7 +254,20 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<AudioRe
         temperature,
         granularities,
         stream,
+        vad_filter,
     })
+}
+
+/// A true/false form field; absent is false.
+fn flag(name: &str, value: Option<String>) -> Result<bool, AppError> {
+    match value.map(|v| v.to_lowercase()).as_deref() {
+        Some("true") => Ok(true),
+        Some("false") | None => Ok(false),
+        Some(other) => Err(AppError::bad_request(
+            "invalid_request",
+            format!("{name} {other:?} is not true or false"),
+        )),
+    }
 }
 
 fn parse_temperature(value: &str) -> Result<f32, AppError> {

@@ -2,6 +2,7 @@
 //! of 16 kHz audio the probability that it is speech (`FrameScorer`); `turns`
 //! cuts utterances out of a live stream by those probabilities.
 
+pub mod filter;
 pub mod turns;
 
 use std::path::{Path, PathBuf};

@@ -44,6 +44,20 @@ def silent_wav(seconds):
     return buffer.getvalue()
 
 
+def with_silences(name, seconds):
+    """The clip between and after silences of `seconds`, twice: silence, clip, silence, clip, silence."""
+    with wave.open(str(AUDIO / name)) as w:
+        rate, frames = w.getframerate(), w.readframes(w.getnframes())
+    quiet = b"\0\0" * int(rate * seconds)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(quiet + frames + quiet + frames + quiet)
+    return buffer.getvalue()
+
+
 class OpenAiClient(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -56,7 +70,8 @@ class OpenAiClient(unittest.TestCase):
         cls.server = subprocess.Popen(
             [str(ROOT / "target/release/sori"), "serve", "--model", str(model), "--model", str(second),
              "--port", str(port),
-             "--data-dir", str(Path(cls.work.name) / "data"), "--api-key", KEY],
+             "--data-dir", str(Path(cls.work.name) / "data"), "--api-key", KEY,
+             "--vad-model", str(MODEL_DIR / "silero_vad_16k.onnx")],
             stdout=cls.log, stderr=subprocess.STDOUT)
         for _ in range(300):
             try:
@@ -233,6 +248,24 @@ class OpenAiClient(unittest.TestCase):
         self.assertEqual(webvtt.from_buffer(io.StringIO(ask(response_format="vtt"))).captions, [])
         verbose = ask(response_format="verbose_json", timestamp_granularities=["word", "segment"])
         self.assertEqual((verbose.text, verbose.segments, verbose.words), ("", [], []))
+
+
+    def test_vad_filter_skips_long_silences_and_keeps_the_original_times(self):
+        audio = with_silences("jfk.wav", 5)
+        plain, filtered = (self.client.audio.transcriptions.create(
+            model="tiny.en-q8_0", file=("gaps.wav", audio), response_format="verbose_json", language="en",
+            extra_body={"vad_filter": on}) for on in ("false", "true"))
+        # The speech starts 5.29 s in: the filter keeps 0.4 s before it, and times are the original's.
+        self.assertTrue(4.6 <= filtered.segments[0].start <= 5.3, filtered.segments[0].start)
+        self.assertEqual(filtered.text.lower().count("your country"), 4, filtered.text)
+        self.assertAlmostEqual(filtered.duration, plain.duration, delta=0.01)
+        self.assertLessEqual(filtered.segments[-1].end, 32.5, "the last words end in the second clip, not in the silence after it")
+        for segment in filtered.segments:
+            self.assertLessEqual(segment.start, segment.end)
+        with self.assertRaises(openai.BadRequestError) as bad:
+            self.client.audio.transcriptions.create(model="whisper-1", file=("gaps.wav", audio),
+                                                    extra_body={"vad_filter": "maybe"})
+        self.assertIn("vad_filter", str(bad.exception))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::protocol::{segments_to_wire, Message, Order};
 use crate::engine::{run_job, ProgressSink, TranscribeOptions, Transcriber};
 use crate::monitor::PerformanceMonitor;
+use crate::vad::SileroVad;
 
 /// Where a worker's messages go: the stdout it was started with. Anything
 /// else that writes to stdout (a C library's printf) goes to stderr instead,
@@ -58,6 +59,7 @@ pub fn bind_to_parent() {
 /// (the caller flushes its traces there).
 pub fn serve(
     transcriber: &dyn Transcriber,
+    vad: Option<&SileroVad>,
     monitor: &PerformanceMonitor,
     max_audio_sec: f64,
     job_span: impl Fn(Option<&str>) -> tracing::Span,
@@ -89,6 +91,7 @@ pub fn serve(
         let result = span.in_scope(|| {
             run_job(
                 transcriber,
+                vad,
                 monitor,
                 &order.audio,
                 &options,
