@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_peers import ROOT, edit_rate, free_port, real_speech_clip, words  # noqa: E402
+from compare_peers import ROOT, SoriHttp, edit_rate, real_speech_clip, words  # noqa: E402
 
 RATE = 16000
 CHUNK_MS = 20
@@ -91,29 +92,14 @@ def main():
     tail = work / "tail.wav"
     subprocess.run(["sox", "-n", "-r", str(RATE), "-c", "1", "-b", "16", str(tail), "trim", "0", "1"], check=True)
     one = pcm16(clip) + pcm16(tail)
-    port = free_port()
-    server = subprocess.Popen(
-        [str(ROOT / "target/release/sori"), "serve", "--model", args.model, "--port", str(port),
-         "--data-dir", str(work / "data")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = SoriHttp(str(ROOT / "target/release/sori"), args.model, os.cpu_count(), args.model)
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        with open(clip, "rb") as f:
-            boundary = "sori-live-latency"
-            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.wav\"\r\n\r\n").encode() \
-                + f.read() + f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nen\r\n--{boundary}--\r\n".encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/transcribe", data=body,
-                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        file_text = json.load(urllib.request.urlopen(request))["text"]
-        url = f"ws://127.0.0.1:{port}/v1/realtime?intent=transcription"
+        with urllib.request.urlopen(server.upload("/transcribe", [clip])) as answer:
+            file_text = json.load(answer)["text"]
+        url = f"ws://127.0.0.1:{server.port}/v1/realtime?intent=transcription"
         utterances, text = asyncio.run(stream(url, one * args.passes, args.model))
     finally:
-        server.terminate()
-        server.wait(30)
+        server.close()
     waits = [w for _, w, _ in utterances]
     server_side = [s for _, _, s in utterances]
     audio_sec = len(one) * args.passes / 2 / RATE

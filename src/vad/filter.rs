@@ -4,12 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::{FrameScorer, FRAME_SAMPLES};
-
-/// Samples per millisecond at 16 kHz.
-const SAMPLES_PER_MS: usize = 16;
-/// How far below the threshold a frame must fall to count as silence (Silero's own margin).
-const HYSTERESIS: f32 = 0.15;
+use super::{FrameScorer, FRAME_SAMPLES, HYSTERESIS, SAMPLES_PER_MS};
 
 /// What counts as a silence to take out; faster-whisper's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -16,6 +16,11 @@ pub const FRAME_SAMPLES: usize = 512;
 const CONTEXT_SAMPLES: usize = 64;
 /// The recurrent state carried from frame to frame: (h, c) x batch 1 x 128.
 const STATE_SHAPE: [usize; 3] = [2, 1, 128];
+/// Samples per millisecond at 16 kHz.
+const SAMPLES_PER_MS: usize = 16;
+/// How far below the threshold a frame must fall to count as silence once
+/// speech has started (Silero's own margin).
+const HYSTERESIS: f32 = 0.15;
 
 /// Why the voice-activity model could not be used.
 #[derive(Debug, thiserror::Error)]

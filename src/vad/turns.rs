@@ -5,12 +5,10 @@
 
 use std::collections::VecDeque;
 
-use super::{FrameScorer, VadError, FRAME_SAMPLES};
+use super::{FrameScorer, VadError, FRAME_SAMPLES, HYSTERESIS};
 
 /// Samples per millisecond at 16 kHz.
-const SAMPLES_PER_MS: u64 = 16;
-/// How far below the threshold a frame must fall to count as silence (Silero's own margin).
-const HYSTERESIS: f32 = 0.15;
+const SAMPLES_PER_MS: u64 = super::SAMPLES_PER_MS as u64;
 
 /// OpenAI's `server_vad` parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]

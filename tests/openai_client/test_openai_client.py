@@ -4,13 +4,8 @@ models, the error classes, and silence. Subtitles are read by the `srt` and
 `webvtt-py` parsers. Run by `make test-openai`."""
 
 import io
-import os
 import re
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 import urllib.request
 import wave
@@ -20,18 +15,12 @@ import openai
 import srt
 import webvtt
 
-ROOT = Path(__file__).resolve().parents[2]
-AUDIO = ROOT / "tests" / "fixtures" / "audio"
-MODEL_DIR = Path(os.environ.get("SORI_MODEL_DIR", ROOT / "models"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sori_server import AUDIO, MODEL_DIR, SoriServer  # noqa: E402
+
 KEY = "sk-sori-test-key"
 EIGHT = ["cpu_percent_avg", "cpu_percent_max", "ram_mb_avg", "ram_mb_peak",
          "gpu_vram_mb_current", "gpu_vram_mb_peak", "gpu_percent", "processing_time_sec"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def silent_wav(seconds):
@@ -61,36 +50,18 @@ def with_silences(name, seconds):
 class OpenAiClient(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = tempfile.TemporaryDirectory()
-        port = free_port()
-        cls.base = f"http://127.0.0.1:{port}"
         model = MODEL_DIR / "ggml-base-q8_0.bin"
         second = MODEL_DIR / "ggml-tiny.en-q8_0.bin"
-        cls.log = open(Path(cls.work.name) / "server.log", "wb")
-        cls.server = subprocess.Popen(
-            [str(ROOT / "target/release/sori"), "serve", "--model", str(model), "--model", str(second),
-             "--port", str(port),
-             "--data-dir", str(Path(cls.work.name) / "data"), "--api-key", KEY,
-             "--vad-model", str(MODEL_DIR / "silero_vad_16k.onnx")],
-            stdout=cls.log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{cls.base}/readyz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("sori never became ready")
+        cls.server = SoriServer("--model", model, "--model", second, "--api-key", KEY,
+                                "--vad-model", MODEL_DIR / "silero_vad_16k.onnx")
+        cls.base = cls.server.base
         cls.client = openai.OpenAI(base_url=f"{cls.base}/v1", api_key=KEY, max_retries=0)
         cls.served = model.stem.removeprefix("ggml-")
         cls.second = second.stem.removeprefix("ggml-")
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        cls.server.wait(30)
-        cls.log.close()
-        cls.work.cleanup()
+        cls.server.stop()
 
     def transcribe(self, name="jfk.wav", **kwargs):
         with open(AUDIO / name, "rb") as f:

@@ -8,11 +8,9 @@ import asyncio
 import base64
 import difflib
 import json
-import os
 import re
-import socket
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 import urllib.request
@@ -21,20 +19,14 @@ from pathlib import Path
 import openai
 import websockets
 
-ROOT = Path(__file__).resolve().parents[2]
-AUDIO = ROOT / "tests" / "fixtures" / "audio"
-MODEL_DIR = Path(os.environ.get("SORI_MODEL_DIR", ROOT / "models"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sori_server import AUDIO, MODEL_DIR, SoriServer  # noqa: E402
+
 KEY = "sk-sori-live-key"
 EIGHT = ["cpu_percent_avg", "cpu_percent_max", "ram_mb_avg", "ram_mb_peak",
          "gpu_vram_mb_current", "gpu_vram_mb_peak", "gpu_percent", "processing_time_sec"]
 MAX_SESSIONS = 2
 IDLE_SEC = 3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pcm16(name, rate, trailing_silence_sec=1.5):
@@ -56,33 +48,16 @@ def vad(**overrides):
 class Realtime(unittest.IsolatedAsyncioTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = tempfile.TemporaryDirectory()
-        port = free_port()
-        cls.base = f"http://127.0.0.1:{port}"
-        cls.log = open(Path(cls.work.name) / "server.log", "wb")
-        cls.server = subprocess.Popen(
-            [str(ROOT / "target/release/sori"), "serve",
-             "--model", str(MODEL_DIR / "ggml-tiny.en-q8_0.bin"), "--model", str(MODEL_DIR / "ggml-base-q8_0.bin"),
-             "--vad-model", str(MODEL_DIR / "silero_vad_16k.onnx"), "--port", str(port),
-             "--data-dir", str(Path(cls.work.name) / "data"), "--api-key", KEY,
-             "--max-live-sessions", str(MAX_SESSIONS), "--live-idle-timeout-sec", str(IDLE_SEC)],
-            stdout=cls.log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{cls.base}/readyz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("sori never became ready")
-        cls.ws_url = f"ws://127.0.0.1:{port}/v1/realtime?intent=transcription"
+        cls.server = SoriServer(
+            "--model", MODEL_DIR / "ggml-tiny.en-q8_0.bin", "--model", MODEL_DIR / "ggml-base-q8_0.bin",
+            "--vad-model", MODEL_DIR / "silero_vad_16k.onnx", "--api-key", KEY,
+            "--max-live-sessions", MAX_SESSIONS, "--live-idle-timeout-sec", IDLE_SEC)
+        cls.base = cls.server.base
+        cls.ws_url = f"ws://127.0.0.1:{cls.server.port}/v1/realtime?intent=transcription"
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        cls.server.wait(30)
-        cls.log.close()
-        cls.work.cleanup()
+        cls.server.stop()
 
     async def asyncSetUp(self):
         # unittest runs the loop in debug mode, which reports every slow callback; these are expected here.
