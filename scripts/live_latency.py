@@ -58,7 +58,11 @@ async def stream(url, pcm, model):
 
         sender = asyncio.create_task(send())
         committed = 0
-        async for message in ws:
+        while not (sender.done() and len(done) == committed):
+            try:
+                message = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                continue
             event = json.loads(message)
             if event["type"] == "input_audio_buffer.committed":
                 committed += 1
@@ -70,8 +74,6 @@ async def stream(url, pcm, model):
                 texts.append(event["transcript"])
             elif event["type"] == "error":
                 raise RuntimeError(event["error"]["message"])
-            if sender.done() and len(done) == committed:
-                break
         await sender
     return done, " ".join(texts)
 

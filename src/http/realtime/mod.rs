@@ -124,24 +124,26 @@ async fn run(socket: WebSocket, state: AppState, _slot: OwnedSemaphorePermit) {
         .send(json!({"type": "session.created", "session": session.config.to_json(&session.id)}))
         .await;
     let idle = state.live.settings.idle_timeout;
+    // Only events count: a client whose WebSocket library pings by itself is still idle.
+    let mut idle_until = tokio::time::Instant::now() + idle;
     let ending = loop {
         let message = tokio::select! {
-            message = tokio::time::timeout(idle, incoming.next()) => message,
+            message = incoming.next() => message,
+            () = tokio::time::sleep_until(idle_until) => break Ending::Finish(1000, "no event for the idle timeout"),
             () = state.shutdown.cancelled() => break Ending::Finish(1001, "the server is shutting down"),
         };
         match message {
-            Err(_) => break Ending::Finish(1000, "no audio or event for the idle timeout"),
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break Ending::ClientLeft,
-            Ok(Some(Ok(Message::Text(text)))) => session.handle(text.as_str()).await,
-            Ok(Some(Ok(Message::Binary(_)))) => {
-                events
-                    .error(
-                        EventError::invalid("invalid_event", "send events as JSON text messages"),
-                        None,
-                    )
-                    .await;
+            None | Some(Err(_) | Ok(Message::Close(_))) => break Ending::ClientLeft,
+            Some(Ok(Message::Text(text))) => {
+                idle_until = tokio::time::Instant::now() + idle;
+                session.handle(text.as_str()).await;
             }
-            Ok(Some(Ok(_))) => {}
+            Some(Ok(Message::Binary(_))) => {
+                idle_until = tokio::time::Instant::now() + idle;
+                let error = EventError::invalid("invalid_event", "send events as JSON text messages");
+                events.error(error, None).await;
+            }
+            Some(Ok(_)) => {}
         }
     };
     drop(session);
