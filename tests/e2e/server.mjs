@@ -29,11 +29,11 @@ export async function waitReady(url) {
   throw new Error(`${url} never became ready`);
 }
 
-/** Starts `sori serve` on `dataDir` (and `port`, or a free one); resolves once it is ready. */
+/** Starts `sori serve` on `dataDir` (and `port`, or a free one) with the tests' model folder, so nothing is fetched into this one; resolves once it is ready. */
 export async function startServer(dataDir, args = [], port) {
   port ??= await freePort();
   const proc = spawn(join(ROOT, "target/release/sori"),
-    ["serve", "--model", MODEL, "--port", String(port), "--data-dir", dataDir, ...args], { stdio: "ignore" });
+    ["serve", "--model", MODEL, "--model-dir", MODEL_DIR, "--port", String(port), "--data-dir", dataDir, ...args], { stdio: "ignore" });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/readyz`);
   return { proc, url, port };

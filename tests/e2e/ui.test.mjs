@@ -8,7 +8,7 @@ import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, existsSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { ROOT, MODEL, CHROMIUM_ARGS, freePort, waitReady, startServer, stopServer } from "./server.mjs";
+import { ROOT, MODEL, MODEL_DIR, CHROMIUM_ARGS, freePort, waitReady, startServer, stopServer } from "./server.mjs";
 
 const OUT = join(ROOT, "test-output");
 const AUDIO = join(ROOT, "tests/fixtures/audio");
@@ -250,7 +250,7 @@ test("with an API key set, the page asks for it once and keeps it", async () => 
   const port = await freePort();
   const keyed = `http://127.0.0.1:${port}`;
   const other = spawn(join(ROOT, "target/release/sori"),
-    ["serve", "--model", MODEL, "--port", String(port), "--data-dir", join(work, "data-keyed"), "--api-key", "e2e-secret"],
+    ["serve", "--model", MODEL, "--model-dir", MODEL_DIR, "--port", String(port), "--data-dir", join(work, "data-keyed"), "--api-key", "e2e-secret"],
     { stdio: "ignore" });
   try {
     await waitReady(`${keyed}/readyz`);
@@ -456,7 +456,7 @@ test("in English: the batch table says when the server went away mid-batch, and 
 });
 
 test("a server with two models offers both, and the chosen one transcribes", async () => {
-  const base = join(process.env.SORI_MODEL_DIR || join(ROOT, "models"), "ggml-base-q8_0.bin");
+  const base = join(MODEL_DIR, "ggml-base-q8_0.bin");
   const other = await startServer(join(work, "data-models"), ["--model", base]);
   const chooser = await newPage("ko-KR");
   try {
