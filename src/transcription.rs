@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::engine::{JobOutput, SubmitError, TranscribeOptions};
+use crate::engine::{JobOutput, Segment, SubmitError, TranscribeOptions};
 use crate::models::{LoadFailed, Models, OfferedModel};
 use crate::rounding::round_to;
 use crate::store::history::History;
@@ -96,23 +96,35 @@ impl Transcriptions {
     }
 
     /// Runs `request` on the engine, counts it in Prometheus, puts its figures
-    /// on the current span and writes `{id}.txt` + `{id}.performance.json`.
+    /// on the current span and keeps it (see [`Transcriptions::keep`]).
     pub async fn transcribe(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
         let transcribed = self.run(request).await?;
-        let file_id = transcribed.record.file_id;
-        self.publisher(&transcribed)
+        let transcript = &transcribed.output.transcript;
+        self.keep(&transcribed.record, &transcript.text, &transcript.segments)
+            .await?;
+        Ok(transcribed)
+    }
+
+    /// Writes `{id}.txt` + `{id}.performance.json` (and the segments), then
+    /// lists the transcription in the history; a record already kept under
+    /// the same id is replaced.
+    pub async fn keep(
+        &self,
+        record: &TranscriptionRecord,
+        text: &str,
+        segments: &[Segment],
+    ) -> Result<(), TranscriptionError> {
+        let file_id = record.file_id;
+        self.store
+            .save(record, text, segments)
             .instrument(tracing::info_span!("write_files"))
             .await
             .map_err(|source| TranscriptionError::Save { file_id, source })?;
         // Kept either way: the next start indexes a record that is not yet.
-        if let Err(e) = self
-            .history
-            .add(&transcribed.record, &transcribed.output.transcript.text)
-            .await
-        {
+        if let Err(e) = self.history.add(record, text).await {
             tracing::warn!(error = %e, %file_id, "the transcription is kept but not yet in the history");
         }
-        Ok(transcribed)
+        Ok(())
     }
 
     /// What writes the paired files of `transcribed` (and its segments),
@@ -157,6 +169,7 @@ impl Transcriptions {
             trace_id: request.trace_id,
             warnings: output.warnings.clone(),
             replica: Some(self.replica.clone()),
+            live: None,
         };
         record_on_span(&tracing::Span::current(), &record);
         let file_id = record.file_id;

@@ -81,7 +81,9 @@ async function openTranscription(fileId) {
 function renderSingle(r) {
   $("single-result").hidden = false;
   $("single-filename").textContent = r.filename;
-  $("single-meta").textContent = `${r.language} · ${fmt.sec(r.audio_duration_sec)} · ${r.word_count} · ${r.model}`;
+  const utterances = r.live ? ` · ${t("live_utterances")} ${r.live.utterances}` : "";
+  $("single-meta").textContent = `${r.language} · ${fmt.sec(r.audio_duration_sec)} · ${r.word_count} · ${r.model}${utterances}`;
+  $("single-live-note").hidden = !r.live;
   $("single-text").textContent = r.text;
   $("single-segments").replaceChildren(...r.segments.map((s) => {
     const li = el("li");
@@ -400,7 +402,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $(`tab-${name}`).addEventListener("keydown", onTabKey);
   }
   initHistory({ transcription: openTranscription, batch: openBatch, forget });
-  initLive();
+  initLive(openTranscription);
   loadModels();
   wireDrop($("single-drop"), $("single-file"), (files) => transcribeSingle(files[0]));
   wireDrop($("batch-drop"), $("batch-files"), startBatch);

@@ -51,6 +51,8 @@ const TEXT = {
     live_utterances: "발화", live_cpu_time: "CPU 시간",
     live_no_microphone: "마이크를 쓸 수 없습니다. 브라우저에서 마이크 권한을 허용하세요.",
     live_closed: "실시간 세션이 끊겼습니다",
+    live_save: "중지하면 기록에 저장", live_saved: "세션을 기록에 저장했습니다.", live_open: "열기",
+    live_figures_note: "실시간 세션: 수치는 발화들의 작업을 합친 것입니다. 처리 시간과 CPU 시간은 합계, 평균은 처리 시간으로 가중한 평균, 최대·피크는 발화 중 가장 높은 값입니다.",
     close: "닫기", model: "모델", server_unreachable: "서버에 연결할 수 없습니다. 서버가 실행 중인지 확인하고 다시 시도하세요.", any_language: "모든 언어", col_progress: "진행", result_from_history: "{date}에 전사",
   },
   en: {
@@ -103,6 +105,8 @@ const TEXT = {
     live_utterances: "Utterances", live_cpu_time: "CPU time",
     live_no_microphone: "The microphone cannot be used. Allow this page to use it in the browser.",
     live_closed: "The live session was closed",
+    live_save: "Save to history when stopped", live_saved: "The session is saved in the history.", live_open: "Open",
+    live_figures_note: "A live session: the figures combine its utterances' work. Processing and CPU time are sums, averages are weighted by processing time, maxima and peaks are the highest of any utterance.",
     close: "Close", model: "Model", server_unreachable: "The server cannot be reached. Check that it is running, then try again.", any_language: "Any language", col_progress: "Progress", result_from_history: "transcribed {date}",
   },
 };

@@ -1,6 +1,7 @@
 // The Live view: the microphone through an AudioWorklet, 16 kHz PCM16 over
 // OpenAI's Realtime protocol (/v1/realtime), and the text utterance by
-// utterance with what each cost, and the session's totals.
+// utterance with what each cost, and the session's totals; on stop, the
+// session can be saved in the history (Sori's sori.session.save event).
 import { t } from "./i18n.js";
 import { $, el, fmt, fillMetrics, showError, errorMessage } from "./view.js";
 import { request } from "./api.js";
@@ -11,12 +12,17 @@ const RATE = 16000;
 const DRAIN_MS = 15000;
 
 /** The session under way: its socket and audio, its utterances by item id, and its totals. */
-const live = { socket: null, audio: null, stream: null, items: new Map(), totals: null, waiting: 0, stopping: null };
+const live = {
+  socket: null, audio: null, stream: null, items: new Map(), totals: null, waiting: 0, stopping: null, saving: false,
+  saved: null, open: null,
+};
 
-/** Wires the view's buttons. */
-export function initLive() {
+/** Wires the view's buttons; `open(fileId)` shows a kept transcription. */
+export function initLive(open) {
+  live.open = open;
   $("live-start").addEventListener("click", start);
   $("live-stop").addEventListener("click", stop);
+  $("live-open").addEventListener("click", () => live.open(live.saved));
 }
 
 /** Draws the view again (after the page's language changed). */
@@ -49,8 +55,9 @@ async function start() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/v1/realtime?intent=transcription`,
     key ? ["realtime", `openai-insecure-api-key.${key}`] : ["realtime"]);
-  Object.assign(live, { socket, audio, stream, items: new Map(), totals: null, waiting: 0, stopping: null });
+  Object.assign(live, { socket, audio, stream, items: new Map(), totals: null, waiting: 0, stopping: null, saving: false, saved: null });
   $("live-items").replaceChildren();
+  $("live-saved").hidden = true;
   renderTotals();
   socket.onopen = () => {
     const language = $("live-language").value;
@@ -85,11 +92,28 @@ function stop() {
   closeWhenDone();
 }
 
+/** Once a stopping session's text is all in: saves it when asked (and there is text), then closes. */
 function closeWhenDone() {
-  if (live.stopping && live.waiting === 0) {
-    // Commit's answer (an utterance, or "nothing to commit") comes before a close.
-    setTimeout(() => { if (live.waiting === 0) live.socket?.close(1000); }, 300);
-  }
+  if (!live.stopping || live.waiting !== 0 || live.saving) return;
+  // Commit's answer (an utterance, or "nothing to commit") comes before this runs.
+  setTimeout(() => {
+    if (live.waiting !== 0 || live.saving || !live.socket) return;
+    const transcribed = [...live.items.values()].some((item) => item.state === "done");
+    if ($("live-save").checked && transcribed && !live.saved) {
+      live.saving = true;
+      live.socket.send(JSON.stringify({ type: "sori.session.save" }));
+    } else {
+      live.socket.close(1000);
+    }
+  }, 300);
+}
+
+/** The session is saved (or could not be): say so, then close. */
+function saveAnswered(fileId) {
+  live.saving = false;
+  live.saved = fileId;
+  $("live-saved").hidden = !fileId;
+  live.socket?.close(1000);
 }
 
 /** Ends the view's session (the socket closed). */
@@ -138,7 +162,15 @@ function onEvent(event) {
       closeWhenDone();
       break;
     }
+    case "sori.session.saved":
+      saveAnswered(event.file_id);
+      break;
     case "error":
+      if (live.saving) {
+        showError(event.error.message);
+        saveAnswered(null);
+        break;
+      }
       // Stopping commits whatever is under way; with nothing under way, that is not news.
       if (!(live.stopping && event.error.code === "input_audio_buffer_commit_empty")) showError(event.error.message);
       closeWhenDone();

@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::models::OfferedModel;
 use crate::monitor::StageTimings;
 use crate::store::record::RequestPerformance;
-use crate::store::{FileId, TranscriptionRecord};
+use crate::store::{FileId, LiveSessionSummary, TranscriptionRecord};
 use crate::trace_context;
 use crate::transcription::Request;
 
@@ -42,6 +42,9 @@ pub struct TranscribeResponse {
     pub trace_id: Option<String>,
     /// The replica that did the work (`--replica-name`).
     pub replica: Option<String>,
+    /// For a saved live session: what it covers and what its figures mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSessionSummary>,
 }
 
 impl TranscribeResponse {
@@ -61,6 +64,7 @@ impl TranscribeResponse {
             warnings: record.warnings,
             trace_id: record.trace_id,
             replica: record.replica,
+            live: record.live,
         }
     }
 }

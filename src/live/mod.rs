@@ -4,6 +4,7 @@
 //! same way, as an uploaded file.
 
 pub mod input;
+pub mod transcript;
 
 use std::path::PathBuf;
 use std::sync::Arc;

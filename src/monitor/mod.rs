@@ -2,6 +2,7 @@
 //! (CPU, RAM, GPU, wall time) with a background sampler plus a reading at the
 //! start and at the end, so even very short work gets real values.
 
+pub mod combined;
 mod gpu;
 mod overlap;
 pub mod process;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use objects::{FilesError, FilesResult, LocalFile};
-pub use record::{FileId, TranscriptionRecord};
+pub use record::{FileId, LiveSessionSummary, TranscriptionRecord};
 
 use crate::engine::Segment;
 use folder::Folder;

@@ -105,6 +105,22 @@ pub struct TranscriptionRecord {
     /// made before replicas were named).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
+    /// Present when the record is a saved live session: what it covers, and
+    /// what its figures mean there (they combine its utterances').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSessionSummary>,
+}
+
+/// What the record of a saved live session covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveSessionSummary {
+    /// Utterances transcribed.
+    pub utterances: usize,
+    /// Seconds of their audio: the speech transcribed (`audio_duration_sec`
+    /// is the session's audio up to the end of its last utterance, pauses included).
+    pub speech_sec: f64,
+    /// What the performance figures are: sums and maxima over the utterances' work.
+    pub figures: String,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 // The Live view in Debian's chromium, whose fake microphone plays jfk.wav
 // (over and over), against a real `sori serve` with tiny.en and Silero VAD:
-// the words appear utterance by utterance, each with what it cost.
+// the words appear utterance by utterance, each with what it cost, and the
+// stopped session is saved in the history, where it opens like an upload.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -31,7 +32,7 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test("the Live view shows the clip's words utterance by utterance, with what each cost", async () => {
+test("the Live view shows the clip's words utterance by utterance, with what each cost, and saves the session", async () => {
   const context = await browser.newContext({ locale: "en-GB", viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   await page.goto(server.url);
@@ -53,6 +54,19 @@ test("the Live view shows the clip's words utterance by utterance, with what eac
   assert.equal(await page.locator("#live-status").textContent(), "Not listening");
   assert.equal(await page.locator('.live-item[data-state="speaking"], .live-item[data-state="transcribing"]').count(), 0,
     "every utterance cut before the stop has its text");
+  assert.equal(await page.locator("#live-saved").isVisible(), true, "the stopped session was saved");
+  const utterances = (await page.locator('.live-item[data-state="done"] .live-text').allTextContents())
+    .map((text) => text.trim()).filter(Boolean);
+
+  await page.locator("#live-open").click();
+  await page.locator("#single-result").waitFor({ state: "visible" });
+  assert.match(await page.locator("#single-filename").textContent(), /^Live session \d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+  assert.deepEqual((await page.locator("#single-text").textContent()).split("\n"), utterances,
+    "the saved text is the session's utterances, a line each");
+  assert.match(await page.locator("#single-meta").textContent(), new RegExp(`Utterances ${utterances.length}$`));
+  assert.equal(await page.locator("#single-live-note").isVisible(), true, "the figures say they combine the utterances");
+  assert.ok(await page.locator("#single-segments li").count() >= utterances.length);
+  await page.locator("#tab-live").click();
   await page.locator("#lang-switch").click();
   assert.equal(await page.locator("#tab-live").textContent(), "실시간");
   assert.equal(await page.locator("#live-status").textContent(), "대기 중");

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import openai
+import srt
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,8 +74,10 @@ class Realtime(unittest.IsolatedAsyncioTestCase):
             return sync.audio.transcriptions.create(model=model, file=f, **extra).text
 
     async def stream(self, name, *, rate=24000, chunk_ms=20, real_time=True, model="tiny.en-q8_0",
-                     language=None, turn_detection=None):
-        """Streams a clip through a session; returns every server event, in order."""
+                     language=None, turn_detection=None, save=None):
+        """Streams a clip through a session; returns every server event, in order.
+        With `save` (a sori.session.save event), sends it once every utterance
+        has its text and reads on until its answer."""
         pcm = pcm16(name, rate)
         chunk = rate * 2 * chunk_ms // 1000
         events = []
@@ -104,6 +107,13 @@ class Realtime(unittest.IsolatedAsyncioTestCase):
                         if not in_speech:
                             break
             await sender
+            if save is not None:
+                await conn.send(save)
+                async with asyncio.timeout(30):
+                    async for event in conn:
+                        events.append(event)
+                        if event.type in ("sori.session.saved", "error"):
+                            break
         return events
 
     def of(self, events, kind):
@@ -175,6 +185,65 @@ class Realtime(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(cuts(slow), cuts(fast))
         self.assertEqual([e.transcript for e in self.of(slow, "conversation.item.input_audio_transcription.completed")],
                          [e.transcript for e in self.of(fast, "conversation.item.input_audio_transcription.completed")])
+
+    async def test_a_saved_session_is_one_transcription_in_the_history(self):
+        events = await self.stream("jfk.wav", chunk_ms=100, real_time=False,
+                                   save={"type": "sori.session.save", "name": "JFK, live"})
+        completed = self.of(events, "conversation.item.input_audio_transcription.completed")
+        self.assertGreaterEqual(len(completed), 2)
+        [saved] = self.of(events, "sori.session.saved")
+        record = saved.model_extra["record"]
+        file_id = saved.model_extra["file_id"]
+        self.assertEqual((record["file_id"], record["filename"]), (file_id, "JFK, live"))
+        self.assertEqual(record["live"]["utterances"], len(completed))
+        self.assertIn("sums", record["live"]["figures"])
+        self.assertAlmostEqual(record["live"]["speech_sec"], sum(e.usage.seconds for e in completed), delta=0.01)
+        self.assertAlmostEqual(record["audio_duration_sec"],
+                               completed[-1].model_extra["sori"]["audio_end_ms"] / 1000, delta=0.05)
+
+        # The figures combine the utterances' as the record says: sums, time-weighted means, maxima.
+        each = [e.model_extra["sori"]["performance"] for e in completed]
+        figures = record["performance"]
+        time = sum(p["processing_time_sec"] for p in each)
+        self.assertAlmostEqual(figures["processing_time_sec"], time, delta=0.001)
+        self.assertAlmostEqual(figures["cpu_time_sec"], sum(p["cpu_time_sec"] for p in each), delta=0.001)
+        self.assertAlmostEqual(figures["cpu_percent_avg"],
+                               sum(p["cpu_percent_avg"] * p["processing_time_sec"] for p in each) / time, delta=0.02)
+        for peak in ("cpu_percent_max", "ram_mb_peak", "gpu_vram_mb_peak"):
+            self.assertEqual(figures[peak], max(p[peak] for p in each), peak)
+        self.assertAlmostEqual(figures["real_time_factor"], time / record["audio_duration_sec"], delta=0.001)
+
+        # It is a transcription like any other: listed, its text one line an utterance, subtitles on the session's clock.
+        read = lambda path: urllib.request.urlopen(urllib.request.Request(
+            f"{self.base}{path}", headers={"Authorization": f"Bearer {KEY}"})).read().decode()
+        listed = json.loads(read("/files?name=JFK%2C%20live"))["files"]
+        self.assertEqual([f["file_id"] for f in listed], [file_id])
+        self.assertEqual(read(f"/files/{file_id}/text").splitlines(), [e.transcript.strip() for e in completed])
+        starts = [cue.start.total_seconds() for cue in srt.parse(read(f"/files/{file_id}/srt"))]
+        self.assertGreaterEqual(len(starts), len(completed))
+        self.assertEqual(starts, sorted(starts))
+        last_start = completed[-1].model_extra["sori"]["audio_start_ms"] / 1000
+        self.assertGreaterEqual(starts[-1], last_start - 0.05, "the last cue is timed in the session, not the utterance")
+        self.assertIn("WEBVTT", read(f"/files/{file_id}/vtt"))
+
+    async def test_saving_nothing_or_with_a_bad_name_is_refused_and_the_session_goes_on(self):
+        async with self.client().realtime.connect(extra_query={"intent": "transcription"}) as conn:
+            await conn.send({"type": "sori.session.save", "event_id": "save-1"})
+            await conn.send({"type": "sori.session.save", "name": "x" * 201})
+            await conn.send({"type": "sori.session.save", "name": 7})
+            await conn.session.update(session={"type": "transcription", "audio": {"input": {"turn_detection": None}}})
+            events = []
+            async with asyncio.timeout(30):
+                async for event in conn:
+                    events.append(event)
+                    if event.type == "session.updated":
+                        break
+        errors = [e.error for e in self.of(events, "error")]
+        self.assertEqual([(e.code, e.param) for e in errors],
+                         [("session_not_saved", None), ("invalid_value", "name"), ("invalid_value", "name")])
+        self.assertEqual(errors[0].event_id, "save-1")
+        self.assertIn("nothing to save", errors[0].message)
+        self.assertIn("200", errors[1].message)
 
     async def test_korean_at_16_khz_with_a_multilingual_model(self):
         events = await self.stream("ko_test.wav", rate=16000, chunk_ms=100, real_time=False,

@@ -4,6 +4,8 @@
 //! into utterances; each is transcribed on the workers, in order, and its
 //! text comes back as `conversation.item.input_audio_transcription.delta`
 //! and `.completed`, the latter with Sori's figures for that utterance.
+//! Sori's own client event `sori.session.save` keeps what the session has
+//! transcribed as one transcription in the history (`sori.session.saved`).
 
 mod config;
 
@@ -29,6 +31,7 @@ use super::AppState;
 use crate::engine::{ProgressSink, TranscribeOptions};
 use crate::error::AppError;
 use crate::live::input::{InputAudio, InputError, InputEvent, Utterance};
+use crate::live::transcript::{SessionTranscript, MAX_NAME_CHARS};
 use crate::live::{self, SessionTotals};
 use crate::models::OfferedModel;
 use crate::telemetry::metrics;
@@ -94,6 +97,22 @@ pub async fn connect(
 enum Outgoing {
     Event(Value),
     Close(u16, &'static str),
+}
+
+/// Work for the session's transcriber, done in the order it was asked for.
+enum Work {
+    /// An utterance to transcribe.
+    Utterance(Pending),
+    /// Keep what was transcribed before it as one transcription.
+    Save(SaveRequest),
+}
+
+/// A `sori.session.save` event.
+struct SaveRequest {
+    /// The name the history shows; a default naming the session's start when `None`.
+    name: Option<String>,
+    /// The client event's id, for an `error` answer.
+    event_id: Option<String>,
 }
 
 /// An utterance waiting for its transcription.
@@ -270,8 +289,8 @@ struct Session {
     config: SessionConfig,
     input: InputAudio,
     events: Events,
-    /// Utterances for the transcriber, in order.
-    queue: mpsc::UnboundedSender<Pending>,
+    /// Utterances and saves for the transcriber, in order.
+    queue: mpsc::UnboundedSender<Work>,
     /// Milliseconds of audio that may wait for transcription (`--live-max-pending-sec`).
     pending: Arc<Semaphore>,
     /// The item of the speech under way (server VAD), from its start.
@@ -281,7 +300,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(state: &AppState, events: Events, queue: mpsc::UnboundedSender<Pending>) -> Self {
+    fn new(state: &AppState, events: Events, queue: mpsc::UnboundedSender<Work>) -> Self {
         let config = SessionConfig::new(state.transcriptions.models(), state.live.vad().is_ok());
         let pending_ms = state.live.settings.max_pending_sec as usize * 1000;
         Self {
@@ -308,12 +327,12 @@ impl Session {
             }
         };
         let event_id = event.get("event_id").and_then(Value::as_str).map(String::from);
-        if let Err(error) = self.dispatch(&event).await {
+        if let Err(error) = self.dispatch(&event, event_id.as_deref()).await {
             self.events.error(error, event_id.as_deref()).await;
         }
     }
 
-    async fn dispatch(&mut self, event: &Value) -> Result<(), EventError> {
+    async fn dispatch(&mut self, event: &Value, event_id: Option<&str>) -> Result<(), EventError> {
         match event.get("type").and_then(Value::as_str) {
             Some("session.update") => self.update(event.get("session").unwrap_or(&Value::Null)).await,
             Some("input_audio_buffer.append") => self.append(event).await,
@@ -329,11 +348,17 @@ impl Session {
                 self.events.send(json!({"type": "input_audio_buffer.cleared"})).await;
                 Ok(())
             }
+            Some("sori.session.save") => {
+                let name = save_name(event)?;
+                let event_id = event_id.map(String::from);
+                let _ = self.queue.send(Work::Save(SaveRequest { name, event_id }));
+                Ok(())
+            }
             Some(other) => Err(EventError::invalid(
                 "unsupported_event",
                 format!(
-                    "{other} is not an event of transcription sessions; Sori takes session.update and \
-                     input_audio_buffer.append, .commit and .clear"
+                    "{other} is not an event of transcription sessions; Sori takes session.update, \
+                     input_audio_buffer.append, .commit and .clear, and sori.session.save"
                 ),
             )
             .with_param("type")),
@@ -407,14 +432,14 @@ impl Session {
             prompt: self.config.prompt.clone(),
             ..TranscribeOptions::default()
         };
-        let _ = self.queue.send(Pending {
+        let _ = self.queue.send(Work::Utterance(Pending {
             item_id,
             utterance,
             model: self.config.model.clone(),
             options,
             ended,
             _pending: permit,
-        });
+        }));
     }
 }
 
@@ -426,6 +451,23 @@ fn new_input(state: &AppState, config: &SessionConfig) -> InputAudio {
         _ => None,
     };
     InputAudio::new(config.rate, turns, max_utterance_ms)
+}
+
+/// The name a `sori.session.save` event gives, if any; checked here so a bad one is answered at once.
+fn save_name(event: &Value) -> Result<Option<String>, EventError> {
+    let bad = |message: String| EventError::invalid("invalid_value", message).with_param("name");
+    match event.get("name") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name)) if name.trim().is_empty() => {
+            Err(bad("name is empty; leave it out for a default".into()))
+        }
+        Some(Value::String(name)) if name.chars().count() > MAX_NAME_CHARS => Err(bad(format!(
+            "name is {} characters; {MAX_NAME_CHARS} at most",
+            name.chars().count()
+        ))),
+        Some(Value::String(name)) => Ok(Some(name.trim().to_string())),
+        Some(_) => Err(bad("name is a string: what the history shows for the session".into())),
+    }
 }
 
 fn input_error(e: InputError) -> EventError {
@@ -442,10 +484,19 @@ fn input_error(e: InputError) -> EventError {
     }
 }
 
-/// Transcribes the session's utterances one after another, so their events come in order.
-async fn transcribe_in_order(state: AppState, mut queue: mpsc::UnboundedReceiver<Pending>, events: Events) {
+/// Transcribes the session's utterances one after another, so their events
+/// come in order, and saves the session where asked (after the utterances before the ask).
+async fn transcribe_in_order(state: AppState, mut queue: mpsc::UnboundedReceiver<Work>, events: Events) {
     let mut totals = SessionTotals::default();
-    while let Some(pending) = queue.recv().await {
+    let mut transcript = SessionTranscript::default();
+    while let Some(work) = queue.recv().await {
+        let pending = match work {
+            Work::Utterance(pending) => pending,
+            Work::Save(request) => {
+                save(&state, &transcript, request, &events).await;
+                continue;
+            }
+        };
         let Pending {
             item_id,
             utterance,
@@ -480,6 +531,7 @@ async fn transcribe_in_order(state: AppState, mut queue: mpsc::UnboundedReceiver
                 metrics::record_live_utterance(&name, Some(latency));
                 let record = &done.record;
                 totals.add(&record.performance.report, record.audio_duration_sec);
+                transcript.add(start_ms, &done);
                 events
                     .send(json!({
                         "type": "conversation.item.input_audio_transcription.completed",
@@ -513,5 +565,27 @@ async fn transcribe_in_order(state: AppState, mut queue: mpsc::UnboundedReceiver
                     .await;
             }
         }
+    }
+}
+
+/// Keeps the session's transcript as one transcription and says so
+/// (`sori.session.saved`, with its record), or why not (`error`).
+async fn save(state: &AppState, transcript: &SessionTranscript, request: SaveRequest, events: &Events) {
+    let transcriptions = &state.transcriptions;
+    let kept = match transcript.to_record(request.name.as_deref(), transcriptions.replica()) {
+        Ok((record, text, segments)) => transcriptions
+            .keep(&record, &text, &segments)
+            .await
+            .map(|()| record)
+            .map_err(|e| EventError::from(AppError::from(e))),
+        Err(refused) => Err(EventError::invalid("session_not_saved", refused.to_string())),
+    };
+    match kept {
+        Ok(record) => {
+            events
+                .send(json!({"type": "sori.session.saved", "file_id": record.file_id, "record": record}))
+                .await;
+        }
+        Err(error) => events.error(error, request.event_id.as_deref()).await,
     }
 }
