@@ -190,7 +190,8 @@ function addItem(id) {
 }
 
 function renderItem(item) {
-  const text = el("p", { class: "live-text" }, item.text || t(`live_${item.state}`));
+  // An utterance without words (a cough, a door) says so, marked apart from text.
+  const text = el("p", { class: item.text ? "live-text" : "live-text empty" }, item.text || t(`live_${item.state}`));
   const meta = el("p", { class: "meta live-meta" });
   if (item.state === "done") {
     const p = item.sori.performance;

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::{FrameScorer, FRAME_SAMPLES, HYSTERESIS, SAMPLES_PER_MS};
+use super::{FrameScorer, Framer, FRAME_SAMPLES, HYSTERESIS, SAMPLES_PER_MS};
 
 /// What counts as a silence to take out; faster-whisper's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,7 +58,7 @@ pub struct SpeechOnly<I> {
     min_silence: usize,
     pad: usize,
     /// Samples not yet a whole frame.
-    pending: Vec<f32>,
+    framer: Framer,
     /// Outside speech, the last `pad` samples; in speech, the silence run so far.
     held: VecDeque<f32>,
     in_speech: bool,
@@ -85,7 +85,7 @@ where
             threshold: settings.threshold,
             min_silence: settings.min_silence_ms as usize * SAMPLES_PER_MS,
             pad: settings.speech_pad_ms as usize * SAMPLES_PER_MS,
-            pending: Vec::with_capacity(FRAME_SAMPLES),
+            framer: Framer::default(),
             held: VecDeque::new(),
             in_speech: false,
             scored: 0,
@@ -166,7 +166,7 @@ where
                 // The end: speech under way keeps its silence so far and the last samples.
                 if self.in_speech {
                     self.in_speech = false;
-                    let rest: Vec<f32> = self.held.drain(..).chain(self.pending.drain(..)).collect();
+                    let rest: Vec<f32> = self.held.drain(..).chain(self.framer.take_rest()).collect();
                     self.emit(rest);
                     continue;
                 }
@@ -176,20 +176,13 @@ where
                 Ok(block) => block,
                 Err(e) => return Some(Err(e)),
             };
-            let mut rest = block.as_slice();
-            while !rest.is_empty() {
-                let take = (FRAME_SAMPLES - self.pending.len()).min(rest.len());
-                self.pending.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if self.pending.len() == FRAME_SAMPLES {
-                    let frame = std::mem::take(&mut self.pending);
-                    if let Err(e) = self.frame(&frame) {
-                        self.failed = Some(e);
-                        return None;
-                    }
-                    self.pending = frame;
-                    self.pending.clear();
-                }
+            // Out of `self` while its frames are scored, which needs `self`.
+            let mut framer = std::mem::take(&mut self.framer);
+            let scored = framer.push(&block, |frame| self.frame(frame));
+            self.framer = framer;
+            if let Err(e) = scored {
+                self.failed = Some(e);
+                return None;
             }
         }
         Some(Ok(std::mem::take(&mut self.out)))

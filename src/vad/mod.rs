@@ -22,6 +22,37 @@ const SAMPLES_PER_MS: usize = 16;
 /// speech has started (Silero's own margin).
 const HYSTERESIS: f32 = 0.15;
 
+/// Gathers a stream's samples, however they arrive split, into whole frames.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// Samples that do not make a whole frame yet.
+    pending: Vec<f32>,
+}
+
+impl Framer {
+    /// Calls `each` with every whole frame that `samples` completes, in
+    /// order, stopping at its first error (the rest of `samples` is dropped).
+    pub fn push<E>(&mut self, samples: &[f32], mut each: impl FnMut(&[f32]) -> Result<(), E>) -> Result<(), E> {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (FRAME_SAMPLES - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() == FRAME_SAMPLES {
+                let scored = each(&self.pending);
+                self.pending.clear();
+                scored?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the samples that do not make a whole frame yet.
+    pub fn take_rest(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
 /// Why the voice-activity model could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum VadError {
@@ -103,5 +134,55 @@ impl FrameScorer {
         let (probability, state) = run().map_err(|e| VadError::Run(format!("{e:#}")))?;
         self.state = state;
         Ok(probability)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_of(chunks: &[&[f32]]) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let mut framer = Framer::default();
+        let mut frames = Vec::new();
+        for chunk in chunks {
+            framer
+                .push(chunk, |frame| {
+                    frames.push(frame.to_vec());
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        }
+        (frames, framer.take_rest())
+    }
+
+    #[test]
+    fn frames_do_not_depend_on_how_the_stream_was_split() {
+        let stream: Vec<f32> = (0..FRAME_SAMPLES * 3 + 100).map(|i| i as f32).collect();
+        let whole = frames_of(&[&stream]);
+        let (a, b, c) = (
+            &stream[..7],
+            &stream[7..FRAME_SAMPLES + 3],
+            &stream[FRAME_SAMPLES + 3..],
+        );
+        assert_eq!(frames_of(&[a, b, c]), whole);
+        assert_eq!(whole.0.len(), 3);
+        assert_eq!(whole.1, stream[FRAME_SAMPLES * 3..]);
+        assert_eq!(whole.0.concat(), stream[..FRAME_SAMPLES * 3]);
+    }
+
+    #[test]
+    fn an_error_stops_the_frames() {
+        let mut framer = Framer::default();
+        let mut seen = 0;
+        let stream = vec![0.0; FRAME_SAMPLES * 3];
+        let result = framer.push(&stream, |_| {
+            seen += 1;
+            if seen == 2 {
+                Err("failed")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!((result, seen), (Err("failed"), 2));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use super::{FrameScorer, VadError, FRAME_SAMPLES, HYSTERESIS};
+use super::{FrameScorer, Framer, VadError, FRAME_SAMPLES, HYSTERESIS};
 
 /// Samples per millisecond at 16 kHz.
 const SAMPLES_PER_MS: u64 = super::SAMPLES_PER_MS as u64;
@@ -50,7 +50,7 @@ pub struct TurnDetector {
     params: ServerVad,
     scorer: FrameScorer,
     /// Samples that do not make a whole frame yet.
-    pending: Vec<f32>,
+    framer: Framer,
     /// Samples taken so far but those still pending: the stream's clock.
     scored: u64,
     /// Outside speech, the last `prefix_padding_ms` of audio; in speech, the utterance so far.
@@ -70,7 +70,7 @@ impl TurnDetector {
         Self {
             params,
             scorer,
-            pending: Vec::with_capacity(FRAME_SAMPLES),
+            framer: Framer::default(),
             scored: 0,
             audio: VecDeque::new(),
             started_at: None,
@@ -87,34 +87,27 @@ impl TurnDetector {
     /// Takes 16 kHz samples, scores every whole frame, and says where speech started and stopped in them.
     pub fn push(&mut self, samples: &[f32]) -> Result<Vec<Turn>, VadError> {
         let mut turns = Vec::new();
-        let mut rest = samples;
-        while !rest.is_empty() {
-            let take = (FRAME_SAMPLES - self.pending.len()).min(rest.len());
-            self.pending.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.pending.len() == FRAME_SAMPLES {
-                let frame = std::mem::take(&mut self.pending);
-                self.frame(&frame, &mut turns)?;
-                self.pending = frame;
-                self.pending.clear();
-            }
-        }
-        Ok(turns)
+        // Out of `self` while its frames are scored, which needs `self`.
+        let mut framer = std::mem::take(&mut self.framer);
+        let scored = framer.push(samples, |frame| self.frame(frame, &mut turns));
+        self.framer = framer;
+        scored.map(|()| turns)
     }
 
     /// Ends the utterance under way now (the client committed, or the stream
     /// ends), with the samples not yet scored; `None` outside speech.
     pub fn finish(&mut self) -> Option<Turn> {
         self.started_at?;
-        self.scored += self.pending.len() as u64;
-        self.audio.extend(self.pending.drain(..));
+        let rest = self.framer.take_rest();
+        self.scored += rest.len() as u64;
+        self.audio.extend(rest);
         Some(self.stop(self.scored))
     }
 
     /// Forgets the audio so far (the client cleared the buffer): speech under way ends without an utterance.
     pub fn clear(&mut self) {
         self.audio.clear();
-        self.pending.clear();
+        self.framer.take_rest();
         self.started_at = None;
         self.silence = 0;
     }

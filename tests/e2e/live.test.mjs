@@ -55,7 +55,7 @@ test("the Live view shows the clip's words utterance by utterance, with what eac
   assert.equal(await page.locator('.live-item[data-state="speaking"], .live-item[data-state="transcribing"]').count(), 0,
     "every utterance cut before the stop has its text");
   assert.equal(await page.locator("#live-saved").isVisible(), true, "the stopped session was saved");
-  const utterances = (await page.locator('.live-item[data-state="done"] .live-text').allTextContents())
+  const utterances = (await page.locator('.live-item[data-state="done"] .live-text:not(.empty)').allTextContents())
     .map((text) => text.trim()).filter(Boolean);
 
   await page.locator("#live-open").click();

@@ -10,7 +10,7 @@ export const MODEL = join(MODEL_DIR, "ggml-tiny.en-q8_0.bin");
 export const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"];
 
-export function freePort() {
+function freePort() {
   return new Promise((res) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
       const { port } = s.address();
@@ -19,7 +19,7 @@ export function freePort() {
   });
 }
 
-export async function waitReady(url) {
+async function waitReady(url) {
   for (let i = 0; i < 300; i++) {
     try {
       if ((await fetch(url)).ok) return;

@@ -3,12 +3,12 @@
 // Korean and in English. Screenshots go to test-output/ at the repository root.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, existsSync, rmSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { ROOT, MODEL, MODEL_DIR, CHROMIUM_ARGS, freePort, waitReady, startServer, stopServer } from "./server.mjs";
+import { ROOT, MODEL, MODEL_DIR, CHROMIUM_ARGS, startServer, stopServer } from "./server.mjs";
 
 const OUT = join(ROOT, "test-output");
 const AUDIO = join(ROOT, "tests/fixtures/audio");
@@ -247,13 +247,9 @@ test("a batch fills the table live, opens the per-file and summary modals, and e
 });
 
 test("with an API key set, the page asks for it once and keeps it", async () => {
-  const port = await freePort();
-  const keyed = `http://127.0.0.1:${port}`;
-  const other = spawn(join(ROOT, "target/release/sori"),
-    ["serve", "--model", MODEL, "--model-dir", MODEL_DIR, "--port", String(port), "--data-dir", join(work, "data-keyed"), "--api-key", "e2e-secret"],
-    { stdio: "ignore" });
+  const other = await startServer(join(work, "data-keyed"), ["--api-key", "e2e-secret"]);
+  const keyed = other.url;
   try {
-    await waitReady(`${keyed}/readyz`);
     const keyedPage = await browser.newPage();
     await keyedPage.goto(keyed);
     await keyedPage.locator("#single-file").setInputFiles(join(work, "jfk.wav"));
@@ -267,7 +263,7 @@ test("with an API key set, the page asks for it once and keeps it", async () => 
     await keyedPage.screenshot({ path: join(OUT, "api-key.png"), fullPage: true });
     await keyedPage.close();
   } finally {
-    other.kill();
+    await stopServer(other);
   }
 });
 
