@@ -595,8 +595,57 @@ async fn text_fields_are_bounded_and_unknown_fields_are_skipped() {
     let request = multipart_request("/batch", &[("language", None, &huge), ("file", Some("a.wav"), &wav)]);
     expect_error(&app, request, StatusCode::BAD_REQUEST, "invalid_request").await;
     let request = multipart_request("/transcribe", &[("notes", None, &huge), ("file", Some("a.wav"), &wav)]);
-    let (status, _, body) = send(&app, request).await;
+    let (status, headers, body) = send(&app, request).await;
     assert_eq!(status, StatusCode::OK, "an unknown field is read past: {body}");
+    assert_eq!(
+        headers.get("connection"),
+        None,
+        "a body read whole leaves the connection open"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_is_read_closes_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = test_app(Arc::new(StandIn::default()), dir.path(), TestLimits::default()).await;
+    let wav = jfk();
+    // A bad value ahead of the file: refused before the file is read. The
+    // body comes in pieces, as from a socket.
+    let request = multipart_request(
+        "/v1/audio/transcriptions",
+        &[
+            ("model", None, b"whisper-1"),
+            ("temperature", None, b"hot"),
+            ("file", Some("a.wav"), &wav),
+        ],
+    );
+    let (parts, whole) = request.into_parts();
+    let bytes = http_body_util::BodyExt::collect(whole).await.unwrap().to_bytes();
+    let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = bytes
+        .chunks(8192)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    // Each piece after a wait, so the parser cannot take the whole body at once.
+    let arriving = futures_util::StreamExt::then(futures_util::stream::iter(pieces), |piece| async {
+        tokio::task::yield_now().await;
+        piece
+    });
+    let streamed = axum::body::Body::from_stream(arriving);
+    let request = axum::http::Request::from_parts(parts, streamed);
+    let (status, headers, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        headers.get("connection").map(|v| v.to_str().unwrap()),
+        Some("close"),
+        "a client must not send its next request on a connection with unread bytes"
+    );
+    let request = multipart_request(
+        "/v1/audio/transcriptions",
+        &[("model", None, b"whisper-1"), ("file", Some("a.wav"), &wav)],
+    );
+    let (status, headers, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers.get("connection"), None);
 }
 
 #[tokio::test]

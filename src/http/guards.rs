@@ -2,7 +2,7 @@
 //! answer, a same-origin check on every state-changing request, and the
 //! bounds on uploads (how many at once, how long each may take).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -72,7 +72,10 @@ pub async fn method_not_allowed(method: Method) -> AppError {
 /// Bounds an upload: a slot among `max_concurrent_uploads` (503 when none is
 /// free, or when the server is shutting down) held until its body is read,
 /// and a deadline for the whole body (408 after it). The request is part of
-/// the work a shutdown waits for until it is answered.
+/// the work a shutdown waits for until it is answered. An answer given before
+/// the body was read to its end (a bad field ahead of the file) says
+/// `Connection: close`: the connection cannot carry another request, and a
+/// client that reused it would find it closed under its next request.
 pub async fn limit_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if state.shutdown.is_cancelled() {
         return AppError::ShuttingDown.into_response();
@@ -86,16 +89,29 @@ pub async fn limit_uploads(State(state): State<AppState>, request: Request, next
     let deadline = Instant::now() + limit;
     let expired = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();
+    let declared: Option<u64> = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let (read, ended) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let (read_in_stream, ended_in_stream) = (read.clone(), ended.clone());
     let flag = expired.clone();
     // The slot lives in the stream: it is given back when the body ends, fails, or is dropped.
     let body = futures_util::stream::unfold(Some((body.into_data_stream(), slot)), move |state| {
         let flag = flag.clone();
+        let (read, ended) = (read_in_stream.clone(), ended_in_stream.clone());
         async move {
             let (mut stream, slot) = state?;
             match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((stream, slot)))),
+                Ok(Some(Ok(chunk))) => {
+                    read.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                    Some((Ok(chunk), Some((stream, slot))))
+                }
                 Ok(Some(Err(e))) => Some((Err(e), None)),
-                Ok(None) => None,
+                Ok(None) => {
+                    ended.store(true, Ordering::SeqCst);
+                    None
+                }
                 Err(_) => {
                     flag.store(true, Ordering::SeqCst);
                     let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "upload deadline passed");
@@ -104,12 +120,24 @@ pub async fn limit_uploads(State(state): State<AppState>, request: Request, next
             }
         }
     });
-    let response = next.run(Request::from_parts(parts, Body::from_stream(body))).await;
+    let mut response = next.run(Request::from_parts(parts, Body::from_stream(body))).await;
     if expired.load(Ordering::SeqCst) {
-        return AppError::UploadTimeout {
+        response = AppError::UploadTimeout {
             limit_sec: limit.as_secs(),
         }
         .into_response();
+    }
+    eprintln!(
+        "DEBUG declared={declared:?} read={} ended={}",
+        read.load(Ordering::SeqCst),
+        ended.load(Ordering::SeqCst)
+    );
+    let read_whole =
+        ended.load(Ordering::SeqCst) || declared.is_some_and(|length| read.load(Ordering::SeqCst) >= length);
+    if !read_whole {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

@@ -97,6 +97,7 @@ pub fn multipart_request(uri: &str, parts: &[Part]) -> Request<Body> {
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     Request::post(uri)
         .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("content-length", body.len())
         .body(Body::from(body))
         .unwrap()
 }
