@@ -40,11 +40,27 @@ fn the_short_audio_context_keeps_the_words_of_the_full_window() {
     let spoken = tmp.path().join("sentence.wav");
     espeak(sentence, &spoken);
     let short_jfk = jfk_excerpt(tmp.path(), 3.2);
+    // "Ask not!" as a live utterance has it (half a second of silence after):
+    // greedy at the sized context falls just under whisper's log-probability
+    // threshold, and the sampled try at 0.2 on the same context is kept.
+    let ask_not = tmp.path().join("ask-not.wav");
+    let jfk = fixture_audio("jfk.wav");
+    sox(&[
+        jfk.to_str().unwrap(),
+        ask_not.to_str().unwrap(),
+        "trim",
+        "3.1",
+        "1.8",
+        "pad",
+        "0",
+        "0.5",
+    ]);
     // (model, clip, reference, language); `base` detects the language itself.
     let cases = [
         ("tiny.en", fixture_audio("jfk.wav"), JFK_REFERENCE, "en"),
         ("tiny.en", spoken, sentence, "en"),
         ("tiny.en", short_jfk, "And so my fellow Americans", "en"),
+        ("tiny.en", ask_not.clone(), "Ask not", "en"),
         ("base", fixture_audio("ko_test.wav"), KO_REFERENCE, "ko"),
         ("base", fixture_audio("jfk.wav"), JFK_REFERENCE, "en"),
     ];
@@ -77,6 +93,14 @@ fn the_short_audio_context_keeps_the_words_of_the_full_window() {
             full.text
         );
         assert_eq!(short.language, language, "{}", path.display());
+        if path == ask_not {
+            let temperatures: Vec<f32> = short.segments.iter().map(|s| s.decoding.temperature).collect();
+            assert_eq!(
+                temperatures,
+                [0.2],
+                "greedy failed its checks; the sampled try was kept"
+            );
+        }
         assert_eq!(full.language, language, "{}", path.display());
     }
 }

@@ -4,8 +4,9 @@
 //! Sori computes the log-mel spectrogram itself (`mel`), once per window.
 //!
 //! whisper.cpp encodes a full 30 s window whatever the clip's length. Sori
-//! first tries an audio context sized to the audio, without temperature
-//! fallback, and keeps that result only when it passes whisper's own quality
+//! first tries an audio context sized to the audio (greedy; for a clip that
+//! fits the smallest context, then once at whisper's first fallback
+//! temperature) and keeps a result only when it passes whisper's own quality
 //! checks (mean token log-probability, token entropy); otherwise it decodes
 //! again with the full context and whisper's usual fallback.
 //!
@@ -62,6 +63,14 @@ const PIECE_LIMITS: PieceLimits = PieceLimits {
 const LOOKAHEAD_PIECES: usize = 24;
 /// Mel frames (100 ms) below which whisper.cpp stops before encoding anything.
 const UNDECODED_FRAMES: usize = 10;
+/// The temperatures the smallest context is tried at, in order, before the
+/// full window (when the caller fixed none): greedy, then one sampled try at
+/// whisper's first fallback step. On a clip that short (a live utterance of a
+/// few words) a mean over a handful of tokens decides the checks, and the
+/// full window's encoding costs six times the small one's; on longer
+/// windows the try measured no faster and, on very noisy audio, less
+/// accurate than the full window (BENCHMARKS.md), so they go straight to it.
+const SMALLEST_CONTEXT_TEMPERATURES: [f32; 2] = [0.0, 0.2];
 /// whisper's default thresholds for a decode to count as failed.
 const LOGPROB_THRESHOLD: f32 = -1.0;
 const ENTROPY_THRESHOLD: f64 = 2.4;
@@ -218,19 +227,29 @@ impl WhisperTranscriber {
         };
         if self.settings.short_audio_context {
             if let Some(ctx) = short_audio_ctx(input.len()) {
-                let short = self.decode(state, &window, language, threads, wanted, Some(ctx))?;
-                if short.passes_quality_checks() {
-                    return Ok(short.transcript);
+                let fixed = [wanted.temperature];
+                let temperatures: &[f32] = if wanted.temperature == 0.0 && ctx == MIN_SHORT_CTX {
+                    &SMALLEST_CONTEXT_TEMPERATURES
+                } else {
+                    &fixed
+                };
+                for &temperature in temperatures {
+                    let tried = Wanted { temperature, ..wanted };
+                    let short = self.decode(state, &window, language, threads, tried, Some(ctx))?;
+                    if short.passes_quality_checks() {
+                        return Ok(short.transcript);
+                    }
+                    tracing::debug!(
+                        ctx,
+                        temperature,
+                        logprob = short.mean_logprob,
+                        tokens = short.token_count,
+                        entropy = short.token_entropy,
+                        stopped_on_repeat = short.stopped_on_repeat,
+                        text = %short.raw_text,
+                        "short context failed its checks"
+                    );
                 }
-                tracing::debug!(
-                    ctx,
-                    logprob = short.mean_logprob,
-                    tokens = short.token_count,
-                    entropy = short.token_entropy,
-                    stopped_on_repeat = short.stopped_on_repeat,
-                    text = %short.raw_text,
-                    "short context failed its checks; full decode"
-                );
             }
         }
         Ok(self.decode(state, &window, language, threads, wanted, None)?.transcript)
