@@ -127,11 +127,6 @@ pub async fn limit_uploads(State(state): State<AppState>, request: Request, next
         }
         .into_response();
     }
-    eprintln!(
-        "DEBUG declared={declared:?} read={} ended={}",
-        read.load(Ordering::SeqCst),
-        ended.load(Ordering::SeqCst)
-    );
     let read_whole =
         ended.load(Ordering::SeqCst) || declared.is_some_and(|length| read.load(Ordering::SeqCst) >= length);
     if !read_whole {
