@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::TranscribeArgs;
 use crate::engine::{
-    Engine, EngineSettings, JobOutput, ProgressSink, Task, TranscribeOptions, WhisperSettings, WhisperTranscriber,
+    Engine, EngineSettings, JobOutput, Lane, ProgressSink, Task, TranscribeOptions, WhisperSettings, WhisperTranscriber,
 };
 use crate::formats::{self, Granularities, ResponseFormat};
 use crate::monitor::{GpuProbe, PerformanceMonitor};
@@ -125,6 +125,7 @@ fn start_engine(args: &TranscribeArgs) -> Result<Engine, String> {
         monitor,
         EngineSettings {
             workers: 1,
+            batch_workers: 0,
             queue_capacity: 1,
             max_audio_sec: f64::INFINITY,
         },
@@ -149,7 +150,7 @@ async fn transcribe_one(engine: &Engine, path: &Path, mut options: TranscribeOpt
             bar.set_position((covered_sec * 10.0) as u64);
         })));
     }
-    let result = engine.submit(path.to_path_buf(), options).await;
+    let result = engine.submit(path.to_path_buf(), options, Lane::Request).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

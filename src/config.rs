@@ -59,6 +59,10 @@ pub struct WorkerArgs {
     /// Silero VAD's file, for `vad_filter` jobs.
     #[arg(long)]
     pub vad_model: Option<PathBuf>,
+    /// The CPU priority the worker gives itself before it starts any thread
+    /// (a nice value; batch workers run at 19, the lowest).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
 }
 
 impl WorkerArgs {
@@ -78,6 +82,10 @@ impl WorkerArgs {
         if let Some(path) = &self.vad_model {
             args.push("--vad-model".into());
             args.push(path.clone().into());
+        }
+        if self.nice != 0 {
+            args.push("--nice".into());
+            args.push(self.nice.to_string().into());
         }
         args
     }
@@ -249,6 +257,12 @@ pub struct ServeConfig {
     /// Compute threads per worker. Default: the core count divided by the workers.
     #[arg(long, env = "SORI_THREADS_PER_WORKER", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads_per_worker: Option<u16>,
+    /// Worker processes that run only batch files, at the lowest CPU priority (nice 19), each
+    /// with --threads-per-worker threads: a request then neither waits for a batch file nor
+    /// shares the cores with one, and a batch still gets every core nobody else uses. They
+    /// hold a model each. 0: batch files take turns with requests on the workers.
+    #[arg(long, env = "SORI_BATCH_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub batch_workers: u16,
     /// Try an audio context sized to short clips first (much faster; a clip whose
     /// result fails whisper's quality checks is decoded again in full). `false` always decodes 30 s windows.
     #[arg(long, env = "SORI_SHORT_AUDIO_CONTEXT", default_value_t = true, action = clap::ArgAction::Set)]
@@ -438,6 +452,7 @@ mod tests {
             sample_interval_sec: 0.25,
             max_audio_sec: 10_800.0,
             vad_model: Some("models/silero vad.onnx".into()),
+            nice: 19,
         };
         let line = std::iter::once(OsString::from("sori")).chain(args.command_line());
         let Command::Worker(parsed) = Cli::try_parse_from(line).unwrap().command else {
@@ -448,5 +463,6 @@ mod tests {
         assert_eq!((parsed.threads, parsed.short_audio_context), (3, false));
         assert_eq!((parsed.sample_interval_sec, parsed.max_audio_sec), (0.25, 10_800.0));
         assert_eq!(parsed.vad_model, args.vad_model);
+        assert_eq!(parsed.nice, 19);
     }
 }

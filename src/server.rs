@@ -26,6 +26,10 @@ use crate::store::FileStore;
 use crate::telemetry::metrics;
 use crate::transcription::Transcriptions;
 
+/// The nice value of batch workers: the lowest CPU priority, so that requests
+/// get the cores first and batch files take what is left.
+const BATCH_WORKER_NICE: i32 = 19;
+
 /// How often the metrics recorder drops stale data (its memory grows otherwise).
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 /// How long open connections get to close once the work has drained.
@@ -56,6 +60,7 @@ fn worker_pools(config: &ServeConfig, vad_model: &Path) -> anyhow::Result<Arc<St
     let (short_audio_context, sample_interval_sec) = (config.short_audio_context, config.sample_interval_sec);
     let settings = EngineSettings {
         workers,
+        batch_workers: config.batch_workers as usize,
         queue_capacity: config.queue_capacity as usize,
         max_audio_sec: config.max_audio_sec,
     };
@@ -68,13 +73,34 @@ fn worker_pools(config: &ServeConfig, vad_model: &Path) -> anyhow::Result<Arc<St
             sample_interval_sec,
             max_audio_sec: settings.max_audio_sec,
             vad_model: vad_model.clone(),
+            nice: 0,
         };
-        tracing::info!(model = %model.name, path = %model.path.display(), threads, workers, "starting the worker processes");
+        tracing::info!(
+            model = %model.name,
+            path = %model.path.display(),
+            threads,
+            workers,
+            batch_workers = settings.batch_workers,
+            "starting the worker processes"
+        );
         let command = WorkerCommand {
             program: program.clone(),
             args: worker.command_line(),
         };
-        Ok(Engine::start_processes(command, GpuProbe::detect(), settings)?)
+        let batch_command = WorkerCommand {
+            program: program.clone(),
+            args: WorkerArgs {
+                nice: BATCH_WORKER_NICE,
+                ..worker
+            }
+            .command_line(),
+        };
+        Ok(Engine::start_processes(
+            command,
+            batch_command,
+            GpuProbe::detect(),
+            settings,
+        )?)
     }))
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::engine::{JobOutput, Segment, SubmitError, TranscribeOptions};
+use crate::engine::{JobOutput, Lane, Segment, SubmitError, TranscribeOptions};
 use crate::models::{LoadFailed, Models, OfferedModel};
 use crate::rounding::round_to;
 use crate::store::history::History;
@@ -31,6 +31,8 @@ pub struct Request {
     pub options: TranscribeOptions,
     /// The W3C trace id of the request, kept in the record.
     pub trace_id: Option<String>,
+    /// A request someone waits for, or a batch file.
+    pub lane: Lane,
 }
 
 /// A finished transcription: its record (as written) and what the model heard.
@@ -144,7 +146,11 @@ impl Transcriptions {
     pub async fn run(&self, request: Request) -> Result<Transcribed, TranscriptionError> {
         // Held until the job is answered: the model's pool is not stopped meanwhile.
         let lease = self.models.take(&request.model).await?;
-        let mut output = lease.model.engine.submit(request.audio, request.options).await?;
+        let mut output = lease
+            .model
+            .engine
+            .submit(request.audio, request.options, request.lane)
+            .await?;
         if lease.started_now {
             output.timings.model_load_sec = Some(lease.model.load_sec);
         }

@@ -15,6 +15,18 @@ use crate::vad::SileroVad;
 /// Serves the server's orders until it closes the pipe.
 pub fn run(args: WorkerArgs, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
     child::bind_to_parent();
+    if args.nice != 0 {
+        // Before the model's and the jobs' threads start: a thread takes the
+        // priority of the thread that starts it.
+        // SAFETY: setpriority has no memory preconditions; 0 names this process.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) } != 0 {
+            anyhow::bail!(
+                "setting the CPU priority to {}: {}",
+                args.nice,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
     return_large_blocks_when_freed();
     let transcriber = WhisperTranscriber::load(
         &args.model_path,

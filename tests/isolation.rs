@@ -168,6 +168,69 @@ fn a_request_alone_is_exact_and_one_worker_never_overlaps() {
     );
 }
 
+/// The nice value of every thread of process `pid`, from `/proc/{pid}/task/*/stat`.
+fn thread_nice_values(pid: u32) -> Vec<i64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // Field 19 of stat; the 17th after the command name, which may hold spaces.
+            stat.rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .nth(16)
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// `--batch-workers 1`: batch files run in a process of their own whose every
+/// thread is at the lowest CPU priority (nice 19, per `/proc`), the request
+/// worker stays at 0, and a request sent while a batch file runs does not wait
+/// for it. Each worker's CPU time in `/proc` is what its own jobs reported.
+#[test]
+fn batch_files_run_on_their_own_low_priority_worker_and_requests_do_not_wait() {
+    let data = tempfile::tempdir().unwrap();
+    let audio = tempfile::tempdir().unwrap();
+    let args = ["--threads-per-worker", "1", "--batch-workers", "1"];
+    let server = Server::start(&model_path("tiny.en"), data.path(), &args, &[]);
+    let pids = server.worker_pids();
+    assert_eq!(pids.len(), 2, "one request worker and one batch worker: {pids:?}");
+    let (request_worker, batch_worker) = (pids[0], pids[1]);
+    let long = jfk_times(audio.path(), 4);
+    let (cpu_request_worker, cpu_batch_worker) = (proc_cpu_sec(request_worker), proc_cpu_sec(batch_worker));
+
+    let batch_id = server.post_batch(&[("batch.wav".to_string(), long)]);
+    server.wait_workers_busy(1, Duration::from_secs(20));
+    // Now its compute threads exist too.
+    assert!(
+        thread_nice_values(batch_worker).iter().all(|&n| n == 19),
+        "{:?}",
+        thread_nice_values(batch_worker)
+    );
+    assert!(thread_nice_values(request_worker).iter().all(|&n| n == 0));
+    let (status, single) = server.transcribe("single.wav", std::fs::read(fixture_audio("jfk.wav")).unwrap(), &[]);
+    assert_eq!(status, 200, "{single}");
+    let batch = server.wait_batch_complete(&batch_id, Duration::from_secs(120));
+    assert!(
+        single["timings"]["queue_wait_sec"].as_f64().unwrap() < 0.1,
+        "a request does not wait for a batch file: {single}"
+    );
+    for (pid, before, reported) in [
+        (request_worker, cpu_request_worker, f(&single, "cpu_time_sec")),
+        (batch_worker, cpu_batch_worker, f(&batch["files"][0], "cpu_time_sec")),
+    ] {
+        let spent = proc_cpu_sec(pid) - before;
+        assert!(
+            (reported - spent).abs() <= 0.02 * spent + 0.05,
+            "worker {pid}: its job reported {reported} s, /proc {spent} s"
+        );
+    }
+}
+
 /// `kill -9` of the worker while it transcribes: that request fails with
 /// `engine_crashed`, the server keeps serving, a new worker is ready within
 /// seconds, and Prometheus counts the restart.

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::store::{BatchStore, ClaimedFile, FinishedFile, Publish, StoreError, StoreResult};
 use super::FileChanged;
-use crate::engine::{JobError, SubmitError, TranscribeOptions};
+use crate::engine::{JobError, Lane, SubmitError, TranscribeOptions};
 use crate::store::{FileId, FilesError};
 use crate::telemetry::metrics;
 use crate::transcription::{Request, TranscriptionError, Transcriptions};
@@ -43,8 +43,8 @@ pub struct Dispatcher {
     events: BatchEvents,
     /// Woken when files are queued, so they start at once.
     wake: Notify,
-    /// Batch files in the engine at once (the worker count): a single request
-    /// waits behind at most this many batch files.
+    /// Batch files in the engine at once: one per batch worker, else one per
+    /// worker (a single request then waits behind at most this many).
     slots: usize,
     /// Tries a file gets when its worker process dies on it (`--max-attempts`):
     /// a file that kills every worker is failed, not retried for ever.
@@ -89,7 +89,7 @@ impl Dispatcher {
         max_attempts: u32,
         lease: Duration,
     ) -> Arc<Self> {
-        let slots = transcriptions.models().default_engine().workers_alive().1.max(1);
+        let slots = transcriptions.models().default_engine().batch_slots().max(1);
         Arc::new(Self {
             db,
             transcriptions,
@@ -303,6 +303,7 @@ impl Dispatcher {
                 ..TranscribeOptions::default()
             },
             trace_id: None,
+            lane: Lane::Batch,
         };
         match self.transcriptions.run(request).await {
             Ok(done) => {

@@ -22,7 +22,7 @@ use crate::audio::AudioError;
 pub use allocator::return_large_blocks_when_freed;
 pub use job::run_job;
 pub use mel::{LogMelSpectrogram, MelSpectrogramMaker};
-pub use pool::{Engine, EngineSettings, JobOutput, ModelInfo, SubmitError};
+pub use pool::{Engine, EngineSettings, JobOutput, Lane, ModelInfo, SubmitError};
 pub use whisper::{WhisperSettings, WhisperTranscriber};
 
 pub use words::strip_non_speech;

@@ -29,6 +29,10 @@ const KILLED_WORKER_GRACE: Duration = Duration::from_secs(2);
 pub struct EngineSettings {
     /// Workers, each running one job at a time.
     pub workers: usize,
+    /// Workers that run only batch files, at the lowest CPU priority, so that
+    /// a request neither waits behind a batch file nor shares the cores with
+    /// one (0: batch files run on `workers`, in turn with requests).
+    pub batch_workers: usize,
     /// Jobs that may wait for a worker.
     pub queue_capacity: usize,
     /// Longest audio accepted, seconds.
@@ -42,6 +46,15 @@ pub struct ModelInfo {
     pub name: String,
     /// Whether it knows languages other than English.
     pub multilingual: bool,
+}
+
+/// Which queue a job waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Someone waits for the answer: an upload, a live utterance.
+    Request,
+    /// A batch file: it runs on the batch workers where there are any.
+    Batch,
 }
 
 /// A finished job.
@@ -122,6 +135,8 @@ struct Gauges {
 /// The handle the HTTP side holds: submit jobs, read the queue's state.
 pub struct Engine {
     sender: SyncSender<Job>,
+    /// The batch workers' queue, when there are batch workers.
+    batch_sender: Option<SyncSender<Job>>,
     gauges: Arc<Gauges>,
     settings: EngineSettings,
     model: ModelInfo,
@@ -150,22 +165,31 @@ impl Engine {
                 }) as Box<dyn Runner>
             })
             .collect();
-        Self::with_runners(runners, model, gpu, settings)
+        Self::with_runners(runners, Vec::new(), model, gpu, settings)
     }
 
     /// Runs jobs in `settings.workers` worker processes started by `command`,
     /// one job at a time each, so every job's figures are its process's
     /// alone; a process that dies fails only its job and is started again.
-    /// Waits until every process has loaded the model.
+    /// Batch files run in `settings.batch_workers` more, started by
+    /// `batch_command`. Waits until every process has loaded the model.
     pub fn start_processes(
         command: WorkerCommand,
+        batch_command: WorkerCommand,
         gpu: GpuProbe,
         settings: EngineSettings,
     ) -> Result<Self, EngineError> {
-        let command = Arc::new(command);
         let overlaps = Overlaps::new();
-        let starting: Vec<_> = (0..settings.workers)
-            .map(|slot| ProcessRunner::spawn(command.clone(), overlaps.clone(), slot))
+        let (command, batch_command) = (Arc::new(command), Arc::new(batch_command));
+        let starting: Vec<_> = (0..settings.workers + settings.batch_workers)
+            .map(|slot| {
+                let command = if slot < settings.workers {
+                    &command
+                } else {
+                    &batch_command
+                };
+                ProcessRunner::spawn(command.clone(), overlaps.clone(), slot)
+            })
             .collect::<Result<_, _>>()?;
         let mut model = None;
         let mut runners: Vec<Box<dyn Runner>> = Vec::new();
@@ -175,25 +199,40 @@ impl Engine {
             runners.push(Box::new(runner));
         }
         let model = model.ok_or_else(|| EngineError("no workers were asked for".into()))?;
-        Ok(Self::with_runners(runners, model, Arc::new(gpu), settings))
+        let batch_runners = runners.split_off(settings.workers);
+        Ok(Self::with_runners(
+            runners,
+            batch_runners,
+            model,
+            Arc::new(gpu),
+            settings,
+        ))
     }
 
     fn with_runners(
         runners: Vec<Box<dyn Runner>>,
+        batch_runners: Vec<Box<dyn Runner>>,
         model: ModelInfo,
         gpu: Arc<GpuProbe>,
-        settings: EngineSettings,
+        mut settings: EngineSettings,
     ) -> Self {
+        settings.batch_workers = batch_runners.len();
         let (sender, receiver) = mpsc::sync_channel::<Job>(settings.queue_capacity);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let (batch_sender, batch_receiver) = mpsc::sync_channel::<Job>(settings.queue_capacity);
+        let (receiver, batch_receiver) = (Arc::new(Mutex::new(receiver)), Arc::new(Mutex::new(batch_receiver)));
         let gauges = Arc::new(Gauges {
-            pids: Mutex::new(vec![0; runners.len()]),
+            pids: Mutex::new(vec![0; runners.len() + batch_runners.len()]),
             ..Gauges::default()
         });
         let mut threads = Vec::new();
-        for (slot, runner) in runners.into_iter().enumerate() {
+        let batch_from = runners.len();
+        for (slot, runner) in runners.into_iter().chain(batch_runners).enumerate() {
             let worker = Worker {
-                receiver: receiver.clone(),
+                receiver: if slot < batch_from {
+                    receiver.clone()
+                } else {
+                    batch_receiver.clone()
+                },
                 gauges: gauges.clone(),
                 runner,
                 slot,
@@ -206,6 +245,7 @@ impl Engine {
         }
         Self {
             sender,
+            batch_sender: (settings.batch_workers > 0).then_some(batch_sender),
             gauges,
             settings,
             model,
@@ -243,8 +283,13 @@ impl Engine {
         }
     }
 
-    /// Queues a job and waits for its result. A full queue fails at once.
-    pub async fn submit(&self, audio: PathBuf, options: TranscribeOptions) -> Result<JobOutput, SubmitError> {
+    /// Queues a job in its `lane` and waits for its result. A full queue fails at once.
+    pub async fn submit(
+        &self,
+        audio: PathBuf,
+        options: TranscribeOptions,
+        lane: Lane,
+    ) -> Result<JobOutput, SubmitError> {
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
         let waiting = tracing::info_span!("queue_wait");
@@ -256,8 +301,12 @@ impl Engine {
             waiting,
             reply,
         };
+        let sender = match (lane, &self.batch_sender) {
+            (Lane::Batch, Some(batch)) => batch,
+            _ => &self.sender,
+        };
         self.gauges.queued.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = self.sender.try_send(job) {
+        if let Err(e) = sender.try_send(job) {
             self.gauges.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(match e {
                 TrySendError::Full(_) => SubmitError::QueueFull,
@@ -300,9 +349,22 @@ impl Engine {
         self.gauges.busy.load(Ordering::SeqCst)
     }
 
-    /// Workers ready for a job, and how many there are.
+    /// Workers ready for a job, and how many there are (batch workers included).
     pub fn workers_alive(&self) -> (usize, usize) {
-        (self.gauges.alive.load(Ordering::SeqCst), self.settings.workers)
+        (
+            self.gauges.alive.load(Ordering::SeqCst),
+            self.settings.workers + self.settings.batch_workers,
+        )
+    }
+
+    /// How many batch files may run at once: one per batch worker, or, without
+    /// any, one per worker (a request then waits behind at most this many).
+    pub fn batch_slots(&self) -> usize {
+        if self.settings.batch_workers > 0 {
+            self.settings.batch_workers
+        } else {
+            self.settings.workers
+        }
     }
 
     /// Worker processes started again after one died, since the server started.

@@ -24,7 +24,7 @@ use super::upload::{
     SpooledUpload, SHORT_FIELD_BYTES,
 };
 use super::AppState;
-use crate::engine::{ProgressSink, Task, TranscribeOptions};
+use crate::engine::{Lane, ProgressSink, Task, TranscribeOptions};
 use crate::error::AppError;
 use crate::formats::{self, Granularities, ResponseFormat};
 use crate::models::{OfferedModel, OPENAI_ALIAS};
@@ -118,6 +118,7 @@ async fn run(
         audio: request.audio.path().to_path_buf(),
         options,
         trace_id: trace_context::trace_id_of(&span),
+        lane: Lane::Request,
     };
     if request.stream {
         // Once the events have begun the status is 200, so a full queue is

@@ -14,7 +14,7 @@ use super::upload::{
 };
 use super::AppState;
 use crate::audio::AudioWarning;
-use crate::engine::{is_known_language, Segment, TranscribeOptions};
+use crate::engine::{is_known_language, Lane, Segment, TranscribeOptions};
 use crate::error::AppError;
 use crate::models::OfferedModel;
 use crate::monitor::StageTimings;
@@ -139,6 +139,7 @@ async fn run(
                 ..TranscribeOptions::default()
             },
             trace_id: trace_context::trace_id_of(span),
+            lane: Lane::Request,
         })
         .await?;
     drop(upload.audio);

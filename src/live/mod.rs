@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use serde::Serialize;
 
-use crate::engine::TranscribeOptions;
+use crate::engine::{Lane, TranscribeOptions};
 use crate::error::AppError;
 use crate::models::OfferedModel;
 use crate::monitor::PerformanceReport;
@@ -145,6 +145,7 @@ pub async fn transcribe(
         audio: file.to_path_buf(),
         options,
         trace_id: None,
+        lane: Lane::Request,
     };
     let transcribed = transcriptions.run(request).await;
     drop(file);

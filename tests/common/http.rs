@@ -51,6 +51,7 @@ pub async fn test_app(
         monitor,
         EngineSettings {
             workers: limits.workers,
+            batch_workers: 0,
             queue_capacity: limits.queue_capacity,
             max_audio_sec: limits.max_audio_sec,
         },
