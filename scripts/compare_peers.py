@@ -253,14 +253,14 @@ def free_port():
 class SoriHttp:
     """A `sori serve` process; each run is one POST /transcribe."""
 
-    def __init__(self, binary, model, threads, label, workers=1):
+    def __init__(self, binary, model, threads, label, workers=1, batch_workers=0):
         self.label = label
         self.port = free_port()
         self.data = tempfile.mkdtemp(prefix="sori-bench-")
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             [binary, "serve", "--model", str(model), "--port", str(self.port), "--data-dir", self.data,
-             "--threads-per-worker", str(threads), "--workers", str(workers)],
+             "--threads-per-worker", str(threads), "--workers", str(workers), "--batch-workers", str(batch_workers)],
             stderr=subprocess.DEVNULL,
         )
         for _ in range(6000):
