@@ -258,9 +258,9 @@ pub struct ServeConfig {
     #[arg(long, env = "SORI_THREADS_PER_WORKER", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads_per_worker: Option<u16>,
     /// Worker processes that run only batch files, at the lowest CPU priority (nice 19), each
-    /// with --threads-per-worker threads: a request then neither waits for a batch file nor
-    /// shares the cores with one, and a batch still gets every core nobody else uses. They
-    /// hold a model each. 0: batch files take turns with requests on the workers.
+    /// with --threads-per-worker threads: a request then never waits for a batch file and gets
+    /// the cores first, and a batch still gets every core nobody else uses. They hold a model
+    /// each. 0: batch files take turns with requests on the workers.
     #[arg(long, env = "SORI_BATCH_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
     pub batch_workers: u16,
     /// Try an audio context sized to short clips first (much faster; a clip whose

@@ -30,8 +30,8 @@ pub struct EngineSettings {
     /// Workers, each running one job at a time.
     pub workers: usize,
     /// Workers that run only batch files, at the lowest CPU priority, so that
-    /// a request neither waits behind a batch file nor shares the cores with
-    /// one (0: batch files run on `workers`, in turn with requests).
+    /// a request never waits behind a batch file and gets the cores first
+    /// (0: batch files run on `workers`, in turn with requests).
     pub batch_workers: usize,
     /// Jobs that may wait for a worker.
     pub queue_capacity: usize,
