@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 import conversational_clips as conversational
-from conversational_clips import fetch_pinned
+from bench_audio import duration, fetch_pinned, sox
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
@@ -97,18 +97,10 @@ def extract_ct2(downloads, name, dest):
     return dest
 
 
-def sox(*args):
-    subprocess.run(["sox", *map(str, args)], check=True)
-
-
 def speak(text, out):
     raw = out.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
     sox(raw, "-r", "16000", "-c", "1", "-b", "16", out)
-
-
-def duration(path):
-    return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout)
 
 
 def make_clips(folder, long_audio, downloads):

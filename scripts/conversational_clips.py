@@ -9,13 +9,12 @@ models/.downloads beside the model wheels (nothing here goes into git):
 - Debian's asterisk-core-sounds-en(-wav) 1.6.1 carry Allison Smith's telephone
   prompts (8 kHz, CC-BY-SA-3.0) and their transcripts (core-sounds-en.txt).
 """
-import hashlib
 import random
 import re
 import subprocess
-import urllib.request
 import zipfile
-from pathlib import Path
+
+from bench_audio import duration, fetch_pinned, sox
 
 PYANNOTE_WHEEL = (
     "https://files.pythonhosted.org/packages/b7/9a/98a8992727e762b031ed30451d5726ece46cf8bb7b872a9dba5cef011e5d/"
@@ -34,25 +33,6 @@ PROMPTS = "usr/share/asterisk/sounds/en_US_f_Allison"
 TEXTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 # Enough prompts for about three minutes of audio.
 PROMPT_SECONDS = 180
-
-
-def fetch_pinned(url, sha256, downloads):
-    """The file at `url`, downloaded once into `downloads` and checked against its hash."""
-    path = downloads / Path(url).name
-    if not path.exists():
-        data = urllib.request.urlopen(url, timeout=600).read()
-        assert hashlib.sha256(data).hexdigest() == sha256, f"{path.name}: checksum differs from the pinned one"
-        path.write_bytes(data)
-    return path
-
-
-def sox(*args):
-    # -R: the same noise every run.
-    subprocess.run(["sox", "-R", *map(str, args)], check=True)
-
-
-def seconds(path):
-    return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout)
 
 
 def pyannote_conversation(folder, downloads):
@@ -92,7 +72,7 @@ def telephone_prompts(folder, downloads):
             break
         parts.append(wav)
         texts.append(text)
-        total += seconds(wav) + 0.4
+        total += duration(wav) + 0.4
     pause = folder / "pause-8k.wav"
     sox("-n", "-r", "8000", "-c", "1", "-b", "16", pause, "trim", "0", "0.4")
     path = folder / "telephone-prompts.wav"
@@ -125,7 +105,7 @@ def two_voice_call(folder, downloads, caller_turns):
     speech = folder / "call-speech.wav"
     sox(*parts, speech)
     noise = folder / "call-noise.wav"
-    sox("-n", "-r", "8000", "-c", "1", "-b", "16", noise, "synth", f"{seconds(speech):.2f}", "pinknoise", "vol", "0.02")
+    sox("-n", "-r", "8000", "-c", "1", "-b", "16", noise, "synth", f"{duration(speech):.2f}", "pinknoise", "vol", "0.02")
     path = folder / "two-voice-call.wav"
     sox("-m", speech, noise, path)
-    return (f"{round(seconds(path) / 60, 1)} min two-voice call (real recordings, phone line)", path, " ".join(texts))
+    return (f"{round(duration(path) / 60, 1)} min two-voice call (real recordings, phone line)", path, " ".join(texts))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import compare_peers as peers
 import conversational_clips as conversational
+from bench_audio import duration
 
 CLIENTS = 4
 CLIENT_SEC = 60
@@ -98,7 +99,7 @@ def real_clips(folder, downloads):
     paths += [wav for wav, _ in peers.librivox_utterances(folder, downloads)]
     paths.append(conversational.pyannote_conversation(folder, downloads)[1])
     paths += [wav for wav, _ in conversational.asterisk_prompts(folder, downloads)[:6]]
-    return [(path, peers.duration(path)) for path in paths]
+    return [(path, duration(path)) for path in paths]
 
 
 def p95(values):
