@@ -12,7 +12,7 @@ BUILD_PACKAGES := cmake clang libclang-dev
 TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps test-deps build models lint fmt test-tools test-e2e test-openai bench bench-load fuzz
+.PHONY: run test deps test-deps build build-cuda cuda-bundle models lint fmt test-tools test-e2e test-openai bench bench-load fuzz
 
 ## run: install what is missing, fetch the default model, build and serve on :8003
 run: build
@@ -64,6 +64,39 @@ bench: build models test-deps .venv-bench/bin/python
 bench-load: build models test-deps .venv-bench/bin/python
 	python3 scripts/load_bench.py --python .venv-bench/bin/python $(BENCH_ARGS)
 
+## build-cuda: Sori with whisper.cpp's CUDA backend, in $(CUDA_TARGET)/release/sori; the CUDA 13.0 toolkit
+## comes from PyPI (scripts/cuda-toolkit.sh). CUDA_ARCHITECTURES: the GPUs to compile for, CMake's way
+## (90-real = Hopper's machine code; add 90-virtual for PTX that newer GPUs compile at load, or e.g.
+## "80-real;86-real;89-real;90-real" for more cards). Each list builds in a folder of its own, since
+## whisper.cpp's build does not notice a changed list. cudart and cuBLAS are linked dynamically, so the
+## machine that runs it needs them (a CUDA toolkit, or the nvidia-* wheels). It is built to run on other
+## machines, so its CPU code is for any x86-64 with AVX2 (GGML_NATIVE=OFF).
+CUDA_ARCHITECTURES ?= 90-real
+CUDA_TARGET = target/cuda-$(subst ;,_,$(CUDA_ARCHITECTURES))
+build-cuda: deps
+	root=$$(scripts/cuda-toolkit.sh | tail -n 1) && \
+	CUDAToolkit_ROOT=$$root CMAKE_CUDA_COMPILER=$$root/bin/nvcc \
+	CMAKE_CUDA_ARCHITECTURES="$(CUDA_ARCHITECTURES)" GGML_CUDA_NO_VMM=ON GGML_NATIVE=OFF \
+	RUSTFLAGS="-L native=$$root/lib -L native=$$root/lib/stubs" \
+	cargo build --release --locked --features cuda --target-dir $(CUDA_TARGET) --bin sori
+
+## cuda-bundle: what one check on a GPU machine needs, in target/cuda-bundle (under 60 MiB): the stripped
+## CUDA binary (xz), tiny.en q4_0 (q5_1 would take the bundle to 60 MiB), jfk.wav, the CPU build's
+## transcripts of the check's clips, and gpu-check.sh with gpu_check.py; there, `./gpu-check.sh OUT`
+## compares Sori's GPU figures with nvidia-smi's
+CUDA_BUNDLE := target/cuda-bundle
+CUDA_BUNDLE_MODEL := tiny.en-q4_0
+cuda-bundle: build-cuda build
+	$(SORI) model fetch $(CUDA_BUNDLE_MODEL) --model-source pypi
+	rm -rf $(CUDA_BUNDLE) && mkdir -p $(CUDA_BUNDLE)
+	strip -o $(CUDA_BUNDLE)/sori $(CUDA_TARGET)/release/sori && xz -9 -T 2 $(CUDA_BUNDLE)/sori
+	cp models/ggml-$(CUDA_BUNDLE_MODEL).bin tests/fixtures/audio/jfk.wav scripts/gpu-check.sh scripts/gpu_check.py \
+		$(CUDA_BUNDLE)/
+	python3 scripts/gpu_check.py --expected-only --sori $(SORI) --model models/ggml-$(CUDA_BUNDLE_MODEL).bin \
+		--audio tests/fixtures/audio/jfk.wav --expected $(CUDA_BUNDLE)/expected.json --out $$(mktemp -d)
+	@size=$$(du -cb $(CUDA_BUNDLE)/* | tail -n 1 | cut -f 1); echo "$(CUDA_BUNDLE): $$((size >> 20)) MiB"; \
+		test $$size -lt $$((60 << 20)) || { echo "the bundle is over 60 MiB" >&2; exit 1; }
+
 ## fuzz: the decode path under libFuzzer (cargo-fuzz), seeded with the test audio; FUZZ_SEC=600 by default
 FUZZ_SEC ?= 600
 fuzz: deps
@@ -104,7 +137,7 @@ models: build
 
 lint: deps
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets --all-features -- -D warnings
+	cargo clippy --release --all-targets --features crash-points -- -D warnings
 
 fmt:
 	cargo fmt --all

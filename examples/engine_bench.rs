@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     let settings = WhisperSettings {
         threads: args.threads,
         short_audio_context: true,
+        gpu_device: None,
     };
     let transcriber = Arc::new(WhisperTranscriber::load(&args.model, "bench", settings)?);
     let monitor = (args.sample_interval_sec > 0.0)

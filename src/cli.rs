@@ -116,9 +116,10 @@ fn start_engine(args: &TranscribeArgs) -> Result<Engine, String> {
         WhisperSettings {
             threads,
             short_audio_context: true,
+            gpu_device: args.gpu_device,
         },
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("loading {}: {}", model.path.display(), e.0))?;
     let monitor = PerformanceMonitor::new(Duration::from_millis(500), GpuProbe::detect());
     Ok(Engine::start(
         Arc::new(transcriber),

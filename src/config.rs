@@ -59,6 +59,9 @@ pub struct WorkerArgs {
     /// Silero VAD's file, for `vad_filter` jobs.
     #[arg(long)]
     pub vad_model: Option<PathBuf>,
+    /// The GPU to run on; none: the first GPU if any, else the CPU.
+    #[arg(long)]
+    pub gpu_device: Option<u32>,
     /// The CPU priority the worker gives itself before it starts any thread
     /// (a nice value; batch workers run at 19, the lowest).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
@@ -82,6 +85,10 @@ impl WorkerArgs {
         if let Some(path) = &self.vad_model {
             args.push("--vad-model".into());
             args.push(path.clone().into());
+        }
+        if let Some(gpu) = self.gpu_device {
+            args.push("--gpu-device".into());
+            args.push(gpu.to_string().into());
         }
         if self.nice != 0 {
             args.push("--nice".into());
@@ -171,6 +178,10 @@ pub struct TranscribeArgs {
     /// Compute threads. Default: every core.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+    /// The GPU to run on, counted from 0 (a build with --features cuda). Default: the first
+    /// GPU if one is seen, else the CPU.
+    #[arg(long, env = "SORI_GPU_DEVICE")]
+    pub gpu_device: Option<u32>,
 }
 
 /// `sori db ...`.
@@ -267,6 +278,11 @@ pub struct ServeConfig {
     /// result fails whisper's quality checks is decoded again in full). `false` always decodes 30 s windows.
     #[arg(long, env = "SORI_SHORT_AUDIO_CONTEXT", default_value_t = true, action = clap::ArgAction::Set)]
     pub short_audio_context: bool,
+    /// The GPU the workers run the model on, counted from 0 (a build with --features cuda).
+    /// Default: the first GPU if one is seen, else the CPU; a number that names no GPU stops
+    /// the start. CUDA_VISIBLE_DEVICES= (empty) keeps a CUDA build on the CPU.
+    #[arg(long, env = "SORI_GPU_DEVICE")]
+    pub gpu_device: Option<u32>,
     /// Requests that may wait for a worker; more are refused with 503.
     #[arg(long, env = "SORI_QUEUE_CAPACITY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub queue_capacity: u32,
@@ -452,6 +468,7 @@ mod tests {
             sample_interval_sec: 0.25,
             max_audio_sec: 10_800.0,
             vad_model: Some("models/silero vad.onnx".into()),
+            gpu_device: Some(1),
             nice: 19,
         };
         let line = std::iter::once(OsString::from("sori")).chain(args.command_line());
@@ -463,6 +480,6 @@ mod tests {
         assert_eq!((parsed.threads, parsed.short_audio_context), (3, false));
         assert_eq!((parsed.sample_interval_sec, parsed.max_audio_sec), (0.25, 10_800.0));
         assert_eq!(parsed.vad_model, args.vad_model);
-        assert_eq!(parsed.nice, 19);
+        assert_eq!((parsed.gpu_device, parsed.nice), (Some(1), 19));
     }
 }

@@ -58,6 +58,7 @@ fn worker_pools(config: &ServeConfig, vad_model: &Path) -> anyhow::Result<Arc<St
     let program = std::env::current_exe().context("finding the sori program to start its workers")?;
     let (threads, workers) = (config.threads(), config.workers as usize);
     let (short_audio_context, sample_interval_sec) = (config.short_audio_context, config.sample_interval_sec);
+    let gpu_device = config.gpu_device;
     let settings = EngineSettings {
         workers,
         batch_workers: config.batch_workers as usize,
@@ -73,6 +74,7 @@ fn worker_pools(config: &ServeConfig, vad_model: &Path) -> anyhow::Result<Arc<St
             sample_interval_sec,
             max_audio_sec: settings.max_audio_sec,
             vad_model: vad_model.clone(),
+            gpu_device,
             nice: 0,
         };
         tracing::info!(

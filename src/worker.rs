@@ -34,8 +34,10 @@ pub fn run(args: WorkerArgs, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
         WhisperSettings {
             threads: args.threads,
             short_audio_context: args.short_audio_context,
+            gpu_device: args.gpu_device,
         },
-    )?;
+    )
+    .map_err(|e| anyhow::anyhow!("loading {}: {}", args.model_path.display(), e.0))?;
     // Only `vad_filter` needs it: a worker without it refuses those jobs, not the others.
     let vad = args.vad_model.as_deref().and_then(|path| {
         SileroVad::load(path)

@@ -238,8 +238,14 @@ fn the_image_holds_no_model_and_runs_as_non_root() {
         );
     }
     assert!(!dockerfile.contains("model fetch"), "the model is not baked in");
-    // Silero VAD is (the image has no pip): the wheel and hash `sori model fetch silero-vad` pins,
-    // where SORI_VAD_MODEL points.
+    // Silero VAD is (the image has no pip).
+    assert_silero_vad_and_non_root_user(&dockerfile);
+}
+
+/// What every image has: Silero VAD from the wheel and hash `sori model fetch
+/// silero-vad` pins, where SORI_VAD_MODEL points, and the non-root user the
+/// Deployment asks for.
+fn assert_silero_vad_and_non_root_user(dockerfile: &str) {
     assert!(dockerfile.contains(&format!(
         "pip download --no-deps --disable-pip-version-check --dest /wheels {}",
         sori::model::silero::WHEEL
@@ -253,4 +259,52 @@ fn the_image_holds_no_model_and_runs_as_non_root() {
         .find_map(|l| l.strip_prefix("USER "))
         .expect("a USER");
     assert_eq!(user.trim(), "10001");
+}
+
+/// The CUDA image is built by `make build-cuda` (the one way a CUDA build is
+/// made), from files the repository has, pins the same Silero VAD as the CPU
+/// image, carries the CUDA libraries the binary is linked against, lets the
+/// container reach NVML (the GPU figures), and runs as the same non-root user;
+/// the compose override asks Docker for an NVIDIA GPU for it.
+#[test]
+fn the_cuda_image_is_made_by_make_build_cuda_and_the_compose_override_asks_for_a_gpu() {
+    let dockerfile = std::fs::read_to_string(repo_root().join("deploy/Dockerfile.cuda")).unwrap();
+    let makefile = std::fs::read_to_string(repo_root().join("Makefile")).unwrap();
+    assert!(dockerfile.contains("RUN make build-cuda CUDA_ARCHITECTURES="));
+    let build_cuda = makefile.split("\nbuild-cuda:").nth(1).expect("a build-cuda target");
+    let build_cuda = build_cuda.split("\n\n").next().unwrap();
+    assert!(build_cuda.contains("GGML_NATIVE=OFF"), "a portable build: {build_cuda}");
+    assert!(build_cuda.contains("--features cuda"));
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from="))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for source in &words[1..words.len() - 1] {
+            assert!(
+                repo_root().join(source).exists(),
+                "{line}: {source} is not in the repository"
+            );
+        }
+    }
+    assert_silero_vad_and_non_root_user(&dockerfile);
+    // whisper-rs-sys links these dynamically (cargo:rustc-link-lib=cudart, cublas, cublasLt).
+    for library in ["libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13"] {
+        assert!(
+            dockerfile.contains(&format!("/lib/{library}")),
+            "the image carries {library}"
+        );
+    }
+    assert!(dockerfile.contains("LD_LIBRARY_PATH=/usr/local/lib/sori-cuda"));
+    assert!(dockerfile.contains("NVIDIA_DRIVER_CAPABILITIES=compute,utility"));
+    assert!(!dockerfile.contains("model fetch"), "the model is not baked in");
+
+    let compose: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repo_root().join("docker-compose.cuda.yml")).unwrap())
+            .unwrap();
+    let sori = &compose["services"]["sori"];
+    assert_eq!(sori["build"]["dockerfile"], "deploy/Dockerfile.cuda");
+    let device = &sori["deploy"]["resources"]["reservations"]["devices"][0];
+    assert_eq!(device["driver"], "nvidia");
+    assert_eq!(device["capabilities"][0], "gpu");
 }

@@ -73,6 +73,7 @@ fn the_short_audio_context_keeps_the_words_of_the_full_window() {
                 WhisperSettings {
                     threads: 2,
                     short_audio_context: short,
+                    gpu_device: None,
                 },
             )
             .unwrap()

@@ -123,6 +123,54 @@ fn a_second_server_on_the_same_data_dir_exits_with_a_clear_message() {
 }
 
 #[test]
+fn readiness_names_the_device_and_a_gpu_that_is_not_there_stops_the_start_with_a_clear_message() {
+    if cfg!(feature = "cuda") {
+        return; // a CUDA build may see a GPU; this is the CPU build's behaviour
+    }
+    let data = tempfile::tempdir().unwrap();
+    let model = model_path("tiny.en");
+    {
+        let server = Server::start(&model, data.path(), &[], &[]);
+        let (status, ready) = server.readiness();
+        assert_eq!(status, 200, "{ready}");
+        // ggml names the CPU as /proc/cpuinfo does.
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let cpu = cpuinfo.lines().find(|l| l.starts_with("model name")).unwrap();
+        let backend = &ready["backend"];
+        assert_eq!(backend["device"], "CPU", "{ready}");
+        assert!(
+            cpu.ends_with(backend["description"].as_str().unwrap()),
+            "{cpu} / {ready}"
+        );
+        assert!(backend["memory_mib"].is_null(), "{ready}");
+    }
+    let started = Instant::now();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_sori"))
+        .args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--port",
+            "0",
+            "--gpu-device",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("--gpu-device 0: no GPU is seen (this build is for the CPU only)")
+            && message.contains("make build-cuda"),
+        "{message}"
+    );
+}
+
+#[test]
 fn sigterm_during_a_transcription_finishes_it_then_exits_within_the_grace() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(

@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::http::*;
 use common::*;
-use sori::engine::{AudioBlocks, JobError, Segment, TranscribeOptions, Transcriber, Transcript};
+use sori::engine::{AudioBlocks, Backend, JobError, Segment, TranscribeOptions, Transcriber, Transcript};
 
 /// Answers with a fixed sentence; optionally waits until released.
 #[derive(Default)]
@@ -27,6 +27,11 @@ impl Transcriber for StandIn {
 
     fn is_multilingual(&self) -> bool {
         !self.english_only
+    }
+
+    fn backend(&self) -> &Backend {
+        static CPU: LazyLock<Backend> = LazyLock::new(|| Backend::cpu("stand-in"));
+        &CPU
     }
 
     fn transcribe(&self, audio: &mut AudioBlocks<'_>, _: &TranscribeOptions) -> Result<Transcript, JobError> {

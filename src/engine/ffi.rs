@@ -27,15 +27,18 @@ unsafe impl Send for Context {}
 unsafe impl Sync for Context {}
 
 impl Context {
-    /// Loads a ggml model file.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    /// Loads a ggml model file onto GPU number `gpu` (as [`super::backend::choose`]
+    /// counts them), or the CPU when `None`.
+    pub fn load(path: &Path, gpu: Option<u32>) -> Result<Self, String> {
         route_logs_to_tracing();
         let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| "the model path contains a NUL byte")?;
         // SAFETY: plain constructor returning a value.
         let mut params = unsafe { sys::whisper_context_default_params() };
+        params.use_gpu = gpu.is_some();
+        params.gpu_device = gpu.map_or(0, |n| n as i32);
         // whisper.cpp turns flash attention on by default; on CPUs it made the
-        // encoder slower here (BENCHMARKS.md).
-        params.flash_attn = false;
+        // encoder slower here (BENCHMARKS.md). On a GPU whisper.cpp's default stays.
+        params.flash_attn = gpu.is_some();
         // SAFETY: the path is a valid C string for the duration of the call. The
         // context gets no state of its own (each transcription makes one), which
         // saves its buffers: 22 MiB of idle memory with tiny.en.

@@ -3,6 +3,7 @@
 //! `sori worker` processes for the server, on threads in-process otherwise).
 
 mod allocator;
+mod backend;
 mod ffi;
 mod job;
 mod mel;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::audio::AudioError;
 
 pub use allocator::return_large_blocks_when_freed;
+pub use backend::Backend;
 pub use job::run_job;
 pub use mel::{LogMelSpectrogram, MelSpectrogramMaker};
 pub use pool::{Engine, EngineSettings, JobOutput, Lane, ModelInfo, SubmitError};
@@ -168,6 +170,8 @@ pub trait Transcriber: Send + Sync + 'static {
     fn model_name(&self) -> &str;
     /// Whether the model knows languages other than English.
     fn is_multilingual(&self) -> bool;
+    /// The device the model runs on.
+    fn backend(&self) -> &Backend;
     /// Transcribes audio on the calling thread (and threads it starts), reading
     /// it as far ahead as it needs; an error of the audio ends the transcription.
     fn transcribe(&self, audio: &mut AudioBlocks<'_>, options: &TranscribeOptions) -> Result<Transcript, JobError>;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::process::{ProcessRunner, WorkerCommand};
-use super::{allocator, job, EngineError, JobError, TranscribeOptions, Transcriber, Transcript};
+use super::{allocator, job, Backend, EngineError, JobError, TranscribeOptions, Transcriber, Transcript};
 use crate::audio::AudioWarning;
 use crate::monitor::{GpuProbe, Overlaps, PerformanceMonitor, PerformanceReport, StageTimings};
 
@@ -46,6 +46,8 @@ pub struct ModelInfo {
     pub name: String,
     /// Whether it knows languages other than English.
     pub multilingual: bool,
+    /// The device its workers run it on.
+    pub backend: Backend,
 }
 
 /// Which queue a job waits in.
@@ -154,6 +156,7 @@ impl Engine {
         let model = ModelInfo {
             name: transcriber.model_name().to_string(),
             multilingual: transcriber.is_multilingual(),
+            backend: transcriber.backend().clone(),
         };
         let gpu = monitor.gpu().clone();
         let runners = (0..settings.workers)

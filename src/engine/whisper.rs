@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::thread;
 
+use super::backend::{self, Backend};
 use super::ffi::{Context, Decode, Params, State};
 use super::mel::MelSpectrogramMaker;
 use super::pauses::{pauses, resume_point, PieceCutter, PieceLimits};
@@ -82,6 +83,8 @@ pub struct WhisperSettings {
     pub threads: usize,
     /// Try an audio context sized to short clips first (see the module docs).
     pub short_audio_context: bool,
+    /// The GPU to run on, counted from 0; `None`: the first GPU if any, else the CPU.
+    pub gpu_device: Option<u32>,
 }
 
 /// A loaded whisper.cpp model.
@@ -91,6 +94,7 @@ pub struct WhisperTranscriber {
     name: String,
     settings: WhisperSettings,
     multilingual: bool,
+    backend: Backend,
 }
 
 /// What one lane of a long transcription returns: each piece it took, by
@@ -160,14 +164,23 @@ impl WhisperTranscriber {
     pub fn load(path: &Path, name: &str, settings: WhisperSettings) -> Result<Self, EngineError> {
         let filters = crate::model::read_mel_filters(path).map_err(|e| EngineError(e.to_string()))?;
         let mel = MelSpectrogramMaker::new(&filters).map_err(EngineError)?;
-        let context = Context::load(path).map_err(EngineError)?;
+        let (backend, gpu) = backend::choose(settings.gpu_device).map_err(EngineError)?;
+        let context = Context::load(path, gpu).map_err(EngineError)?;
         let multilingual = context.is_multilingual();
+        tracing::info!(
+            model = name,
+            device = %backend.device,
+            description = %backend.description,
+            memory_mib = backend.memory_mib,
+            "model loaded"
+        );
         Ok(Self {
             context,
             mel,
             name: name.to_string(),
             settings,
             multilingual,
+            backend,
         })
     }
 
@@ -528,6 +541,10 @@ impl Transcriber for WhisperTranscriber {
 
     fn is_multilingual(&self) -> bool {
         self.multilingual
+    }
+
+    fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     fn transcribe(&self, audio: &mut AudioBlocks<'_>, options: &TranscribeOptions) -> Result<Transcript, JobError> {

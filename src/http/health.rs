@@ -18,7 +18,7 @@ pub async fn healthz() -> Json<Value> {
 /// How long readiness waits for the database to answer.
 const DATABASE_CHECK: Duration = Duration::from_secs(2);
 
-/// `GET /readyz`: the model is loaded, every worker is alive (not while a
+/// `GET /readyz`: the model is loaded (`backend` says on which device), every worker is alive (not while a
 /// crashed worker process is started again), the database and the file
 /// storage answer, and the server is not shutting down (a load balancer
 /// stops sending work at once).
@@ -51,6 +51,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Err(reason) => reason.to_string(),
         },
         "model": engine.model().name,
+        "backend": engine.model().backend,
         "models": models_state(models),
         "workers_alive": alive,
         "workers": started,

@@ -50,6 +50,7 @@ pub fn vad_model_path() -> PathBuf {
 pub const SETTINGS: WhisperSettings = WhisperSettings {
     threads: 2,
     short_audio_context: true,
+    gpu_device: None,
 };
 
 /// A loaded model shared by the tests of one binary.

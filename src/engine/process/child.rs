@@ -69,6 +69,7 @@ pub fn serve(
     replies.send(&Message::Ready {
         model: transcriber.model_name().to_string(),
         multilingual: transcriber.is_multilingual(),
+        backend: transcriber.backend().clone(),
     })?;
     for line in io::stdin().lock().lines() {
         let line = line?;

@@ -66,9 +66,14 @@ impl WorkerProcess {
     /// Waits for the worker to say its model is loaded.
     fn wait_ready(&mut self) -> Result<ModelInfo, EngineError> {
         match self.receive() {
-            Some(Message::Ready { model, multilingual }) => Ok(ModelInfo {
+            Some(Message::Ready {
+                model,
+                multilingual,
+                backend,
+            }) => Ok(ModelInfo {
                 name: model,
                 multilingual,
+                backend,
             }),
             Some(other) => Err(EngineError(format!("the worker began with {other:?}"))),
             None => Err(EngineError(format!(

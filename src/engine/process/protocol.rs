@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::AudioWarning;
-use crate::engine::{Decoding, JobError, JobOutput, Segment, TranscribeOptions, Transcript};
+use crate::engine::{Backend, Decoding, JobError, JobOutput, Segment, TranscribeOptions, Transcript};
 use crate::monitor::{PerformanceReport, StageTimings};
 
 /// One job for a worker process.
@@ -29,7 +29,11 @@ pub struct Order {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Message {
     /// The model is loaded; the worker waits for orders.
-    Ready { model: String, multilingual: bool },
+    Ready {
+        model: String,
+        multilingual: bool,
+        backend: Backend,
+    },
     /// Segments that became final, and how far into the audio the transcript reaches.
     Progress {
         segments: Vec<SegmentOnWire>,
