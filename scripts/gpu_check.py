@@ -2,8 +2,9 @@
 
 Starts `sori serve` (a CUDA build) on the GPU and transcribes jfk.wav (twice:
 cold, then warm) and clips made by repeating it (60 s, 600 s) while nvidia-smi
-is read every 100 ms; then serves the same clips with the GPU hidden
-(CUDA_VISIBLE_DEVICES=) for the CPU's times. Checks, per GPU request:
+is read every 100 ms, with the default threads and then with one; then serves
+the same clips with the GPU hidden (CUDA_VISIBLE_DEVICES=) for the CPU's
+times. Checks, per GPU request:
 
 - Sori's `gpu_vram_mb_peak` within 5 % of the largest nvidia-smi reading
   (`--query-compute-apps`) for the worker process during the request;
@@ -36,6 +37,10 @@ import wave
 from pathlib import Path
 
 CLIPS = [("jfk-cold", 0), ("jfk", 0), ("jfk-60s", 60), ("jfk-600s", 600)]
+# Sori's default (a long clip's pieces in one lane per thread, each lane a
+# whisper.cpp state of its own on the GPU), then one lane, which also shows
+# whether the lanes pay on a GPU.
+GPU_PASSES = [("default threads", []), ("one thread", ["--threads-per-worker", "1"])]
 VRAM_TOLERANCE = 0.05
 UTIL_TOLERANCE_POINTS = 10.0
 MIN_UTIL_READINGS = 3
@@ -70,12 +75,27 @@ class Sampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.samples, self.stop = [], threading.Event()
+        # Rows nvidia-smi wrote that are not numbers ("[N/A]" where the driver
+        # does not count a process's memory): kept for the report, not fatal.
+        self.unreadable: list[list[str]] = []
+
+    def numbers(self, rows: list[list[str]], width: int) -> list[list[float]]:
+        """The rows whose first `width` cells are numbers; the others go to `unreadable`."""
+        readable = []
+        for row in rows:
+            try:
+                if len(row) < width:
+                    raise ValueError(row)
+                readable.append([float(cell) for cell in row[:width]])
+            except ValueError:
+                self.unreadable.append(row)
+        return readable
 
     def run(self):
         while not self.stop.is_set():
             started = time.time()
-            apps = {int(pid): float(mib) for pid, mib in nvidia_smi("--query-compute-apps=pid,used_memory")}
-            util = [float(row[0]) for row in nvidia_smi("--query-gpu=utilization.gpu")]
+            apps = {int(pid): mib for pid, mib in self.numbers(nvidia_smi("--query-compute-apps=pid,used_memory"), 2)}
+            util = [row[0] for row in self.numbers(nvidia_smi("--query-gpu=utilization.gpu"), 1)]
             self.samples.append({"t": (started + time.time()) / 2, "apps": apps, "util": util})
             self.stop.wait(max(0.0, SAMPLE_EVERY_SEC - (time.time() - started)))
 
@@ -83,11 +103,11 @@ class Sampler(threading.Thread):
 class Server:
     """`sori serve` on a free port, its log in `log`."""
 
-    def __init__(self, sori: Path, model: Path, log: Path, env: dict):
+    def __init__(self, sori: Path, model: Path, log: Path, env: dict, extra_args: list[str]):
         self.data = tempfile.TemporaryDirectory()
         self.log = log
         args = [str(sori), "serve", "--model", str(model), "--port", "0", "--data-dir", self.data.name]
-        args += ["--max-live-sessions", "0", "--sample-interval-sec", str(SAMPLE_EVERY_SEC)]
+        args += ["--max-live-sessions", "0", "--sample-interval-sec", str(SAMPLE_EVERY_SEC), *extra_args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env)
         deadline = time.time() + 180
         self.port = None
@@ -133,8 +153,8 @@ class Server:
         self.data.cleanup()
 
 
-def serve_clips(sori, model, clips, log, env) -> tuple[dict, list[dict]]:
-    server = Server(sori, model, log, env)
+def serve_clips(sori, model, clips, log, env, extra_args) -> tuple[dict, list[dict]]:
+    server = Server(sori, model, log, env, extra_args)
     try:
         runs = []
         for name, path in clips:
@@ -203,7 +223,7 @@ def main() -> int:
 
     if args.expected_only:
         print("the CPU build's transcripts:", flush=True)
-        _, runs = serve_clips(args.sori, args.model, clips, args.out / "expected-serve.log", cpu_env)
+        _, runs = serve_clips(args.sori, args.model, clips, args.out / "expected-serve.log", cpu_env, [])
         args.expected.write_text(json.dumps({r["clip"]: r["answer"]["text"] for r in runs}, indent=1) + "\n")
         return 0
 
@@ -212,57 +232,63 @@ def main() -> int:
     print(f"GPUs: {gpus}", flush=True)
     sampler = Sampler()
     sampler.start()
-    print("on the GPU:", flush=True)
+    gpu_passes = []
     try:
-        gpu_ready, gpu_runs = serve_clips(args.sori, args.model, clips, args.out / "gpu-serve.log", dict(os.environ))
+        for name, extra in GPU_PASSES:
+            print(f"on the GPU, {name}:", flush=True)
+            log = args.out / f"gpu-serve-{len(gpu_passes)}.log"
+            gpu_passes.append((name, *serve_clips(args.sori, args.model, clips, log, dict(os.environ), extra)))
     finally:
         sampler.stop.set()
         sampler.join()
     print("on the CPU (CUDA_VISIBLE_DEVICES=):", flush=True)
-    cpu_ready, cpu_runs = serve_clips(args.sori, args.model, clips, args.out / "cpu-serve.log", cpu_env)
+    cpu_ready, cpu_runs = serve_clips(args.sori, args.model, clips, args.out / "cpu-serve.log", cpu_env, [])
 
-    worker = gpu_ready["worker_pids"][0]
     checks = []
-    for gpu_run, cpu_run in zip(gpu_runs, cpu_runs):
-        check = judge(gpu_run, worker, sampler.samples)
-        text = (gpu_run["answer"] or {}).get("text")
-        cpu = cpu_run["answer"] or {"text": None, "performance": {"processing_time_sec": -1, "real_time_factor": None}}
-        check["transcript_equal_to_cpu_build"] = text == expected[gpu_run["clip"]]
-        check["transcript_equal_to_cpu_mode"] = text == cpu["text"]
-        check["cpu_processing_time_sec"] = cpu["performance"]["processing_time_sec"]
-        check["cpu_rtf"] = cpu["performance"]["real_time_factor"]
-        checks.append(check)
-    on_gpu = gpu_ready["backend"]["device"] != "CPU"
-    passed = on_gpu and all(c["vram_ok"] and c["util_ok"] and c["transcript_equal_to_cpu_build"] for c in checks)
+    for name, ready, runs in gpu_passes:
+        worker = ready["worker_pids"][0]
+        for gpu_run, cpu_run in zip(runs, cpu_runs):
+            check = {"pass": name, "backend": ready["backend"]["device"], "worker_pid": worker}
+            check.update(judge(gpu_run, worker, sampler.samples))
+            text = (gpu_run["answer"] or {}).get("text")
+            cpu = cpu_run["answer"] or {"text": None, "performance": {"processing_time_sec": -1, "real_time_factor": None}}
+            check["transcript_equal_to_cpu_build"] = text == expected[gpu_run["clip"]]
+            check["transcript_equal_to_cpu_mode"] = text == cpu["text"]
+            check["cpu_processing_time_sec"] = cpu["performance"]["processing_time_sec"]
+            check["cpu_rtf"] = cpu["performance"]["real_time_factor"]
+            checks.append(check)
+    passed = all(
+        c["backend"] != "CPU" and c["vram_ok"] and c["util_ok"] and c["transcript_equal_to_cpu_build"] for c in checks
+    )
     report = {
         "passed": passed,
         "gpus": gpus,
-        "gpu_backend": gpu_ready["backend"],
+        "gpu_passes": [{"pass": name, "ready": ready, "runs": runs} for name, ready, runs in gpu_passes],
         "cpu_backend": cpu_ready["backend"],
-        "worker_pid": worker,
         "checks": checks,
-        "gpu_runs": gpu_runs,
         "cpu_runs": cpu_runs,
         "expected": expected,
         "smi_samples": sampler.samples,
+        "smi_unreadable_rows": sampler.unreadable,
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     lines = [
         f"# GPU check: {'PASS' if passed else 'FAIL'}",
         "",
-        f"GPU: {gpus}; Sori's backend on the GPU run: {gpu_ready['backend']}; worker pid {worker}",
+        f"GPUs: {gpus}; Sori's backend: {gpu_passes[0][1]['backend']}; on the CPU pass: {cpu_ready['backend']}",
+        f"nvidia-smi: {len(sampler.samples)} readings, {len(sampler.unreadable)} rows that were not numbers",
         "",
-        "| clip | VRAM peak Sori / smi MiB | ok | GPU % Sori (source) / smi mean (readings) | ok "
+        "| pass | clip | VRAM peak Sori / smi MiB | ok | GPU % Sori (source) / smi mean (readings) | ok "
         "| text = CPU build | = CPU mode | GPU s (RTF) | CPU s (RTF) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in checks:
         if "error" in c:
-            lines.append(f"| {c['clip']} | failed: {c['error'][:300]} | False | | | | | | |")
+            lines.append(f"| {c['pass']} | {c['clip']} | failed: {c['error'][:300]} | False | | | | | | |")
             continue
         smi_util = "-" if c["smi_util_mean"] is None else f"{c['smi_util_mean']:.1f}"
         lines.append(
-            f"| {c['clip']} | {c['sori_vram_mb_peak']:.0f} / {c['smi_vram_mb_max']} | {c['vram_ok']} "
+            f"| {c['pass']} | {c['clip']} | {c['sori_vram_mb_peak']:.0f} / {c['smi_vram_mb_max']} | {c['vram_ok']} "
             f"| {c['sori_gpu_percent']:.1f} ({c['gpu_percent_source']}) / {smi_util} ({c['smi_util_readings']}) "
             f"| {c['util_ok'] if c['util_judged'] else 'not judged'} | {c['transcript_equal_to_cpu_build']} "
             f"| {c['transcript_equal_to_cpu_mode']} | {c['processing_time_sec']:.3f} ({c['rtf']}) "
