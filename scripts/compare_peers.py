@@ -497,6 +497,7 @@ def main():
         report["batch"] = batch_throughput(args, models, clips)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 

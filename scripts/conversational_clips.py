@@ -33,6 +33,10 @@ PROMPTS = "usr/share/asterisk/sounds/en_US_f_Allison"
 TEXTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 # Enough prompts for about three minutes of audio.
 PROMPT_SECONDS = 180
+# core-sounds-en.txt misspells a few words the prompts say right, and names in
+# parentheses a sound that is no word ("(simple tone sound plays)"); uncorrected,
+# they counted as errors against every peer.
+MISSPELLED = {"represenatives": "representatives", "Un-indentified": "Unidentified", "witheld": "withheld"}
 
 
 def pyannote_conversation(folder, downloads):
@@ -59,8 +63,16 @@ def asterisk_prompts(folder, downloads):
             continue
         wav = unpacked / PROMPTS / f"{name}.wav"
         if len(text) > 60 and wav.exists():
-            prompts.append((wav, text.strip()))
+            prompts.append((wav, spoken_words(text)))
     return prompts
+
+
+def spoken_words(text):
+    """A prompt's transcript as it is spoken: spelling mended, sounds left out."""
+    text = re.sub(r"\s*\([^)]*\)", "", text)
+    for wrong, right in MISSPELLED.items():
+        text = text.replace(wrong, right)
+    return text.strip()
 
 
 def telephone_prompts(folder, downloads):
