@@ -8,7 +8,7 @@ SORI := ./target/release/sori
 # observability tests scrape with; chromium runs the web UI tests, and fonts-nanum
 # lets their screenshots show Korean; postgresql's binaries start the private clusters
 # the PostgreSQL tests run against.
-BUILD_PACKAGES := cmake clang libclang-dev
+BUILD_PACKAGES := cmake clang libclang-dev patch
 TEST_PACKAGES := sox libsox-fmt-all espeak-ng prometheus chromium fonts-nanum postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -121,6 +121,7 @@ endef
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
+	scripts/whisper-rs-sys.sh
 
 test-deps:
 	$(call apt_install,$(TEST_PACKAGES))

@@ -238,8 +238,28 @@ fn the_image_holds_no_model_and_runs_as_non_root() {
         );
     }
     assert!(!dockerfile.contains("model fetch"), "the model is not baked in");
+    assert!(
+        dockerfile.contains("\nRUN scripts/whisper-rs-sys.sh\n"),
+        "cargo needs the patched whisper-rs-sys"
+    );
+    assert_whisper_patches_copied(&dockerfile);
     // Silero VAD is (the image has no pip).
     assert_silero_vad_and_non_root_user(&dockerfile);
+}
+
+/// What Cargo.toml's `[patch.crates-io]` needs before any cargo command: the
+/// script that unpacks whisper-rs-sys and the patches it applies.
+fn assert_whisper_patches_copied(dockerfile: &str) {
+    assert!(
+        dockerfile.lines().any(|l| l == "COPY patches ./patches"),
+        "the build copies patches/"
+    );
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l.starts_with("COPY ") && l.contains("scripts/whisper-rs-sys.sh")),
+        "the build copies scripts/whisper-rs-sys.sh"
+    );
 }
 
 /// What every image has: Silero VAD from the wheel and hash `sori model fetch
@@ -275,6 +295,11 @@ fn the_cuda_image_is_made_by_make_build_cuda_and_the_compose_override_asks_for_a
     let build_cuda = build_cuda.split("\n\n").next().unwrap();
     assert!(build_cuda.contains("GGML_NATIVE=OFF"), "a portable build: {build_cuda}");
     assert!(build_cuda.contains("--features cuda"));
+    assert!(
+        makefile.contains("\nbuild-cuda: deps"),
+        "deps unpacks the patched whisper-rs-sys"
+    );
+    assert_whisper_patches_copied(&dockerfile);
     for line in dockerfile
         .lines()
         .filter(|l| l.starts_with("COPY ") && !l.contains("--from="))
