@@ -20,9 +20,14 @@ if ! echo "$SHA256  $crate" | sha256sum -c --status 2>/dev/null; then
     echo "$SHA256  $crate" | sha256sum -c --quiet
 fi
 rm -rf "$DEST"
-tar -xzf "$crate" -C third_party
+# -m: the files are dated now, so that the build script (which reruns when
+# wrapper.h changes) builds whisper.cpp again with the new patches.
+tar -m -xzf "$crate" -C third_party
 for p in patches/whisper-rs-sys/*.patch; do
     patch --quiet -d "$DEST" -p1 < "$p"
 done
+# The build script copies whisper.cpp into its output folder only when no copy
+# is there yet: earlier builds' copies would keep the old sources.
+rm -rf target/*/build/whisper-rs-sys-*/out/whisper.cpp target/*/*/build/whisper-rs-sys-*/out/whisper.cpp
 echo "$PATCHED" > "$DEST/.sori-patches"
 echo "whisper-rs-sys $VERSION with $(ls patches/whisper-rs-sys | wc -l) patch(es) in $DEST"
