@@ -70,24 +70,18 @@ pub fn choose(gpu_device: Option<u32>) -> Result<(Backend, Option<u32>), String>
     let devices = Device::all();
     let gpus: Vec<&Device> = devices.iter().filter(|d| d.is_gpu()).collect();
     match gpu_device {
-        Some(n) => {
-            match gpus.get(n as usize) {
-                Some(gpu) => Ok((gpu.describe(true), Some(n))),
-                None if gpus.is_empty() => Err(format!(
-                "--gpu-device {n}: no GPU is seen ({}); a GPU needs a build with --features cuda (make build-cuda), \
-                 an NVIDIA driver and CUDA_VISIBLE_DEVICES not hiding it",
-                if cfg!(feature = "cuda") { "this build has CUDA" } else { "this build is for the CPU only" }
+        Some(n) => match gpus.get(n as usize) {
+            Some(gpu) => Ok((gpu.describe(true), Some(n))),
+            None if gpus.is_empty() => Err(no_gpu_seen(n)),
+            None => Err(format!(
+                "--gpu-device {n}: there are {} GPUs, numbered from 0 ({})",
+                gpus.len(),
+                gpus.iter()
+                    .map(|g| g.describe(false).device)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
-                None => Err(format!(
-                    "--gpu-device {n}: there are {} GPUs, numbered from 0 ({})",
-                    gpus.len(),
-                    gpus.iter()
-                        .map(|g| g.describe(false).device)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }
-        }
+        },
         None => match gpus.first() {
             Some(gpu) => Ok((gpu.describe(true), Some(0))),
             None => {
@@ -96,6 +90,19 @@ pub fn choose(gpu_device: Option<u32>) -> Result<(Backend, Option<u32>), String>
             }
         },
     }
+}
+
+/// Why `--gpu-device n` is refused when ggml sees no GPU at all, and what would make one seen.
+fn no_gpu_seen(n: u32) -> String {
+    let build = if cfg!(feature = "cuda") {
+        "this build has CUDA"
+    } else {
+        "this build is for the CPU only"
+    };
+    format!(
+        "--gpu-device {n}: no GPU is seen ({build}); a GPU needs a build with --features cuda (make build-cuda), \
+         an NVIDIA driver and CUDA_VISIBLE_DEVICES not hiding it"
+    )
 }
 
 impl Backend {
