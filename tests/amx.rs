@@ -147,6 +147,7 @@ fn amx_runs_every_whisper_q8_0_product_and_matches_ggmls_cpu_path() {
     let backend = unsafe { sys::ggml_backend_cpu_init() };
     assert!(!backend.is_null());
     unsafe { sys::ggml_backend_cpu_set_n_threads(backend, 2) };
+    let cpu = unsafe { sys::ggml_backend_cpu_buffer_type() };
     let mut shapes = Vec::new();
     for d in WIDTHS {
         // Attention projections, the MLP's two, and the vocabulary; with one
@@ -176,7 +177,6 @@ fn amx_runs_every_whisper_q8_0_product_and_matches_ggmls_cpu_path() {
             )
         };
         assert_eq!(written, weights.len());
-        let cpu = unsafe { sys::ggml_backend_cpu_buffer_type() };
         let (expected, _) = product(backend, device, cpu, &weights, &input, (k, n, m));
         let (got, on_amx) = product(backend, device, amx, &weights, &input, (k, n, m));
         assert!(on_amx, "ggml would not run {k}x{n} (x {m}) on AMX");
