@@ -8,7 +8,12 @@
 
 use std::ptr;
 
+use half::f16;
 use whisper_rs_sys as sys;
+
+/// Inputs come in a multiple of this many values, so that rows of 16 and rows
+/// of 15 both hold all of them.
+const ROWS_OF_16_AND_15: usize = 240;
 
 /// ggml's GELU of `values` computed in rows of `row` values; `values.len()`
 /// must be a multiple of `row`.
@@ -47,44 +52,28 @@ fn gelu(x: f64) -> f64 {
 /// Every finite f16 value, the f32 values halfway between neighbouring f16
 /// values (where rounding to f16 must break ties as the loop does), values
 /// just around the loop's limits of -10 and 10, and the infinities; padded
-/// with zeros to a multiple of 16 x 15.
+/// with zeros to a multiple of `ROWS_OF_16_AND_15`.
 fn inputs() -> Vec<f32> {
-    let mut values: Vec<f32> = (0..=u16::MAX).map(half_to_f32).filter(|v| v.is_finite()).collect();
+    let half = |bits: u16| f16::from_bits(bits).to_f32();
+    let mut values: Vec<f32> = (0..=u16::MAX).map(half).filter(|v| v.is_finite()).collect();
     let halves: Vec<f32> = (0..0x7bffu16)
         .flat_map(|bits| {
-            let mid = (half_to_f32(bits) + half_to_f32(bits + 1)) / 2.0;
+            let mid = (half(bits) + half(bits + 1)) / 2.0;
             [mid, -mid]
         })
         .collect();
     values.extend(halves);
-    for limit in [-10.0f32, 10.0] {
-        let mut v = limit;
+    // 64 f32 steps on either side of 10, with their negatives.
+    for step in [1, -1] {
+        let mut v = 10.0f32;
         for _ in 0..64 {
             values.extend([v, -v]);
-            v = f32::from_bits(v.to_bits() + 1);
-        }
-        let mut v = limit;
-        for _ in 0..64 {
-            values.push(v);
-            v = f32::from_bits(v.to_bits() - 1);
+            v = f32::from_bits(v.to_bits().wrapping_add_signed(step));
         }
     }
     values.extend([f32::INFINITY, f32::NEG_INFINITY]);
-    values.resize(values.len().div_ceil(240) * 240, 0.0);
+    values.resize(values.len().div_ceil(ROWS_OF_16_AND_15) * ROWS_OF_16_AND_15, 0.0);
     values
-}
-
-/// An IEEE half's value (exact in f32).
-fn half_to_f32(bits: u16) -> f32 {
-    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((bits >> 10) & 0x1f);
-    let fraction = f32::from(bits & 0x3ff);
-    sign * match exponent {
-        0 => fraction * 2f32.powi(-24),
-        31 if fraction == 0.0 => f32::INFINITY,
-        31 => f32::NAN,
-        _ => (1.0 + fraction / 1024.0) * 2f32.powi(exponent - 15),
-    }
 }
 
 #[test]
@@ -109,7 +98,7 @@ fn gelu_sixteen_at_a_time_gives_the_loops_bits_for_every_value() {
 #[test]
 fn gelu_matches_its_formula_within_f16_rounding() {
     let values: Vec<f32> = inputs().into_iter().filter(|v| v.is_finite()).collect();
-    let values = &values[..values.len() / 240 * 240];
+    let values = &values[..values.len() / 16 * 16];
     for (x, y) in values.iter().zip(ggml_gelu(values, 16)) {
         let (x, y) = (f64::from(*x), f64::from(y));
         let expected = gelu(x);
