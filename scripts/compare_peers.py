@@ -508,6 +508,7 @@ def conversational_tables(args, models, ct2, folder):
     """tiny.en and base on the conversational clips, against faster-whisper int8
     and its batched pipeline."""
     clips = conversational_clips(folder, models / ".downloads")
+    copies = shifted_copies(clips, args.wer_shifts, folder)
     tables = {}
     for name, language in (("tiny.en", "en"), ("base", "auto")):
         peers = [
@@ -518,9 +519,8 @@ def conversational_tables(args, models, ct2, folder):
             faster_whisper(args, ct2[name], "int8", language, f"faster-whisper {name} int8 batched", "batched"),
         ]
         baseline = f"faster-whisper {name} int8"
-        if args.wer_shifts:
-            tables[f"wer spread {name}"] = wer_spread(f"{name}, hard real speech", clips, peers, args.wer_shifts,
-                                                      folder, baseline)
+        if copies:
+            tables[f"wer spread {name}"] = wer_spread(f"{name}, hard real speech", clips, copies, peers, baseline)
         results = alternate(peers, clips, args.runs)
         language_note = "language given" if language == "en" else "language detected"
         tables[f"conversational {name}"] = speed_table(f"{name}, hard real speech, {language_note}", clips, peers,
@@ -534,10 +534,25 @@ def conversational_tables(args, models, ct2, folder):
 SHIFT_SEC = 0.137
 
 
-def wer_spread(title, clips, peers, shifts, folder, baseline):
+def shifted_copies(clips, shifts, folder):
+    """{clip name: [the clip, then `shifts - 1` copies of it after lead-ins of
+    silence SHIFT_SEC apart]} for each clip with a transcript."""
+    copies = {}
+    for name, path, reference, _, _ in clips:
+        if reference is None or shifts == 0:
+            continue
+        copies[name] = [path]
+        for k in range(1, shifts):
+            copy = folder / f"{Path(path).stem}-after-{k}.wav"
+            sox(path, copy, "pad", f"{k * SHIFT_SEC:.3f}", "0")
+            copies[name].append(copy)
+    return copies
+
+
+def wer_spread(title, clips, copies, peers, baseline):
     """Prints and returns each peer's WER on each clip with a transcript, as
-    the mean, lowest and highest over the clip itself and `shifts - 1` copies
-    of it after a lead-in of silence (SHIFT_SEC apart).
+    the mean, lowest and highest over the clip and its `copies`
+    (`shifted_copies`).
 
     One transcription of one clip decides a WER by a handful of words: where a
     cut, a window or a sampled fallback falls moves with the audio's first
@@ -545,18 +560,14 @@ def wer_spread(title, clips, peers, shifts, folder, baseline):
     call by up to 0.03 and plain whisper.cpp's by up to 0.1. A mean over
     shifted copies is what a comparison of peers can rest on."""
     rows = []
+    shifts = len(next(iter(copies.values())))
     print(f"\n### WER over {shifts} lead-ins of silence (0 to {(shifts - 1) * SHIFT_SEC:.2f} s), {title}\n")
     print(f"| clip | peer | mean WER | lowest | highest | mean vs {baseline} |")
     print("|---|---|---|---|---|---|")
-    for name, path, reference, language, _ in clips:
-        if reference is None:
+    for name, _, reference, language, _ in clips:
+        if name not in copies:
             continue
-        copies = [path]
-        for k in range(1, shifts):
-            copy = folder / f"{Path(path).stem}-after-{k}.wav"
-            sox(path, copy, "pad", f"{k * SHIFT_SEC:.3f}", "0")
-            copies.append(copy)
-        rates = {peer.label: [error_rate(reference, peer.run(copy)["text"], language) for copy in copies]
+        rates = {peer.label: [error_rate(reference, peer.run(copy)["text"], language) for copy in copies[name]]
                  for peer in peers}
         for peer in peers:
             mine = rates[peer.label]
