@@ -177,7 +177,8 @@ impl Params {
     /// and decodes once, without temperature fallback. Such a decode of audio
     /// shorter than its context can loop, writing the same words again to
     /// the end of the text context (220 tokens); it is ended at the first
-    /// repeated run of words instead, which fails its checks anyway.
+    /// repeated run of words instead (whisper.cpp keeps the text up to the last
+    /// timestamp before it).
     pub fn shortened_context(mut self, frames: usize) -> Self {
         self.raw.audio_ctx = frames as i32;
         self.raw.temperature_inc = 0.0;

@@ -1,6 +1,6 @@
 //! Where the pauses are: long audio is cut into pieces within given limits,
-//! each cut in the last pause in reach, so that a piece can be decoded on its
-//! own without a word split between two pieces; and where decoding should
+//! each cut in the longest pause in reach, so that a piece can be decoded on
+//! its own without a word split between two pieces; and where decoding should
 //! resume after a point the decoder stopped at.
 
 /// Samples in one loudness frame (10 ms at 16 kHz).
@@ -24,7 +24,7 @@ pub struct PieceLimits {
     pub min: usize,
 }
 
-/// Cuts audio into pieces as it arrives: each cut in the last pause between
+/// Cuts audio into pieces as it arrives: each cut in the longest pause between
 /// `limits.min` and `limits.max` after the previous one, so a cut depends only
 /// on the next `limits.max` samples and at most that much is held.
 pub struct PieceCutter {
@@ -75,11 +75,11 @@ impl PieceCutter {
         let end = if self.buffer.len() <= self.limits.max {
             self.buffer.len()
         } else {
-            // Audio that runs on past one piece: cut in the last pause in reach.
+            // Audio that runs on past one piece: cut in the longest pause in reach.
             let first = self.limits.min / FRAME;
             let last = self.limits.max / FRAME - PAUSE_FRAMES;
             let energy = frame_energy(&self.buffer[first * FRAME..(last + PAUSE_FRAMES) * FRAME]);
-            (last_pause(&energy) + first) * FRAME
+            (longest_pause(&energy) + first) * FRAME
         };
         let rest = self.buffer.split_off(end);
         let piece = std::mem::replace(&mut self.buffer, rest);
@@ -157,16 +157,24 @@ fn frame_energy(samples: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// The frame in the middle of the last pause: the latest stretch of
-/// `PAUSE_FRAMES` frames at most twice as loud as the quietest one (a pause
-/// is tens of decibels below speech, so this stays in pauses while making the
-/// pieces as long as it can: every piece costs an encoding and a prompt).
-fn last_pause(energy: &[f32]) -> usize {
+/// The frame in the middle of the longest pause: the longest run of
+/// stretches of `PAUSE_FRAMES` frames, each at most twice as loud as the
+/// quietest one (a pause is tens of decibels below speech), the latest of
+/// runs as long. In conversation the longest pause in reach is where one
+/// speaker hands over to the other or a sentence ends, so a piece starts with
+/// its speaker's sentence; the last pause in reach, often a breath inside a
+/// sentence, measured less accurate with `base` on a call (BENCHMARKS.md).
+fn longest_pause(energy: &[f32]) -> usize {
     let sums = stretch_energy(energy);
     let quiet_enough = 2.0 * sums.iter().copied().fold(f32::INFINITY, f32::min);
-    let end = sums.iter().rposition(|&s| s <= quiet_enough).unwrap_or(0);
-    let stretch = sums[..=end].iter().rev().take_while(|&&s| s <= quiet_enough).count();
-    end + 1 - stretch.div_ceil(2) + PAUSE_FRAMES / 2
+    let (mut end, mut longest, mut run) = (0, 0usize, 0);
+    for (i, &sum) in sums.iter().enumerate() {
+        run = if sum <= quiet_enough { run + 1 } else { 0 };
+        if run > 0 && run >= longest {
+            (end, longest) = (i, run);
+        }
+    }
+    end + 1 - longest.div_ceil(2) + PAUSE_FRAMES / 2
 }
 
 #[cfg(test)]
@@ -229,15 +237,24 @@ mod tests {
     }
 
     #[test]
-    fn cuts_fall_in_the_middle_of_the_last_pause_in_reach() {
-        // Pauses at 10 s (too early to cut), 22 s (in reach, but 25 s is later),
-        // 25 s, 47 s and 70 s.
-        let gaps = [(10.0, 0.5), (22.0, 0.3), (25.0, 0.4), (47.0, 0.6), (70.0, 0.4)];
+    fn cuts_fall_in_the_middle_of_the_longest_pause_in_reach() {
+        // Pauses at 10 s (too early to cut), 22 s (in reach, but 25 s is as
+        // long and later), 25 s, 47 s (in reach and longer than 52 s), 52 s
+        // and 70 s.
+        let gaps = [
+            (10.0, 0.5),
+            (22.0, 0.4),
+            (25.0, 0.4),
+            (47.0, 0.6),
+            (52.0, 0.3),
+            (70.0, 0.4),
+        ];
+        let cut_in = [gaps[2], gaps[3], gaps[5]];
         let samples = tone_with_gaps(80.0, &gaps);
         let pieces = split_at_pauses(&samples, LIMITS);
         let cuts: Vec<f64> = pieces[1..].iter().map(|p| p.start as f64 / SECOND as f64).collect();
         assert_eq!(cuts.len(), 3, "{cuts:?}");
-        for (cut, (gap, len)) in cuts.iter().zip(&gaps[2..]) {
+        for (cut, (gap, len)) in cuts.iter().zip(&cut_in) {
             assert!(
                 (cut - (gap + len / 2.0)).abs() < 0.1,
                 "cut at {cut} s, pause at {gap}+{len}"

@@ -134,7 +134,8 @@ struct Decoded {
     token_entropy: f64,
     token_count: usize,
     /// The decode was stopped at a repeat as it was written (shortened
-    /// contexts); what whisper kept of it is judged by the same checks.
+    /// contexts); what whisper kept of it is judged by the same checks, and
+    /// kept only where no sound follows it (`transcribe_window`).
     stopped_on_repeat: bool,
 }
 
@@ -198,13 +199,7 @@ impl WhisperTranscriber {
         wanted: Wanted,
     ) -> Result<Transcript, EngineError> {
         let heard = self.transcribe_window(state, samples, language, threads, wanted)?;
-        // Nothing heard: whisper found no speech, and skips the window too.
-        let Some(heard_until) = heard.segments.last().map(|s| (s.end * SAMPLES_PER_SEC) as usize) else {
-            return Ok(heard);
-        };
-        let Some(resume) = resume_point(samples, heard_until)
-            .filter(|&resume| resume > 0 && samples.len().saturating_sub(resume) >= MIN_UNHEARD)
-        else {
+        let Some(resume) = unheard_rest(samples, &heard) else {
             return Ok(heard);
         };
         tracing::debug!(
@@ -249,12 +244,19 @@ impl WhisperTranscriber {
                 for &temperature in temperatures {
                     let tried = Wanted { temperature, ..wanted };
                     let short = self.decode(state, &window, language, threads, tried, Some(ctx))?;
-                    if short.passes_quality_checks() {
+                    // Stopped at a repeat with sound after what whisper kept:
+                    // its last segment may span a sentence said twice (the
+                    // second saying dropped with the repeat), so the rest
+                    // cannot be decoded from where that segment ends.
+                    let may_have_lost_speech =
+                        short.stopped_on_repeat && unheard_rest(samples, &short.transcript).is_some();
+                    if short.passes_quality_checks() && !may_have_lost_speech {
                         return Ok(short.transcript);
                     }
                     tracing::debug!(
                         ctx,
                         temperature,
+                        may_have_lost_speech,
                         logprob = short.mean_logprob,
                         tokens = short.token_count,
                         entropy = short.token_entropy,
@@ -475,6 +477,16 @@ impl WhisperTranscriber {
             transcript: Transcript::from_segments(segments, language.to_string()),
         }
     }
+}
+
+/// Where the rest of `samples` after what `transcript` heard is to be decoded
+/// from: the pause after its last segment, when sound follows for at least
+/// `MIN_UNHEARD`. `None` when nothing follows, or when nothing was heard
+/// (whisper found no speech, and skips the window too).
+fn unheard_rest(samples: &[f32], transcript: &Transcript) -> Option<usize> {
+    let heard_until = (transcript.segments.last()?.end * SAMPLES_PER_SEC) as usize;
+    resume_point(samples, heard_until)
+        .filter(|&resume| resume > 0 && samples.len().saturating_sub(resume) >= MIN_UNHEARD)
 }
 
 /// One transcript from the pieces' transcripts, each with the sample at
