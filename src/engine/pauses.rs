@@ -144,6 +144,21 @@ pub fn pauses(samples: &[f32]) -> Vec<(f64, f64)> {
     found
 }
 
+/// How far (0.5 s) inside a stretch a pause must lie for `longest_pause_within`,
+/// so that neither side of a cut there is a sliver.
+const WITHIN_MARGIN_SEC: f64 = 0.5;
+
+/// The sample in the middle of the longest pause (`pauses`) whose middle lies
+/// between `start` and `end` seconds, at least half a second inside them.
+pub fn longest_pause_within(samples: &[f32], start: f64, end: f64) -> Option<usize> {
+    pauses(samples)
+        .into_iter()
+        .map(|(from, to)| (to - from, (from + to) / 2.0))
+        .filter(|&(_, middle)| middle > start + WITHIN_MARGIN_SEC && middle < end - WITHIN_MARGIN_SEC)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, middle)| (middle * 16_000.0) as usize)
+}
+
 /// The energy of each run of `PAUSE_FRAMES` frames, by its first frame.
 fn stretch_energy(frame_energy: &[f32]) -> Vec<f32> {
     frame_energy.windows(PAUSE_FRAMES).map(|w| w.iter().sum()).collect()
@@ -227,6 +242,22 @@ mod tests {
         assert!(
             (found[1].0 - 5.0).abs() < 0.011 && (found[1].1 - 6.0).abs() < 0.011,
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_longest_pause_within_a_stretch_is_found_away_from_its_ends() {
+        let samples = tone_with_gaps(6.0, &[(1.0, 0.3), (2.0, 0.5), (4.0, 0.2)]);
+        let middle = |found: Option<usize>| found.map(|at| at as f64 / SECOND as f64);
+        let near = |found: Option<f64>, want: f64| found.is_some_and(|at| (at - want).abs() < 0.011);
+        let found = middle(longest_pause_within(&samples, 0.0, 6.0));
+        assert!(near(found, 2.25), "the longest of three: {found:?}");
+        let found = middle(longest_pause_within(&samples, 2.6, 6.0));
+        assert!(near(found, 4.1), "the only one inside: {found:?}");
+        assert_eq!(
+            longest_pause_within(&samples, 0.0, 1.5),
+            None,
+            "1.15 s is within half a second of the end"
         );
     }
 

@@ -25,7 +25,7 @@ use std::thread;
 use super::backend::{self, Backend};
 use super::ffi::{Context, Decode, Params, State};
 use super::mel::MelSpectrogramMaker;
-use super::pauses::{pauses, resume_point, PieceCutter, PieceLimits};
+use super::pauses::{longest_pause_within, pauses, resume_point, PieceCutter, PieceLimits};
 use super::repeats::{has_tandem_repeat, MIN_REPEATED_WORDS};
 use super::words::{fit_words, snap_to_sound, strip_non_speech, words_of_tokens};
 use super::{
@@ -135,7 +135,8 @@ struct Decoded {
     token_count: usize,
     /// The decode was stopped at a repeat as it was written (shortened
     /// contexts); what whisper kept of it is judged by the same checks, and
-    /// kept only where no sound follows it (`transcribe_window`).
+    /// kept only where no sound follows it; where sound follows, the window
+    /// is decoded again in two (`transcribe_window`).
     stopped_on_repeat: bool,
 }
 
@@ -211,6 +212,22 @@ impl WhisperTranscriber {
         Ok(join_pieces(vec![(0, heard), (resume, rest)], language))
     }
 
+    /// Transcribes `samples` as two pieces cut at sample `cut`, joined.
+    fn transcribe_in_two(
+        &self,
+        state: &mut State,
+        samples: &[f32],
+        cut: usize,
+        language: &str,
+        threads: usize,
+        wanted: Wanted,
+    ) -> Result<Transcript, EngineError> {
+        let first = self.transcribe_piece(state, &samples[..cut], language, threads, wanted)?;
+        let language = first.language.clone();
+        let second = self.transcribe_piece(state, &samples[cut..], &language, threads, wanted)?;
+        Ok(join_pieces(vec![(0, first), (cut, second)], language))
+    }
+
     /// One whisper.cpp decode of audio no longer than one window.
     fn transcribe_window(
         &self,
@@ -247,11 +264,21 @@ impl WhisperTranscriber {
                     // Stopped at a repeat with sound after what whisper kept:
                     // its last segment may span a sentence said twice (the
                     // second saying dropped with the repeat), so the rest
-                    // cannot be decoded from where that segment ends.
+                    // cannot be decoded from where that segment ends. Cut in
+                    // the longest pause inside that segment, the two parts
+                    // are decoded on their own (half the cost of the full
+                    // context, the same words: BENCHMARKS.md); without such
+                    // a pause, the full context decides.
                     let may_have_lost_speech =
                         short.stopped_on_repeat && unheard_rest(samples, &short.transcript).is_some();
-                    if short.passes_quality_checks() && !may_have_lost_speech {
-                        return Ok(short.transcript);
+                    if short.passes_quality_checks() {
+                        if !may_have_lost_speech {
+                            return Ok(short.transcript);
+                        }
+                        let last = short.transcript.segments.last();
+                        if let Some(cut) = last.and_then(|s| longest_pause_within(samples, s.start, s.end)) {
+                            return self.transcribe_in_two(state, samples, cut, language, threads, wanted);
+                        }
                     }
                     tracing::debug!(
                         ctx,
